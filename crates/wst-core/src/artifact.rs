@@ -1,0 +1,228 @@
+//! Artifact naming (`wst-backup-YYYYMMDD-HHMMSS`, UTC) and the plaintext sidecar.
+
+use std::fmt;
+
+use jiff::Timestamp;
+use jiff::civil::DateTime;
+use jiff::tz::TimeZone;
+use serde::{Deserialize, Serialize};
+
+use crate::cipher::KeyFingerprint;
+use crate::error::{Error, Result};
+
+/// The default artifact name prefix (doctrine 026 "Backup Artifact: wst-backup-YYYYMMDD-HHMMSS").
+pub const DEFAULT_PREFIX: &str = "wst-backup";
+
+/// The extension of the encrypted artifact object: tar, then zstd, then the wst AEAD format.
+pub const ARTIFACT_EXTENSION: &str = ".tar.zst.wst";
+
+/// The extension of the plaintext sidecar object.
+pub const SIDECAR_EXTENSION: &str = ".sidecar.json";
+
+/// The name of one artifact: a prefix and a UTC time to the second, written
+/// `{prefix}-YYYYMMDD-HHMMSS`. The name alone orders artifacts and gives retention its times.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ArtifactName {
+    time: Timestamp,
+    prefix: String,
+}
+
+impl ArtifactName {
+    /// Names an artifact taken at `time` (truncated to whole seconds, UTC).
+    ///
+    /// # Errors
+    /// [`Error::InvalidName`] when `prefix` is empty, longer than 64 bytes, or has characters other
+    /// than ASCII letters, digits, `-` and `_`.
+    pub fn new(prefix: &str, time: Timestamp) -> Result<Self> {
+        validate_prefix(prefix)?;
+        let time = Timestamp::from_second(time.as_second()).map_err(|e| Error::InvalidName {
+            name: prefix.to_owned(),
+            reason: e.to_string(),
+        })?;
+        Ok(Self {
+            time,
+            prefix: prefix.to_owned(),
+        })
+    }
+
+    /// Parses `{prefix}-YYYYMMDD-HHMMSS`, optionally followed by [`ARTIFACT_EXTENSION`] or
+    /// [`SIDECAR_EXTENSION`].
+    ///
+    /// # Errors
+    /// [`Error::InvalidName`] when the text is not such a name.
+    pub fn parse(text: &str) -> Result<Self> {
+        let stem = text
+            .strip_suffix(ARTIFACT_EXTENSION)
+            .or_else(|| text.strip_suffix(SIDECAR_EXTENSION))
+            .unwrap_or(text);
+        let invalid = |reason: &str| Error::InvalidName {
+            name: text.to_owned(),
+            reason: reason.to_owned(),
+        };
+        if stem.len() < 17 || !stem.is_char_boundary(stem.len() - 16) {
+            return Err(invalid("expected `PREFIX-YYYYMMDD-HHMMSS`"));
+        }
+        let (head, stamp) = stem.split_at(stem.len() - 16);
+        let prefix = head
+            .strip_suffix('-')
+            .ok_or_else(|| invalid("expected `-` before the date"))?;
+        let b = stamp.as_bytes();
+        if b[8] != b'-' || !b.iter().enumerate().all(|(i, c)| i == 8 || c.is_ascii_digit()) {
+            return Err(invalid("expected the date as `YYYYMMDD-HHMMSS`"));
+        }
+        let dt = DateTime::strptime("%Y%m%d-%H%M%S", stamp)
+            .map_err(|_| invalid("the date `YYYYMMDD-HHMMSS` is not a valid UTC time"))?;
+        let time = dt
+            .to_zoned(TimeZone::UTC)
+            .map_err(|_| invalid("the date is out of range"))?
+            .timestamp();
+        Self::new(prefix, time).map_err(|_| invalid("invalid prefix"))
+    }
+
+    /// The UTC time to the second.
+    pub fn time(&self) -> Timestamp {
+        self.time
+    }
+
+    /// The prefix, e.g. `wst-backup`.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The artifact object's name: `{name}.tar.zst.wst`.
+    pub fn artifact_object(&self) -> String {
+        format!("{self}{ARTIFACT_EXTENSION}")
+    }
+
+    /// The sidecar object's name: `{name}.sidecar.json`.
+    pub fn sidecar_object(&self) -> String {
+        format!("{self}{SIDECAR_EXTENSION}")
+    }
+}
+
+impl fmt::Display for ArtifactName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let stamp = self.time.to_zoned(TimeZone::UTC).strftime("%Y%m%d-%H%M%S");
+        write!(f, "{}-{stamp}", self.prefix)
+    }
+}
+
+impl fmt::Debug for ArtifactName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ArtifactName({self})")
+    }
+}
+
+impl Serialize for ArtifactName {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for ArtifactName {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Self::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+fn validate_prefix(prefix: &str) -> Result<()> {
+    if prefix.is_empty()
+        || prefix.len() > 64
+        || !prefix
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err(Error::InvalidName {
+            name: prefix.to_owned(),
+            reason: "a prefix is 1 to 64 ASCII letters, digits, `-` or `_`".to_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// The sidecar format identifier.
+pub const SIDECAR_FORMAT: &str = "wst-sidecar/1";
+
+/// Non-sensitive facts stored in plaintext beside each artifact, so that integrity and the 3-2-1
+/// copies can be checked without the key. Written after the artifact completed; an artifact
+/// without a sidecar is incomplete (a crashed run) and never counts for retention.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sidecar {
+    /// Always [`SIDECAR_FORMAT`].
+    pub format: String,
+    /// The artifact name.
+    pub name: ArtifactName,
+    /// The artifact object name (`{name}.tar.zst.wst`).
+    pub object: String,
+    /// When the run started (UTC).
+    pub created: Timestamp,
+    /// When the artifact was completely written (UTC).
+    pub completed: Timestamp,
+    /// The cipher suite, e.g. `wst-aead-v1/aes-256-gcm-stream`.
+    pub cipher_suite: String,
+    /// Fingerprints of the keys the artifact is sealed for, in slot order.
+    pub key_fingerprints: Vec<KeyFingerprint>,
+    /// Ciphertext size in bytes.
+    pub ciphertext_size: u64,
+    /// SHA-256 of the ciphertext, lowercase hex.
+    pub ciphertext_sha256: String,
+    /// The wst version that wrote it.
+    pub tool_version: String,
+    /// The verification outcome, when the artifact was verified before the sidecar was written.
+    #[serde(default)]
+    pub verification: Option<SidecarVerification>,
+}
+
+/// The verification summary recorded in a sidecar.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SidecarVerification {
+    /// When the verification finished (UTC).
+    pub at: Timestamp,
+    /// Whether every check passed.
+    pub passed: bool,
+    /// Number of checks that passed.
+    pub checks_passed: u32,
+    /// Number of checks that failed.
+    pub checks_failed: u32,
+}
+
+impl Sidecar {
+    /// Whether the artifact was verified and every check passed (doctrine R5); only such
+    /// artifacts count for retention and justify deleting older ones.
+    pub fn is_verified(&self) -> bool {
+        self.verification.as_ref().is_some_and(|v| v.passed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn name_round_trips_and_orders() {
+        let t: Timestamp = "2026-11-21T05:38:04.9Z".parse().unwrap();
+        let n = ArtifactName::new(DEFAULT_PREFIX, t).unwrap();
+        assert_eq!(n.to_string(), "wst-backup-20261121-053804");
+        assert_eq!(n.artifact_object(), "wst-backup-20261121-053804.tar.zst.wst");
+        assert_eq!(ArtifactName::parse(&n.artifact_object()).unwrap(), n);
+        assert_eq!(ArtifactName::parse(&n.sidecar_object()).unwrap(), n);
+        let later = ArtifactName::new(DEFAULT_PREFIX, t.checked_add(jiff::SignedDuration::from_secs(1)).unwrap()).unwrap();
+        assert!(later > n);
+    }
+
+    #[test]
+    fn rejects_malformed_names() {
+        for bad in [
+            "",
+            "wst-backup-2026112-053804",
+            "wst-backup-20261321-053804",
+            "wst-backup20261121-053804",
+            "-20261121-053804",
+            "wst/backup-20261121-053804",
+            "wst-backup-20261121_053804",
+        ] {
+            assert!(matches!(ArtifactName::parse(bad), Err(Error::InvalidName { .. })), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,159 @@
+//! The error type of wst-core.
+
+use std::path::PathBuf;
+
+/// A boxed error from an implementation crate (wst-crypto, wst-pg, wst-objstore), carried across
+/// a trait boundary. Downcast it to the implementation's own error for the specific kind.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Everything that can go wrong in wst-core and at its trait boundaries.
+///
+/// Messages name the thing to check (a path, a sink, an artifact) and never contain secret
+/// material: implementations must redact before converting into this type (design invariant 7).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A configured source path does not exist (doctrine 026 F2 "missing source paths").
+    #[error("source path `{path}` does not exist (doctrine F2): check the configured source path")]
+    SourceMissing {
+        /// The configured path.
+        path: PathBuf,
+    },
+    /// A file or directory of a source could not be read; the run fails rather than skipping it.
+    #[error("cannot read `{path}`: {source}; the run fails rather than skip it (fix permissions or exclude the path)")]
+    SourceRead {
+        /// The path that could not be read.
+        path: PathBuf,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+    /// A source implementation (e.g. PostgreSQL) failed; `source` is that crate's error.
+    #[error("source `{name}` failed: {source}")]
+    Source {
+        /// The source's name as in the run report.
+        name: String,
+        /// The implementation's error.
+        source: BoxError,
+    },
+    /// The cipher failed: wrong key, tampering, truncation, unsupported format. `source` is the
+    /// cipher crate's error (for wst-crypto: `wst_crypto::Error`).
+    #[error("cipher: {source}")]
+    Cipher {
+        /// The cipher implementation's error.
+        source: BoxError,
+    },
+    /// A sink operation failed.
+    #[error("sink `{sink}`: {operation} `{name}` failed: {source}")]
+    Sink {
+        /// The sink's configured name.
+        sink: String,
+        /// The operation: `put`, `get`, `head`, `list`, `delete`.
+        operation: &'static str,
+        /// The object name involved (empty for `list`).
+        name: String,
+        /// Whether retrying the same operation later may succeed (network, throttling).
+        retryable: bool,
+        /// The implementation's error.
+        source: BoxError,
+    },
+    /// The named object does not exist on the sink.
+    #[error("`{name}` not found on sink `{sink}`")]
+    NotFound {
+        /// The sink's configured name.
+        sink: String,
+        /// The object name.
+        name: String,
+    },
+    /// A name is not a valid artifact or object name.
+    #[error("invalid name `{name}`: {reason}")]
+    InvalidName {
+        /// The rejected name.
+        name: String,
+        /// Why it was rejected.
+        reason: String,
+    },
+    /// The archive (tar, zstd or manifest) inside an authenticated artifact is malformed.
+    #[error("artifact `{artifact}` is malformed: {detail}")]
+    Malformed {
+        /// The artifact name.
+        artifact: String,
+        /// What is wrong, with the entry path where known.
+        detail: String,
+    },
+    /// A restore refused an archive entry that could write outside the target or is not a
+    /// permitted kind (design invariant 5).
+    #[error("refused archive entry `{path}`: {reason}; nothing was written outside the target")]
+    UnsafeEntry {
+        /// The entry path as stored in the archive.
+        path: String,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// A restore target was refused (not empty, a production path without break-glass, not a
+    /// directory).
+    #[error("restore target `{path}` refused: {reason}")]
+    RestoreTarget {
+        /// The requested target.
+        path: PathBuf,
+        /// Why it was refused and what to do.
+        reason: String,
+    },
+    /// A limit protecting memory or disk was exceeded (entry count, entry size, manifest size).
+    #[error("limit exceeded: {what} ({value} > {limit})")]
+    LimitExceeded {
+        /// What was counted.
+        what: &'static str,
+        /// The value found.
+        value: u64,
+        /// The configured limit.
+        limit: u64,
+    },
+    /// Every sink of a run failed, so no copy of the artifact exists.
+    #[error("no sink holds artifact `{artifact}`: every sink failed ({details})")]
+    AllSinksFailed {
+        /// The artifact name.
+        artifact: String,
+        /// One `sink: error` per sink.
+        details: String,
+    },
+    /// Invalid configuration passed to a builder or run.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// Retention planning or pruning refused to proceed.
+    #[error("retention: {0}")]
+    Retention(String),
+    /// A local I/O operation failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What was being done, with the path.
+        context: String,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    /// Wraps an I/O error with a context sentence such as "writing `/srv/wst/x.tmp`".
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        Self::Io {
+            context: context.into(),
+            source,
+        }
+    }
+
+    /// Wraps a cipher implementation's error.
+    pub fn cipher(source: impl Into<BoxError>) -> Self {
+        Self::Cipher {
+            source: source.into(),
+        }
+    }
+
+    /// Whether retrying the operation later may succeed (transient network or storage faults).
+    /// A backup daemon retries these and alerts on the others.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Sink { retryable: true, .. })
+    }
+}
+
+/// `Result` with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,33 @@
+//! wst-core: the traits and the artifact pipeline of wst.
+//!
+//! A backup run reads [`Source`]s once, writes a tar stream, compresses it with zstd, seals it
+//! with a [`Cipher`] and writes the ciphertext to every [`Sink`] concurrently. The tar ends with a
+//! [`Manifest`] (every entry's size and SHA-256); beside the artifact each sink stores a plaintext
+//! [`Sidecar`] with non-sensitive facts.
+#![deny(rustdoc::broken_intra_doc_links)]
+
+mod artifact;
+mod cipher;
+mod error;
+mod manifest;
+mod retention;
+mod sink;
+mod source;
+mod verify;
+
+pub use artifact::{
+    ARTIFACT_EXTENSION, ArtifactName, DEFAULT_PREFIX, SIDECAR_EXTENSION, SIDECAR_FORMAT, Sidecar,
+    SidecarVerification,
+};
+pub use cipher::{Cipher, KeyFingerprint, OpenReader, Opener, SealWriter, Sealer, cipher_error};
+pub use error::{BoxError, Error, Result};
+pub use manifest::{MANIFEST_FORMAT, MANIFEST_MAX_BYTES, MANIFEST_PATH, Manifest, ManifestEntry};
+pub use retention::{BackupRecord, Decision, Reason, RetentionPlan, RetentionPolicy};
+pub use sink::{
+    ByteStream, Medium, ObjectMeta, Sink, SinkExt, SinkInfo, SinkUpload, for_each_chunk,
+    validate_object_name,
+};
+pub use source::{
+    EntryKind, EntryMeta, EntryOutcome, EntryWriter, PreparedSource, Source, SourceDescription,
+};
+pub use verify::{Check, EntryCheck, VerificationReport, Verifier};

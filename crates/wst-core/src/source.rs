@@ -1,0 +1,117 @@
+//! The `Source` trait: something that contributes entries to a snapshot.
+
+use std::fmt;
+use std::io::Read;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+
+/// The kind of an archive entry. Only these kinds are ever written or restored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum EntryKind {
+    /// A regular file; its content follows.
+    File,
+    /// A directory.
+    Dir,
+    /// A symbolic link, stored as a link (never followed). `target` is the link text as is.
+    Symlink {
+        /// The link text.
+        target: String,
+    },
+    /// A hard link to an earlier entry of the same archive; `target` is that entry's path.
+    Hardlink {
+        /// Archive path of the earlier entry.
+        target: String,
+    },
+}
+
+/// Metadata of one entry as a source hands it to the archive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntryMeta {
+    /// Archive path: relative, `/`-separated, UTF-8, no `.`/`..` components, e.g.
+    /// `wst-api/config/app.json`. Directories carry no trailing slash.
+    pub path: String,
+    /// The entry kind.
+    pub kind: EntryKind,
+    /// Content length in bytes (0 for everything but files).
+    pub size: u64,
+    /// Unix permission bits (`0o7777` mask; setuid/setgid are refused at restore).
+    pub mode: u32,
+    /// Modification time, seconds since the Unix epoch (UTC).
+    pub mtime: i64,
+}
+
+/// What the archive recorded for one entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntryOutcome {
+    /// SHA-256 of the stored content (empty content for non-files).
+    pub sha256: [u8; 32],
+    /// True when the content read did not have the declared size (the file changed while it
+    /// was read). The stored size is always the declared size: a short read is zero-padded, a
+    /// long one truncated, and the entry is flagged in the manifest and run report.
+    pub changed: bool,
+}
+
+/// Receives a source's entries and writes them into the archive (blocking).
+pub trait EntryWriter {
+    /// Adds one entry. For files, exactly `meta.size` bytes are read from `content`.
+    ///
+    /// # Errors
+    /// [`Error::Io`](crate::Error::Io) when the archive cannot be written (e.g. every sink
+    /// failed), [`Error::SourceRead`](crate::Error::SourceRead) when `content` fails.
+    fn add(&mut self, meta: &EntryMeta, content: &mut dyn Read) -> Result<EntryOutcome>;
+
+    /// Records a warning in the run report (e.g. "file changed while read").
+    fn warn(&mut self, message: String);
+}
+
+/// A source's description for the manifest: what it is and, for databases, the facts a restore
+/// drill proves against (server version, row counts, schema fingerprint).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SourceDescription {
+    /// Source kind: `"files"`, `"postgresql"`, `"object_store"`.
+    pub kind: String,
+    /// The source's name in reports, e.g. `"wst-api"`.
+    pub name: String,
+    /// The archive root or entry the source writes under, e.g. `wst-api/` or
+    /// `wst_dev_database.backup`.
+    pub root: String,
+    /// Kind-specific facts. Never contains credentials.
+    #[serde(default)]
+    pub details: serde_json::Value,
+}
+
+/// Contributes entries to a snapshot.
+///
+/// A run first awaits [`Source::prepare`] for every source (concurrently), which does the
+/// asynchronous work (connecting, exporting a snapshot, spooling a dump), then calls
+/// [`PreparedSource::write_entries`] on a blocking thread in configured order.
+#[async_trait]
+pub trait Source: Send + Sync + fmt::Debug {
+    /// The source's name in reports.
+    fn name(&self) -> String;
+
+    /// Prepares a point-in-time view of the source.
+    ///
+    /// # Errors
+    /// [`Error::SourceMissing`](crate::Error::SourceMissing) for a missing root (doctrine F2);
+    /// [`Error::Source`](crate::Error::Source) for an implementation's failure (e.g. database
+    /// authentication, doctrine F1).
+    async fn prepare(&self) -> Result<Box<dyn PreparedSource>>;
+}
+
+/// A source ready to write its entries.
+pub trait PreparedSource: Send {
+    /// The manifest description. Called after [`PreparedSource::write_entries`] so it may
+    /// include what was written.
+    fn description(&self) -> SourceDescription;
+
+    /// Writes every entry (blocking; runs on a blocking thread).
+    ///
+    /// # Errors
+    /// The first error; the run then fails and no artifact is published.
+    fn write_entries(&mut self, out: &mut dyn EntryWriter) -> Result<()>;
+}

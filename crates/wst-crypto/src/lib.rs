@@ -1,0 +1,1 @@
+//! wst-crypto: part of wst (under construction).

@@ -1,0 +1,1 @@
+//! wst-objstore: part of wst (under construction).

@@ -1,0 +1,1 @@
+//! wst-pg: part of wst (under construction).

@@ -1,0 +1,1 @@
+//! wst-retention: part of wst (under construction).
