@@ -10,6 +10,7 @@ mod artifact;
 mod cipher;
 mod error;
 mod manifest;
+mod memory;
 mod retention;
 mod sink;
 mod source;
@@ -22,6 +23,7 @@ pub use artifact::{
 pub use cipher::{Cipher, KeyFingerprint, OpenReader, Opener, SealWriter, Sealer, cipher_error};
 pub use error::{BoxError, Error, Result};
 pub use manifest::{MANIFEST_FORMAT, MANIFEST_MAX_BYTES, MANIFEST_PATH, Manifest, ManifestEntry};
+pub use memory::MemorySink;
 pub use retention::{BackupRecord, Decision, Reason, RetentionPlan, RetentionPolicy};
 pub use sink::{
     ByteStream, Medium, ObjectMeta, Sink, SinkExt, SinkInfo, SinkUpload, for_each_chunk,
