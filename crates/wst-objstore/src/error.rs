@@ -1,0 +1,102 @@
+//! The error type of wst-objstore.
+//!
+//! At the [`wst_core::Sink`] boundary every error is converted into
+//! [`wst_core::Error::Sink`] (or [`wst_core::Error::NotFound`] /
+//! [`wst_core::Error::InvalidName`]); the boxed `source` of a `Sink` error is this [`Error`], so a
+//! caller can downcast it for the specific kind.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong in a wst-objstore sink.
+///
+/// Messages name the path, URL or option to check and never contain a credential (design
+/// invariant 7): URLs are shown without user info or query string, and option values are never
+/// echoed for keys that may hold secrets.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A local file-system operation failed.
+    #[error("{operation} `{path}`: {source}")]
+    Io {
+        /// What was being done, e.g. `writing temporary file`.
+        operation: &'static str,
+        /// The file or directory involved.
+        path: PathBuf,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+    /// The configured root directory of a local-disk sink does not exist or is not a directory.
+    #[error(
+        "sink root `{path}` is not a directory: {reason} (mount the disk, or create the directory, \
+         or enable `create_dir` on the builder)"
+    )]
+    Root {
+        /// The configured root.
+        path: PathBuf,
+        /// What was found instead.
+        reason: String,
+    },
+    /// An upload was used after an earlier write failed or was cancelled.
+    #[error(
+        "upload of `{name}` is unusable after an earlier failed or cancelled write; abort it and \
+         start a new upload"
+    )]
+    UploadPoisoned {
+        /// The object name of the upload.
+        name: String,
+    },
+    /// A background blocking task panicked or was cancelled by the runtime's shutdown.
+    #[error("background I/O task for `{path}` did not finish: {detail}")]
+    Task {
+        /// The path the task was working on.
+        path: PathBuf,
+        /// The runtime's explanation.
+        detail: String,
+    },
+}
+
+impl Error {
+    /// Whether retrying the same operation later may succeed.
+    ///
+    /// Local I/O errors are retryable only for the transient kinds (`Interrupted`, `TimedOut`,
+    /// `WouldBlock`); a full disk or a permission error needs an operator.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Io { source, .. } => matches!(
+                source.kind(),
+                std::io::ErrorKind::Interrupted
+                    | std::io::ErrorKind::TimedOut
+                    | std::io::ErrorKind::WouldBlock
+            ),
+            Self::Root { .. } | Self::UploadPoisoned { .. } | Self::Task { .. } => false,
+        }
+    }
+
+    pub(crate) fn io(
+        operation: &'static str,
+        path: impl Into<PathBuf>,
+        source: std::io::Error,
+    ) -> Self {
+        Self::Io {
+            operation,
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// Converts into the wst-core error of a sink operation.
+    pub(crate) fn into_sink_error(
+        self,
+        sink: &str,
+        operation: &'static str,
+        name: &str,
+    ) -> wst_core::Error {
+        wst_core::Error::Sink {
+            sink: sink.to_owned(),
+            operation,
+            name: name.to_owned(),
+            retryable: self.is_retryable(),
+            source: Box::new(self),
+        }
+    }
+}
