@@ -67,7 +67,12 @@ impl ArtifactName {
             .strip_suffix('-')
             .ok_or_else(|| invalid("expected `-` before the date"))?;
         let b = stamp.as_bytes();
-        if b[8] != b'-' || !b.iter().enumerate().all(|(i, c)| i == 8 || c.is_ascii_digit()) {
+        if b[8] != b'-'
+            || !b
+                .iter()
+                .enumerate()
+                .all(|(i, c)| i == 8 || c.is_ascii_digit())
+        {
             return Err(invalid("expected the date as `YYYYMMDD-HHMMSS`"));
         }
         let dt = DateTime::strptime("%Y%m%d-%H%M%S", stamp)
@@ -204,10 +209,17 @@ mod tests {
         let t: Timestamp = "2026-11-21T05:38:04.9Z".parse().unwrap();
         let n = ArtifactName::new(DEFAULT_PREFIX, t).unwrap();
         assert_eq!(n.to_string(), "wst-backup-20261121-053804");
-        assert_eq!(n.artifact_object(), "wst-backup-20261121-053804.tar.zst.wst");
+        assert_eq!(
+            n.artifact_object(),
+            "wst-backup-20261121-053804.tar.zst.wst"
+        );
         assert_eq!(ArtifactName::parse(&n.artifact_object()).unwrap(), n);
         assert_eq!(ArtifactName::parse(&n.sidecar_object()).unwrap(), n);
-        let later = ArtifactName::new(DEFAULT_PREFIX, t.checked_add(jiff::SignedDuration::from_secs(1)).unwrap()).unwrap();
+        let later = ArtifactName::new(
+            DEFAULT_PREFIX,
+            t.checked_add(jiff::SignedDuration::from_secs(1)).unwrap(),
+        )
+        .unwrap();
         assert!(later > n);
     }
 
@@ -222,7 +234,10 @@ mod tests {
             "wst/backup-20261121-053804",
             "wst-backup-20261121_053804",
         ] {
-            assert!(matches!(ArtifactName::parse(bad), Err(Error::InvalidName { .. })), "{bad}");
+            assert!(
+                matches!(ArtifactName::parse(bad), Err(Error::InvalidName { .. })),
+                "{bad}"
+            );
         }
     }
 }

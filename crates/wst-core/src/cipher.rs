@@ -42,8 +42,9 @@ impl FromStr for KeyFingerprint {
     /// [`Error::Config`] when the text is not 32 hex digits.
     fn from_str(s: &str) -> Result<Self> {
         let mut out = [0u8; 16];
-        hex::decode_to_slice(s, &mut out)
-            .map_err(|_| Error::Config(format!("`{s}` is not a key fingerprint (32 hex digits)")))?;
+        hex::decode_to_slice(s, &mut out).map_err(|_| {
+            Error::Config(format!("`{s}` is not a key fingerprint (32 hex digits)"))
+        })?;
         Ok(Self(out))
     }
 }
@@ -228,14 +229,19 @@ impl<R: Read> OpenReader<R> {
     /// # Errors
     /// As [`Cipher::open`].
     pub fn new(cipher: &dyn Cipher, inner: R) -> Result<Self> {
-        Ok(Self {
-            opener: Some(cipher.open()?),
+        Ok(Self::from_opener(cipher.open()?, inner))
+    }
+
+    /// Wraps an opener already started with [`Cipher::open`].
+    pub fn from_opener(opener: Box<dyn Opener>, inner: R) -> Self {
+        Self {
+            opener: Some(opener),
             inner,
             inbuf: vec![0; 128 * 1024],
             out: Vec::with_capacity(256 * 1024),
             pos: 0,
             done: false,
-        })
+        }
     }
 
     /// The fingerprint of the key that opened the artifact, once its header has been read.
@@ -282,7 +288,9 @@ impl<R: Read> Read for OpenReader<R> {
                     .opener
                     .as_mut()
                     .ok_or_else(|| io::Error::other("open reader already finished"))?;
-                opener.update(&self.inbuf[..n], &mut self.out).map_err(to_io)?;
+                opener
+                    .update(&self.inbuf[..n], &mut self.out)
+                    .map_err(to_io)?;
             }
         }
     }

@@ -20,14 +20,16 @@ pub enum Error {
         path: PathBuf,
     },
     /// A file or directory of a source could not be read; the run fails rather than skipping it.
-    #[error("cannot read `{path}`: {source}; the run fails rather than skip it (fix permissions or exclude the path)")]
+    #[error(
+        "cannot read `{path}`: {source}; the run fails rather than skip it (fix permissions or exclude the path)"
+    )]
     SourceRead {
         /// The path that could not be read.
         path: PathBuf,
         /// The operating system's error.
         source: std::io::Error,
     },
-    /// A source implementation (e.g. PostgreSQL) failed; `source` is that crate's error.
+    /// A source implementation (e.g. `PostgreSQL`) failed; `source` is that crate's error.
     #[error("source `{name}` failed: {source}")]
     Source {
         /// The source's name as in the run report.
@@ -151,7 +153,13 @@ impl Error {
     /// Whether retrying the operation later may succeed (transient network or storage faults).
     /// A backup daemon retries these and alerts on the others.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::Sink { retryable: true, .. })
+        matches!(
+            self,
+            Self::Sink {
+                retryable: true,
+                ..
+            }
+        )
     }
 }
 

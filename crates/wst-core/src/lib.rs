@@ -6,13 +6,21 @@
 //! [`Sidecar`] with non-sensitive facts.
 #![deny(rustdoc::broken_intra_doc_links)]
 
+mod archive;
 mod artifact;
+mod bridge;
 mod cipher;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 mod error;
+mod files;
 mod manifest;
 mod memory;
+mod pipeline;
+mod progress;
+mod reader;
+mod report;
+mod restore;
 mod retention;
 mod sink;
 mod source;
@@ -24,8 +32,14 @@ pub use artifact::{
 };
 pub use cipher::{Cipher, KeyFingerprint, OpenReader, Opener, SealWriter, Sealer, cipher_error};
 pub use error::{BoxError, Error, Result};
+pub use files::FileTreeSource;
 pub use manifest::{MANIFEST_FORMAT, MANIFEST_MAX_BYTES, MANIFEST_PATH, Manifest, ManifestEntry};
 pub use memory::MemorySink;
+pub use pipeline::{BackupJob, BackupJobBuilder};
+pub use progress::{NoProgress, Progress, Stage};
+pub use reader::ReadLimits;
+pub use report::{RunOutcome, RunReport, SinkOutcome, SourceOutcome};
+pub use restore::{BreakGlass, RestoreOptions, RestoreReport, restore};
 pub use retention::{BackupRecord, Decision, Reason, RetentionPlan, RetentionPolicy};
 pub use sink::{
     ByteStream, Medium, ObjectMeta, Sink, SinkExt, SinkInfo, SinkUpload, for_each_chunk,
@@ -34,4 +48,4 @@ pub use sink::{
 pub use source::{
     EntryKind, EntryMeta, EntryOutcome, EntryWriter, PreparedSource, Source, SourceDescription,
 };
-pub use verify::{Check, EntryCheck, VerificationReport, Verifier};
+pub use verify::{ArtifactVerifier, Check, EntryCheck, VerificationReport, Verifier};

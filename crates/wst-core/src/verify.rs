@@ -99,3 +99,303 @@ pub trait EntryCheck: Send + Sync + fmt::Debug {
     /// Checks the entry's content, spooled at `file`. Returns one or more named checks.
     fn check(&self, path: &str, file: &Path) -> Vec<Check>;
 }
+
+/// The standard artifact verifier (doctrine 026 R5, design "Verifier").
+///
+/// One pass over the artifact read back from a sink, with these named checks:
+/// - `artifact_present`: the object exists (and, when expected, has the expected size);
+/// - `ciphertext_sha256`: the bytes read hash to the sidecar's (or the run's) SHA-256;
+/// - `authenticated`: the cipher authenticated every chunk and the end of the stream;
+/// - `archive_well_formed`: zstd and tar parse, the manifest is present and last;
+/// - `manifest_entries`: every entry's kind, size and SHA-256 match the manifest, none missing
+///   or extra;
+/// - `required_entry:<path>`: each configured required entry exists — a path ending in `/` is a
+///   tree root that must be present; any other path is a file that must be larger than 0 bytes
+///   (doctrine R5 "DB backup file exists and > 0 KB");
+/// - the checks of each configured [`EntryCheck`] (e.g. `pg_restore --list`).
+#[derive(Debug, Clone, Default)]
+pub struct ArtifactVerifier {
+    required: Vec<String>,
+    entry_checks: Vec<std::sync::Arc<dyn EntryCheck>>,
+    limits: crate::reader::ReadLimits,
+}
+
+impl ArtifactVerifier {
+    /// A verifier with no required entries and no deep checks.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Requires an entry: `wst/` (a tree root) or `wst_dev_database.backup` (a non-empty file).
+    #[must_use]
+    pub fn require(mut self, path: impl Into<String>) -> Self {
+        self.required.push(path.into());
+        self
+    }
+
+    /// Adds a deep check of matching entries.
+    #[must_use]
+    pub fn entry_check(mut self, check: std::sync::Arc<dyn EntryCheck>) -> Self {
+        self.entry_checks.push(check);
+        self
+    }
+
+    /// Sets the read limits.
+    #[must_use]
+    pub fn limits(mut self, limits: crate::reader::ReadLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The required entries.
+    pub fn required(&self) -> &[String] {
+        &self.required
+    }
+
+    /// Verifies, comparing the ciphertext with `expected` `(size, sha256 hex)` when given;
+    /// otherwise with the artifact's sidecar when the sink has one.
+    pub(crate) async fn verify_expecting(
+        &self,
+        sink: &dyn Sink,
+        name: &ArtifactName,
+        cipher: &dyn Cipher,
+        expected: Option<(u64, String)>,
+    ) -> Result<VerificationReport> {
+        use crate::sink::SinkExt;
+        let started = jiff::Timestamp::now();
+        let mut checks = Vec::new();
+        let expected = match expected {
+            Some(e) => Some(e),
+            None => match sink.get_bytes(&name.sidecar_object(), 1 << 20).await {
+                Ok(b) => serde_json::from_slice::<crate::artifact::Sidecar>(&b)
+                    .ok()
+                    .map(|s| (s.ciphertext_size, s.ciphertext_sha256)),
+                Err(_) => None,
+            },
+        };
+        let meta = match sink.head(&name.artifact_object()).await {
+            Ok(m) => m,
+            Err(crate::Error::NotFound { .. }) => {
+                checks.push(Check::fail(
+                    "artifact_present",
+                    "the artifact object does not exist",
+                ));
+                return Ok(VerificationReport {
+                    artifact: name.clone(),
+                    sink: sink.info().name.clone(),
+                    started,
+                    finished: jiff::Timestamp::now(),
+                    checks,
+                });
+            }
+            Err(e) => return Err(e),
+        };
+        match &expected {
+            Some((size, _)) if *size != meta.size => checks.push(Check::fail(
+                "artifact_present",
+                format!("{} bytes stored, {size} expected", meta.size),
+            )),
+            _ => checks.push(Check::pass(
+                "artifact_present",
+                format!("{} bytes", meta.size),
+            )),
+        }
+        let visitor = CheckVisitor {
+            checks: self.entry_checks.clone(),
+            results: Vec::new(),
+        };
+        let out = crate::reader::read_artifact(sink, name, cipher, visitor, self.limits).await?;
+        if let Some(p) = &out.ciphertext {
+            let got = hex::encode(p.sha256);
+            match &expected {
+                Some((_, sha)) if *sha == got => {
+                    checks.push(Check::pass("ciphertext_sha256", got));
+                }
+                Some((_, sha)) => checks.push(Check::fail(
+                    "ciphertext_sha256",
+                    format!("read {got}, expected {sha}"),
+                )),
+                None => checks.push(Check::pass(
+                    "ciphertext_sha256",
+                    format!("{got} (no sidecar to compare with)"),
+                )),
+            }
+        }
+        match &out.error {
+            None => checks.push(Check::pass(
+                "authenticated",
+                match out.opened_with {
+                    Some(fp) => {
+                        format!("every chunk and the end of stream authenticated with key {fp}")
+                    }
+                    None => "every chunk and the end of stream authenticated".into(),
+                },
+            )),
+            Some(crate::reader::ReadFailure::Cipher(e)) => {
+                checks.push(Check::fail("authenticated", e.to_string()));
+            }
+            Some(crate::reader::ReadFailure::Sink(e)) => {
+                checks.push(Check::fail(
+                    "authenticated",
+                    format!("the sink failed mid-read: {e}"),
+                ));
+            }
+            Some(other) => {
+                // The cipher did not complain before the failure, but the stream did not end.
+                checks.push(Check::fail(
+                    "authenticated",
+                    format!("not reached the end of the stream: {other}"),
+                ));
+            }
+        }
+        let manifest = out.manifest.as_ref();
+        match (&out.error, manifest) {
+            (None, Some(m)) => checks.push(Check::pass(
+                "archive_well_formed",
+                format!("{} entries and the manifest", m.entries.len()),
+            )),
+            (None, None) => checks.push(Check::fail("archive_well_formed", "no manifest entry")),
+            (Some(crate::reader::ReadFailure::Malformed(d)), _) => {
+                checks.push(Check::fail("archive_well_formed", d.clone()));
+            }
+            (Some(crate::reader::ReadFailure::Visitor(e)), _) => {
+                checks.push(Check::fail("archive_well_formed", e.to_string()));
+            }
+            (Some(_), _) => {}
+        }
+        if let Some(m) = manifest {
+            checks.push(compare_manifest(m, &out.entries));
+        }
+        for req in &self.required {
+            checks.push(required_check(req, &out.entries));
+        }
+        checks.extend(out.visitor.results);
+        Ok(VerificationReport {
+            artifact: name.clone(),
+            sink: sink.info().name.clone(),
+            started,
+            finished: jiff::Timestamp::now(),
+            checks,
+        })
+    }
+}
+
+#[async_trait]
+impl Verifier for ArtifactVerifier {
+    async fn verify(
+        &self,
+        sink: &dyn Sink,
+        name: &ArtifactName,
+        cipher: &dyn Cipher,
+    ) -> Result<VerificationReport> {
+        self.verify_expecting(sink, name, cipher, None).await
+    }
+}
+
+pub(crate) fn compare_manifest(
+    manifest: &crate::manifest::Manifest,
+    read: &[(crate::reader::ReadEntry, [u8; 32])],
+) -> Check {
+    let mut problems = Vec::new();
+    if manifest.entries.len() != read.len() {
+        problems.push(format!(
+            "{} entries read, {} in the manifest",
+            read.len(),
+            manifest.entries.len()
+        ));
+    }
+    for (m, (r, sha)) in manifest.entries.iter().zip(read) {
+        if m.path != r.path {
+            problems.push(format!(
+                "entry `{}` read where the manifest has `{}`",
+                r.path, m.path
+            ));
+        } else if m.kind != r.kind {
+            problems.push(format!("`{}`: kind differs from the manifest", r.path));
+        } else if m.size != r.size {
+            problems.push(format!(
+                "`{}`: {} bytes, manifest says {}",
+                r.path, r.size, m.size
+            ));
+        } else if m.sha256 != hex::encode(sha) {
+            problems.push(format!("`{}`: SHA-256 differs from the manifest", r.path));
+        }
+        if problems.len() >= 5 {
+            break;
+        }
+    }
+    if problems.is_empty() {
+        Check::pass(
+            "manifest_entries",
+            format!(
+                "{} entries match the manifest (size and SHA-256)",
+                read.len()
+            ),
+        )
+    } else {
+        Check::fail("manifest_entries", problems.join("; "))
+    }
+}
+
+fn required_check(req: &str, read: &[(crate::reader::ReadEntry, [u8; 32])]) -> Check {
+    let name = format!("required_entry:{req}");
+    if let Some(root) = req.strip_suffix('/') {
+        let prefix = format!("{root}/");
+        let n = read
+            .iter()
+            .filter(|(e, _)| e.path == root || e.path.starts_with(&prefix))
+            .count();
+        if n > 0 {
+            Check::pass(name, format!("{n} entries under `{req}`"))
+        } else {
+            Check::fail(
+                name,
+                format!("no entry under `{req}` (doctrine R2 requires it)"),
+            )
+        }
+    } else {
+        match read.iter().find(|(e, _)| e.path == req) {
+            Some((e, _)) if e.size > 0 => Check::pass(name, format!("{} bytes", e.size)),
+            Some(_) => Check::fail(
+                name,
+                "present but empty (0 bytes; doctrine R5 requires > 0)",
+            ),
+            None => Check::fail(
+                name,
+                "missing (doctrine F3: partial backup without the database?)",
+            ),
+        }
+    }
+}
+
+/// Spools entries that an [`EntryCheck`] wants and runs it.
+struct CheckVisitor {
+    checks: Vec<std::sync::Arc<dyn EntryCheck>>,
+    results: Vec<Check>,
+}
+
+impl crate::reader::Visitor for CheckVisitor {
+    fn entry(
+        &mut self,
+        entry: &crate::reader::ReadEntry,
+        content: &mut dyn std::io::Read,
+    ) -> Result<()> {
+        let wanted: Vec<_> = self
+            .checks
+            .iter()
+            .filter(|c| entry.kind == crate::source::EntryKind::File && c.applies_to(&entry.path))
+            .cloned()
+            .collect();
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let mut tmp = tempfile::NamedTempFile::new()
+            .map_err(|e| crate::Error::io("creating a temporary file for an entry check", e))?;
+        std::io::copy(content, tmp.as_file_mut())
+            .map_err(|e| crate::Error::io(format!("spooling `{}`", entry.path), e))?;
+        for c in wanted {
+            self.results.extend(c.check(&entry.path, tmp.path()));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,661 @@
+//! The backup pipeline: sources → tar → zstd → cipher → every sink, concurrently.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use futures::future::join_all;
+use tokio::sync::mpsc;
+
+use crate::archive::ArchiveWriter;
+use crate::artifact::{ArtifactName, DEFAULT_PREFIX, SIDECAR_FORMAT, Sidecar, SidecarVerification};
+use crate::bridge::{Counting, FanOut, Msg, join_error};
+use crate::cipher::{Cipher, SealWriter};
+use crate::error::{Error, Result};
+use crate::progress::{NoProgress, Progress, Stage};
+use crate::report::{RunOutcome, RunReport, SinkOutcome, SourceOutcome};
+use crate::sink::{Sink, SinkExt, SinkUpload};
+use crate::source::{PreparedSource, Source, SourceDescription};
+use crate::verify::{ArtifactVerifier, Check, VerificationReport};
+
+/// Bytes per message from the archiving thread to the sinks.
+const FANOUT_CHUNK: usize = 1024 * 1024;
+/// Messages buffered per sink; memory ≈ sinks × depth × 1 MiB.
+const FANOUT_DEPTH: usize = 8;
+
+/// A configured backup: sources, sinks, cipher and verification. Build it with
+/// [`BackupJob::builder`], run it with [`BackupJob::run`] as often as wanted.
+///
+/// One run reads every source once, compresses once, encrypts once, and writes the ciphertext
+/// to every sink concurrently (back-pressured by the slowest live sink). Memory is bounded by
+/// about `sinks × 8 MiB` plus zstd's window, whatever the data size; it also grows with the
+/// number of entries (the manifest, about 200 bytes per entry).
+#[derive(Debug, Clone)]
+pub struct BackupJob {
+    sources: Vec<Arc<dyn Source>>,
+    sinks: Vec<Arc<dyn Sink>>,
+    cipher: Arc<dyn Cipher>,
+    verifier: ArtifactVerifier,
+    prefix: String,
+    zstd_level: i32,
+    zstd_workers: u32,
+    progress: Arc<dyn Progress>,
+}
+
+/// Builds a [`BackupJob`].
+#[derive(Debug)]
+pub struct BackupJobBuilder {
+    job: BackupJob,
+}
+
+impl BackupJob {
+    /// Starts a job that seals artifacts with `cipher`. There is no way to build a job without a
+    /// cipher: wst never writes a plaintext artifact (design invariant 1).
+    pub fn builder(cipher: Arc<dyn Cipher>) -> BackupJobBuilder {
+        BackupJobBuilder {
+            job: BackupJob {
+                sources: Vec::new(),
+                sinks: Vec::new(),
+                cipher,
+                verifier: ArtifactVerifier::default(),
+                prefix: DEFAULT_PREFIX.to_owned(),
+                zstd_level: 3,
+                zstd_workers: 0,
+                progress: Arc::new(NoProgress),
+            },
+        }
+    }
+
+    /// The cipher.
+    pub fn cipher(&self) -> &Arc<dyn Cipher> {
+        &self.cipher
+    }
+
+    /// The sinks, in configured order.
+    pub fn sinks(&self) -> &[Arc<dyn Sink>] {
+        &self.sinks
+    }
+
+    /// The verifier runs use.
+    pub fn verifier(&self) -> &ArtifactVerifier {
+        &self.verifier
+    }
+}
+
+impl BackupJobBuilder {
+    /// Adds a source. Sources are archived in the order added; each source's archive paths must
+    /// be distinct from the others'.
+    #[must_use]
+    pub fn source(mut self, source: Arc<dyn Source>) -> Self {
+        self.job.sources.push(source);
+        self
+    }
+
+    /// Adds a sink. Every sink receives the same ciphertext.
+    #[must_use]
+    pub fn sink(mut self, sink: Arc<dyn Sink>) -> Self {
+        self.job.sinks.push(sink);
+        self
+    }
+
+    /// Sets the verifier run on every artifact (required entries, deep entry checks).
+    #[must_use]
+    pub fn verifier(mut self, verifier: ArtifactVerifier) -> Self {
+        self.job.verifier = verifier;
+        self
+    }
+
+    /// The artifact name prefix (default `wst-backup`).
+    #[must_use]
+    pub fn prefix(mut self, prefix: &str) -> Self {
+        prefix.clone_into(&mut self.job.prefix);
+        self
+    }
+
+    /// The zstd level, 1 to 19 (default 3).
+    #[must_use]
+    pub fn zstd_level(mut self, level: i32) -> Self {
+        self.job.zstd_level = level;
+        self
+    }
+
+    /// zstd worker threads (0: single-threaded, the default). Needs the `zstdmt` feature;
+    /// without it any value other than 0 is a configuration error at [`BackupJobBuilder::build`].
+    #[must_use]
+    pub fn zstd_workers(mut self, workers: u32) -> Self {
+        self.job.zstd_workers = workers;
+        self
+    }
+
+    /// Progress hooks.
+    #[must_use]
+    pub fn progress(mut self, progress: Arc<dyn Progress>) -> Self {
+        self.job.progress = progress;
+        self
+    }
+
+    /// Checks the configuration.
+    ///
+    /// # Errors
+    /// [`Error::Config`] when there is no source or no sink, the level is outside 1..=19, the
+    /// cipher has no recipient, or workers are requested without the `zstdmt` feature;
+    /// [`Error::InvalidName`] for a bad prefix.
+    pub fn build(self) -> Result<BackupJob> {
+        let job = self.job;
+        if job.sources.is_empty() {
+            return Err(Error::Config(
+                "a backup job needs at least one source".into(),
+            ));
+        }
+        if job.sinks.is_empty() {
+            return Err(Error::Config("a backup job needs at least one sink".into()));
+        }
+        if !(1..=19).contains(&job.zstd_level) {
+            return Err(Error::Config(format!(
+                "zstd level {} is outside 1..=19",
+                job.zstd_level
+            )));
+        }
+        if job.cipher.recipients().is_empty() {
+            return Err(Error::Config(
+                "the cipher has no key to seal for: add an encryption key".into(),
+            ));
+        }
+        if job.zstd_workers > 0 && !cfg!(feature = "zstdmt") {
+            return Err(Error::Config(
+                "zstd workers need wst-core's `zstdmt` feature".into(),
+            ));
+        }
+        let mut names: Vec<&str> = job.sinks.iter().map(|s| s.info().name.as_str()).collect();
+        names.sort_unstable();
+        if names.windows(2).any(|w| w[0] == w[1]) {
+            return Err(Error::Config("two sinks have the same name".into()));
+        }
+        ArtifactName::new(&job.prefix, jiff::Timestamp::now())?;
+        Ok(job)
+    }
+}
+
+/// What the archiving thread produced.
+struct Archived {
+    tar_bytes: u64,
+    ciphertext_bytes: u64,
+    sha256: [u8; 32],
+    entries: u64,
+    bytes_read: u64,
+    warnings: Vec<String>,
+}
+
+struct SinkRun {
+    written: bool,
+    /// The failure came from the sink itself (not from an aborted archive).
+    sink_failed: bool,
+    bytes: u64,
+    seconds: f64,
+    error: Option<String>,
+}
+
+impl BackupJob {
+    /// Runs one backup.
+    ///
+    /// Returns `Ok` whenever the artifact was written to at least one sink; read
+    /// [`RunReport::outcome`] for partial failures (a failed sink, failed verification) — they
+    /// are never silent. On `Err` no sink holds a complete artifact.
+    ///
+    /// # Errors
+    /// A source's error (doctrine F1/F2/F3), a cipher error, [`Error::AllSinksFailed`].
+    pub async fn run(&self) -> Result<RunReport> {
+        let started = jiff::Timestamp::now();
+        let clock = Instant::now();
+        let name = self.free_name(started).await?;
+        let _span = tracing::info_span!("backup", artifact = %name).entered();
+        tracing::info!(artifact = %name, sinks = self.sinks.len(), "backup started");
+
+        // 1. Prepare every source concurrently (database snapshot + dump spooling).
+        self.progress.stage(Stage::Preparing);
+        let prepared = join_all(self.sources.iter().map(|s| async move {
+            let t = Instant::now();
+            let r = s.prepare().await;
+            (s.name(), r, t.elapsed().as_secs_f64())
+        }))
+        .await;
+        let mut ready: Vec<Box<dyn PreparedSource>> = Vec::new();
+        let mut source_outcomes = Vec::new();
+        let mut timings = BTreeMap::new();
+        for (source_name, result, seconds) in prepared {
+            let ps = result?;
+            timings.insert(format!("prepare:{source_name}"), seconds);
+            source_outcomes.push((source_name, seconds));
+            ready.push(ps);
+        }
+
+        // 2. Open an upload on every sink.
+        let object = name.artifact_object();
+        let uploads = join_all(self.sinks.iter().map(|s| s.put(&object))).await;
+        let mut tasks = Vec::new();
+        let mut senders = Vec::new();
+        let mut sink_runs: Vec<Option<SinkRun>> = Vec::new();
+        for (sink, upload) in self.sinks.iter().zip(uploads) {
+            match upload {
+                Ok(up) => {
+                    let (tx, rx) = mpsc::channel(FANOUT_DEPTH);
+                    senders.push(tx);
+                    tasks.push(Some(tokio::spawn(drive_upload(up, rx))));
+                    sink_runs.push(None);
+                }
+                Err(e) => {
+                    tracing::error!(sink = %sink.info().name, error = %e, "sink unavailable");
+                    tasks.push(None);
+                    sink_runs.push(Some(SinkRun {
+                        written: false,
+                        sink_failed: true,
+                        bytes: 0,
+                        seconds: 0.0,
+                        error: Some(e.to_string()),
+                    }));
+                }
+            }
+        }
+        if senders.is_empty() {
+            return Err(all_failed(&name, &self.sinks, &sink_runs));
+        }
+
+        // 3. Archive on a blocking thread: tar → zstd → cipher → fan-out.
+        self.progress.stage(Stage::Archiving);
+        let cipher = Arc::clone(&self.cipher);
+        let progress = Arc::clone(&self.progress);
+        let (level, workers) = (self.zstd_level, self.zstd_workers);
+        let artifact = name.to_string();
+        let archive_clock = Instant::now();
+        let archived = tokio::task::spawn_blocking(move || {
+            archive(
+                ready, cipher, progress, level, workers, senders, artifact, started, timings,
+            )
+        })
+        .await
+        .map_err(|e| join_error(&e));
+        let archive_seconds = archive_clock.elapsed().as_secs_f64();
+
+        // 4. Collect the sinks (they complete only after the end marker, abort otherwise).
+        self.progress.stage(Stage::Publishing);
+        for (slot, task) in sink_runs.iter_mut().zip(tasks) {
+            if let Some(task) = task {
+                *slot = Some(task.await.unwrap_or_else(|e| SinkRun {
+                    written: false,
+                    sink_failed: true,
+                    bytes: 0,
+                    seconds: 0.0,
+                    error: Some(format!("sink task failed: {e}")),
+                }));
+            }
+        }
+        let archived = match archived.and_then(|r| r) {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::error!(error = %e, "backup failed; no artifact published");
+                // When every sink failed on its own, say so with each sink's error.
+                if sink_runs.iter().flatten().all(|r| r.sink_failed) {
+                    return Err(all_failed(&name, &self.sinks, &sink_runs));
+                }
+                return Err(e);
+            }
+        };
+        tracing::info!(
+            bytes = archived.ciphertext_bytes,
+            seconds = archive_seconds,
+            "artifact written"
+        );
+
+        // 5. Verify the artifact read back from the first sink that holds it, and check every
+        //    other copy's size.
+        self.progress.stage(Stage::Verifying);
+        let sha_hex = hex::encode(archived.sha256);
+        let runs: Vec<SinkRun> = sink_runs
+            .into_iter()
+            .map(|r| r.expect("every sink ran"))
+            .collect();
+        let Some(first) = runs.iter().position(|r| r.written) else {
+            return Err(all_failed_runs(&name, &self.sinks, &runs));
+        };
+        let mut verification = self
+            .verifier
+            .verify_expecting(
+                &*self.sinks[first],
+                &name,
+                &*self.cipher,
+                Some((archived.ciphertext_bytes, sha_hex.clone())),
+            )
+            .await?;
+        let mut runs = runs;
+        for (sink, run) in self.sinks.iter().zip(runs.iter_mut()) {
+            if !run.written {
+                continue;
+            }
+            match sink.head(&object).await {
+                Ok(meta) if meta.size == archived.ciphertext_bytes => {
+                    verification.checks.push(Check::pass(
+                        format!("copy_size:{}", sink.info().name),
+                        format!("{} bytes", meta.size),
+                    ))
+                }
+                Ok(meta) => {
+                    verification.checks.push(Check::fail(
+                        format!("copy_size:{}", sink.info().name),
+                        format!(
+                            "{} bytes stored, {} written",
+                            meta.size, archived.ciphertext_bytes
+                        ),
+                    ));
+                    run.written = false;
+                    run.error = Some("stored size differs from the bytes written".into());
+                }
+                Err(e) => {
+                    verification.checks.push(Check::fail(
+                        format!("copy_size:{}", sink.info().name),
+                        e.to_string(),
+                    ));
+                    run.written = false;
+                    run.error = Some(e.to_string());
+                }
+            }
+        }
+        verification.finished = jiff::Timestamp::now();
+
+        // 6. The sidecar marks the artifact complete on each sink (with the verification result).
+        let sidecar = Sidecar {
+            format: SIDECAR_FORMAT.to_owned(),
+            name: name.clone(),
+            object: object.clone(),
+            created: started,
+            completed: jiff::Timestamp::now(),
+            cipher_suite: self.cipher.suite(),
+            key_fingerprints: self.cipher.recipients(),
+            ciphertext_size: archived.ciphertext_bytes,
+            ciphertext_sha256: sha_hex.clone(),
+            tool_version: env!("CARGO_PKG_VERSION").to_owned(),
+            verification: Some(summary(&verification)),
+        };
+        let sidecar_bytes = Bytes::from(
+            serde_json::to_vec_pretty(&sidecar)
+                .map_err(|e| Error::Config(format!("sidecar serialisation failed: {e}")))?,
+        );
+        for (sink, run) in self.sinks.iter().zip(runs.iter_mut()) {
+            if !run.written {
+                continue;
+            }
+            if let Err(e) = sink
+                .put_bytes(&name.sidecar_object(), sidecar_bytes.clone())
+                .await
+            {
+                tracing::error!(sink = %sink.info().name, error = %e, "sidecar write failed");
+                run.written = false;
+                run.error = Some(format!("artifact written but its sidecar failed: {e}"));
+            }
+        }
+
+        // 7. Report.
+        let finished = jiff::Timestamp::now();
+        let sinks: Vec<SinkOutcome> = self
+            .sinks
+            .iter()
+            .zip(runs)
+            .map(|(s, r)| SinkOutcome {
+                sink: s.info().name.clone(),
+                medium: s.info().medium,
+                offsite: s.info().offsite,
+                written: r.written,
+                bytes: r.bytes,
+                seconds: r.seconds,
+                error: r.error,
+            })
+            .collect();
+        let outcome = if !verification.passed() {
+            RunOutcome::Failed
+        } else if sinks.iter().any(|s| !s.written) {
+            RunOutcome::Degraded
+        } else if archived.warnings.is_empty() {
+            RunOutcome::Success
+        } else {
+            RunOutcome::SuccessWithWarnings
+        };
+        if sinks.iter().all(|s| !s.written) {
+            return Err(Error::AllSinksFailed {
+                artifact: name.to_string(),
+                details: sinks
+                    .iter()
+                    .map(|s| format!("{}: {}", s.sink, s.error.as_deref().unwrap_or("?")))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            });
+        }
+        self.progress.stage(Stage::Done);
+        let report = RunReport {
+            artifact: name,
+            started,
+            finished,
+            duration_seconds: clock.elapsed().as_secs_f64(),
+            entries: archived.entries,
+            bytes_read: archived.bytes_read,
+            tar_bytes: archived.tar_bytes,
+            ciphertext_bytes: archived.ciphertext_bytes,
+            compression_ratio: if archived.ciphertext_bytes == 0 {
+                0.0
+            } else {
+                archived.tar_bytes as f64 / archived.ciphertext_bytes as f64
+            },
+            ciphertext_sha256: sha_hex,
+            cipher_suite: self.cipher.suite(),
+            key_fingerprints: self.cipher.recipients(),
+            sinks,
+            sources: source_outcomes
+                .into_iter()
+                .zip(self.sources.iter())
+                .map(|((n, s), _)| SourceOutcome {
+                    name: n,
+                    kind: String::new(),
+                    prepare_seconds: s,
+                })
+                .collect(),
+            verification: Some(verification),
+            warnings: archived.warnings,
+            outcome,
+        };
+        match report.outcome {
+            RunOutcome::Success | RunOutcome::SuccessWithWarnings => {
+                tracing::info!(artifact = %report.artifact, seconds = report.duration_seconds, "backup succeeded");
+            }
+            RunOutcome::Degraded | RunOutcome::Failed => {
+                tracing::error!(artifact = %report.artifact, outcome = ?report.outcome, "backup incomplete");
+            }
+        }
+        Ok(report)
+    }
+
+    /// Picks the artifact name for `started`; if that name is taken on a sink (two runs in the
+    /// same second), waits for the next second.
+    async fn free_name(&self, started: jiff::Timestamp) -> Result<ArtifactName> {
+        let mut t = started;
+        for _ in 0..3 {
+            let name = ArtifactName::new(&self.prefix, t)?;
+            let mut taken = false;
+            for sink in &self.sinks {
+                if sink.exists(&name.artifact_object()).await.unwrap_or(false) {
+                    taken = true;
+                }
+            }
+            if !taken {
+                return Ok(name);
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            t = jiff::Timestamp::now();
+        }
+        Err(Error::Config(format!(
+            "artifact names for {started} are taken on a sink; is another backup running?"
+        )))
+    }
+}
+
+fn summary(v: &VerificationReport) -> SidecarVerification {
+    SidecarVerification {
+        at: v.finished,
+        passed: v.passed(),
+        checks_passed: v.checks.iter().filter(|c| c.passed).count() as u32,
+        checks_failed: v.checks.iter().filter(|c| !c.passed).count() as u32,
+    }
+}
+
+fn all_failed(name: &ArtifactName, sinks: &[Arc<dyn Sink>], runs: &[Option<SinkRun>]) -> Error {
+    Error::AllSinksFailed {
+        artifact: name.to_string(),
+        details: sinks
+            .iter()
+            .zip(runs)
+            .map(|(s, r)| {
+                format!(
+                    "{}: {}",
+                    s.info().name,
+                    r.as_ref().and_then(|r| r.error.as_deref()).unwrap_or("?")
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; "),
+    }
+}
+
+fn all_failed_runs(name: &ArtifactName, sinks: &[Arc<dyn Sink>], runs: &[SinkRun]) -> Error {
+    Error::AllSinksFailed {
+        artifact: name.to_string(),
+        details: sinks
+            .iter()
+            .zip(runs)
+            .map(|(s, r)| format!("{}: {}", s.info().name, r.error.as_deref().unwrap_or("?")))
+            .collect::<Vec<_>>()
+            .join("; "),
+    }
+}
+
+/// Feeds one sink's upload from its channel; completes only after the end marker.
+async fn drive_upload(mut up: Box<dyn SinkUpload>, mut rx: mpsc::Receiver<Msg>) -> SinkRun {
+    let t = Instant::now();
+    let mut bytes = 0u64;
+    loop {
+        match rx.recv().await {
+            Some(Msg::Data(data)) => {
+                let n = data.len() as u64;
+                if let Err(e) = up.write(data).await {
+                    drop(rx);
+                    let _ = up.abort().await;
+                    return SinkRun {
+                        written: false,
+                        sink_failed: true,
+                        bytes,
+                        seconds: t.elapsed().as_secs_f64(),
+                        error: Some(e.to_string()),
+                    };
+                }
+                bytes += n;
+            }
+            Some(Msg::End) => {
+                drop(rx);
+                return match up.complete().await {
+                    Ok(_) => SinkRun {
+                        written: true,
+                        sink_failed: false,
+                        bytes,
+                        seconds: t.elapsed().as_secs_f64(),
+                        error: None,
+                    },
+                    Err(e) => SinkRun {
+                        written: false,
+                        sink_failed: true,
+                        bytes,
+                        seconds: t.elapsed().as_secs_f64(),
+                        error: Some(e.to_string()),
+                    },
+                };
+            }
+            None => {
+                let _ = up.abort().await;
+                return SinkRun {
+                    written: false,
+                    sink_failed: false,
+                    bytes,
+                    seconds: t.elapsed().as_secs_f64(),
+                    error: Some(
+                        "the backup failed before the artifact was complete; upload aborted".into(),
+                    ),
+                };
+            }
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments, clippy::needless_pass_by_value)]
+fn archive(
+    mut ready: Vec<Box<dyn PreparedSource>>,
+    cipher: Arc<dyn Cipher>,
+    progress: Arc<dyn Progress>,
+    level: i32,
+    workers: u32,
+    senders: Vec<mpsc::Sender<Msg>>,
+    artifact: String,
+    started: jiff::Timestamp,
+    mut timings: BTreeMap<String, f64>,
+) -> Result<Archived> {
+    let fan = FanOut::new(senders, FANOUT_CHUNK);
+    let seal = SealWriter::new(&*cipher, fan)?;
+    #[allow(unused_mut)]
+    let mut encoder = zstd::stream::write::Encoder::new(seal, level)
+        .map_err(|e| Error::io("starting zstd", e))?;
+    #[cfg(feature = "zstdmt")]
+    if workers > 0 {
+        encoder
+            .multithread(workers)
+            .map_err(|e| Error::io("starting zstd workers", e))?;
+    }
+    let _ = workers;
+    let mut writer = ArchiveWriter::new(
+        Counting {
+            inner: encoder,
+            n: 0,
+        },
+        progress,
+    );
+    let mut descriptions: Vec<SourceDescription> = Vec::new();
+    let t = Instant::now();
+    for ps in &mut ready {
+        let ts = Instant::now();
+        ps.write_entries(&mut writer)?;
+        let d = ps.description();
+        timings.insert(format!("archive:{}", d.name), ts.elapsed().as_secs_f64());
+        descriptions.push(d);
+    }
+    timings.insert("archive".into(), t.elapsed().as_secs_f64());
+    let entries = writer.entry_count() as u64;
+    let bytes_read = writer.bytes_read();
+    let warnings = writer.warnings().to_vec();
+    let (counting, _manifest) = writer.finish(artifact, started, descriptions, timings)?;
+    let tar_bytes = counting.n;
+    let seal = counting
+        .inner
+        .finish()
+        .map_err(|e| Error::io("finishing zstd", e))?;
+    let fan = seal
+        .finish()
+        .map_err(|e| match crate::cipher::cipher_error(&e) {
+            Some(_) => Error::cipher(e),
+            None => Error::io("sealing the artifact", e),
+        })?;
+    let (ciphertext_bytes, sha256) = fan
+        .close()
+        .map_err(|e| Error::io("writing to the sinks", e))?;
+    Ok(Archived {
+        tar_bytes,
+        ciphertext_bytes,
+        sha256,
+        entries,
+        bytes_read,
+        warnings,
+    })
+}

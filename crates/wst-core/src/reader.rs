@@ -1,0 +1,315 @@
+//! Reading an artifact back: sink stream → cipher → zstd → tar entries (one pass, blocking).
+
+use std::io::{self, Read};
+
+use sha2::{Digest, Sha256};
+
+use crate::archive::validate_archive_path;
+use crate::artifact::ArtifactName;
+use crate::bridge::{Pumped, StreamReader, join_error, pump};
+use crate::cipher::{Cipher, KeyFingerprint, OpenReader, cipher_error};
+use crate::error::{Error, Result};
+use crate::manifest::{MANIFEST_MAX_BYTES, MANIFEST_PATH, Manifest};
+use crate::sink::Sink;
+use crate::source::EntryKind;
+
+/// Caps applied while reading an artifact (protect memory and disk against hostile input).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadLimits {
+    /// Most entries accepted (default 10 000 000).
+    pub max_entries: u64,
+    /// Largest single entry, bytes (default 4 TiB).
+    pub max_entry_bytes: u64,
+    /// Most content bytes in total (default 64 TiB).
+    pub max_total_bytes: u64,
+}
+
+impl Default for ReadLimits {
+    fn default() -> Self {
+        Self {
+            max_entries: 10_000_000,
+            max_entry_bytes: 4 << 40,
+            max_total_bytes: 64 << 40,
+        }
+    }
+}
+
+/// One entry as read from the tar stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ReadEntry {
+    pub(crate) path: String,
+    pub(crate) kind: EntryKind,
+    pub(crate) size: u64,
+    pub(crate) mode: u32,
+    pub(crate) mtime: i64,
+}
+
+/// Receives entries as they are read; runs on the blocking thread.
+pub(crate) trait Visitor: Send + 'static {
+    /// Consumes (some of) the entry's content; the reader hashes the rest.
+    fn entry(&mut self, entry: &ReadEntry, content: &mut dyn Read) -> Result<()>;
+}
+
+/// What a read produced. `error` is set when the read stopped early.
+pub(crate) struct ReadOutcome<V> {
+    pub(crate) visitor: V,
+    /// Every entry with the SHA-256 of its content, in archive order (manifest excluded).
+    pub(crate) entries: Vec<(ReadEntry, [u8; 32])>,
+    pub(crate) manifest: Option<Manifest>,
+    /// The stream authenticated completely (final chunk seen, no trailing bytes).
+    pub(crate) authenticated: bool,
+    pub(crate) opened_with: Option<KeyFingerprint>,
+    pub(crate) error: Option<ReadFailure>,
+    /// Bytes and SHA-256 of the ciphertext as delivered by the sink (when it delivered all).
+    pub(crate) ciphertext: Option<Pumped>,
+}
+
+/// Why a read stopped.
+#[derive(Debug)]
+pub(crate) enum ReadFailure {
+    /// The sink could not deliver the object.
+    Sink(Error),
+    /// The cipher refused the stream (wrong key, tampering, truncation).
+    Cipher(Error),
+    /// The authenticated plaintext is not a valid zstd/tar/manifest stream.
+    Malformed(String),
+    /// The visitor refused (unsafe entry, restore target error) or hit a limit.
+    Visitor(Error),
+}
+
+impl ReadFailure {
+    pub(crate) fn into_error(self, artifact: &ArtifactName) -> Error {
+        match self {
+            Self::Sink(e) | Self::Cipher(e) | Self::Visitor(e) => e,
+            Self::Malformed(detail) => Error::Malformed {
+                artifact: artifact.to_string(),
+                detail,
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for ReadFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Sink(e) | Self::Cipher(e) | Self::Visitor(e) => write!(f, "{e}"),
+            Self::Malformed(d) => write!(f, "malformed archive: {d}"),
+        }
+    }
+}
+
+/// Reads the artifact `name` from `sink` in one pass.
+///
+/// # Errors
+/// Only when the read could not start (object missing); every later problem is in
+/// [`ReadOutcome::error`].
+pub(crate) async fn read_artifact<V: Visitor>(
+    sink: &dyn Sink,
+    name: &ArtifactName,
+    cipher: &dyn Cipher,
+    visitor: V,
+    limits: ReadLimits,
+) -> Result<ReadOutcome<V>> {
+    let stream = sink.get(&name.artifact_object()).await?;
+    let opener = cipher.open()?;
+    let (pump_task, reader) = pump(stream, 8);
+    let blocking = tokio::task::spawn_blocking(move || {
+        let open = OpenReader::from_opener(opener, reader);
+        read_blocking(open, visitor, limits)
+    });
+    let mut outcome = blocking.await.map_err(|e| join_error(&e))?;
+    match pump_task.await.map_err(|e| join_error(&e))? {
+        Ok(p) => {
+            if outcome.authenticated {
+                outcome.ciphertext = Some(p);
+            }
+        }
+        Err(e) => outcome.error = Some(ReadFailure::Sink(e)),
+    }
+    Ok(outcome)
+}
+
+fn classify(e: io::Error, what: &str) -> ReadFailure {
+    if let Some(inner) = cipher_error(&e) {
+        return match inner {
+            Error::Cipher { .. } => ReadFailure::Cipher(Error::cipher(e)),
+            _ => ReadFailure::Malformed(format!("{what}: {inner}")),
+        };
+    }
+    ReadFailure::Malformed(format!("{what}: {e}"))
+}
+
+fn read_blocking<V: Visitor>(
+    open: OpenReader<StreamReader>,
+    mut visitor: V,
+    limits: ReadLimits,
+) -> ReadOutcome<V> {
+    let mut entries = Vec::new();
+    let mut manifest = None;
+    let result = (|| -> std::result::Result<OpenReader<StreamReader>, ReadFailure> {
+        let decoder = zstd::stream::read::Decoder::new(open)
+            .map_err(|e| classify(e, "zstd"))?
+            .single_frame();
+        let mut tar = tar::Archive::new(decoder);
+        let mut total = 0u64;
+        let iter = tar.entries().map_err(|e| classify(e, "tar"))?;
+        for item in iter {
+            let mut entry = item.map_err(|e| classify(e, "tar"))?;
+            let path_bytes = entry.path_bytes().into_owned();
+            let path = String::from_utf8(path_bytes)
+                .map_err(|_| ReadFailure::Malformed("an entry path is not UTF-8".into()))?;
+            let path = path.trim_end_matches('/').to_owned();
+            let header = entry.header();
+            let size = entry.size();
+            let mode = header.mode().unwrap_or(0);
+            let mtime = header
+                .mtime()
+                .map_or(0, |m| i64::try_from(m).unwrap_or(i64::MAX));
+            if manifest.is_some() {
+                return Err(ReadFailure::Malformed(format!(
+                    "entry `{path}` follows the manifest, which must be last"
+                )));
+            }
+            if path == MANIFEST_PATH {
+                if size > MANIFEST_MAX_BYTES {
+                    return Err(ReadFailure::Visitor(Error::LimitExceeded {
+                        what: "manifest size",
+                        value: size,
+                        limit: MANIFEST_MAX_BYTES,
+                    }));
+                }
+                let mut json = Vec::new();
+                (&mut entry)
+                    .take(MANIFEST_MAX_BYTES)
+                    .read_to_end(&mut json)
+                    .map_err(|e| classify(e, "manifest"))?;
+                manifest = Some(
+                    serde_json::from_slice::<Manifest>(&json)
+                        .map_err(|e| ReadFailure::Malformed(format!("manifest: {e}")))?,
+                );
+                continue;
+            }
+            if entries.len() as u64 >= limits.max_entries {
+                return Err(ReadFailure::Visitor(Error::LimitExceeded {
+                    what: "entry count",
+                    value: entries.len() as u64 + 1,
+                    limit: limits.max_entries,
+                }));
+            }
+            if size > limits.max_entry_bytes {
+                return Err(ReadFailure::Visitor(Error::LimitExceeded {
+                    what: "entry size",
+                    value: size,
+                    limit: limits.max_entry_bytes,
+                }));
+            }
+            total += size;
+            if total > limits.max_total_bytes {
+                return Err(ReadFailure::Visitor(Error::LimitExceeded {
+                    what: "total content size",
+                    value: total,
+                    limit: limits.max_total_bytes,
+                }));
+            }
+            validate_archive_path(&path, false).map_err(|reason| {
+                ReadFailure::Visitor(Error::UnsafeEntry {
+                    path: path.clone(),
+                    reason,
+                })
+            })?;
+            let link = || -> std::result::Result<String, ReadFailure> {
+                let l = entry.link_name_bytes().ok_or_else(|| {
+                    ReadFailure::Malformed(format!("link `{path}` has no target"))
+                })?;
+                String::from_utf8(l.into_owned()).map_err(|_| {
+                    ReadFailure::Malformed(format!("link target of `{path}` is not UTF-8"))
+                })
+            };
+            let kind = match entry.header().entry_type() {
+                tar::EntryType::Regular | tar::EntryType::Continuous => EntryKind::File,
+                tar::EntryType::Directory => EntryKind::Dir,
+                tar::EntryType::Symlink => EntryKind::Symlink { target: link()? },
+                tar::EntryType::Link => EntryKind::Hardlink {
+                    target: link()?.trim_end_matches('/').to_owned(),
+                },
+                other => {
+                    return Err(ReadFailure::Visitor(Error::UnsafeEntry {
+                        path,
+                        reason: format!(
+                            "entry type {other:?} is not a regular file, directory, symlink or hard link"
+                        ),
+                    }));
+                }
+            };
+            let meta = ReadEntry {
+                path,
+                kind,
+                size,
+                mode,
+                mtime,
+            };
+            let mut hashing = HashingRead {
+                inner: &mut entry,
+                hasher: Sha256::new(),
+            };
+            visitor.entry(&meta, &mut hashing).map_err(|e| match e {
+                Error::Io { source, context } => match cipher_error(&source) {
+                    Some(_) => ReadFailure::Cipher(Error::cipher(source)),
+                    None => ReadFailure::Visitor(Error::Io { context, source }),
+                },
+                other => ReadFailure::Visitor(other),
+            })?;
+            io::copy(&mut hashing, &mut io::sink()).map_err(|e| classify(e, "tar"))?;
+            let digest: [u8; 32] = hashing.hasher.finalize().into();
+            entries.push((meta, digest));
+        }
+        // The tar end marker was read; the zstd frame and the cipher stream must end too.
+        let mut decoder = tar.into_inner();
+        let extra = io::copy(&mut decoder, &mut io::sink()).map_err(|e| classify(e, "zstd"))?;
+        if extra > 0 {
+            // Padding zeros after the tar end marker are normal; anything else is not.
+        }
+        let mut open = decoder.finish().into_inner();
+        let mut rest = [0u8; 1];
+        match open.read(&mut rest) {
+            Ok(0) => Ok(open),
+            Ok(_) => Err(ReadFailure::Malformed(
+                "data after the end of the compressed stream".into(),
+            )),
+            Err(e) => Err(classify(e, "cipher")),
+        }
+    })();
+    match result {
+        Ok(open) => ReadOutcome {
+            visitor,
+            entries,
+            manifest,
+            authenticated: true,
+            opened_with: open.opened_with(),
+            error: None,
+            ciphertext: None,
+        },
+        Err(failure) => ReadOutcome {
+            visitor,
+            entries,
+            manifest,
+            authenticated: false,
+            opened_with: None,
+            error: Some(failure),
+            ciphertext: None,
+        },
+    }
+}
+
+struct HashingRead<'a, R: Read> {
+    inner: &'a mut R,
+    hasher: Sha256,
+}
+
+impl<R: Read> Read for HashingRead<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+}

@@ -1,0 +1,516 @@
+//! Isolated restore: decrypt, authenticate and extract an artifact into an empty target
+//! directory, staging first and promoting only after the whole stream authenticated.
+
+use std::collections::HashSet;
+use std::fs;
+use std::io::{self, Read};
+use std::path::{Component, Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::artifact::ArtifactName;
+use crate::cipher::{Cipher, KeyFingerprint};
+use crate::error::{Error, Result};
+use crate::reader::{ReadEntry, ReadFailure, ReadLimits, Visitor, read_artifact};
+use crate::sink::Sink;
+use crate::source::{EntryKind, SourceDescription};
+use crate::verify::{Check, compare_manifest};
+
+/// An explicit authorization to restore into a production path or over existing data
+/// (doctrine 026 "L6 (Breakglass): full restore authorization (destructive allowed)").
+/// It is recorded in the restore report and the audit trail.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BreakGlass {
+    /// Who authorized it (a person or role, e.g. `alice (L6)`).
+    pub authorized_by: String,
+    /// Why (an incident or change number).
+    pub reason: String,
+}
+
+/// Where and how to restore.
+#[derive(Debug, Clone)]
+pub struct RestoreOptions {
+    /// The target directory. It must not exist or be empty, unless [`Self::allow_non_empty`].
+    pub target: PathBuf,
+    /// Allow restoring into a non-empty directory (existing files of the same path are
+    /// replaced). Requires [`Self::break_glass`].
+    pub allow_non_empty: bool,
+    /// Production paths (e.g. the configured source directories): a target that is, contains or
+    /// lies inside one is refused without [`Self::break_glass`].
+    pub protected_paths: Vec<PathBuf>,
+    /// The break-glass authorization, if any.
+    pub break_glass: Option<BreakGlass>,
+    /// Caps on entries and sizes.
+    pub limits: ReadLimits,
+}
+
+impl RestoreOptions {
+    /// Options for an isolated restore into `target` (which must not exist or be empty).
+    pub fn isolated(target: impl Into<PathBuf>) -> Self {
+        Self {
+            target: target.into(),
+            allow_non_empty: false,
+            protected_paths: Vec::new(),
+            break_glass: None,
+            limits: ReadLimits::default(),
+        }
+    }
+
+    /// Adds production paths the restore must not touch without break-glass.
+    #[must_use]
+    pub fn protect(mut self, paths: impl IntoIterator<Item = PathBuf>) -> Self {
+        self.protected_paths.extend(paths);
+        self
+    }
+}
+
+/// What a restore did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RestoreReport {
+    /// The artifact restored.
+    pub artifact: ArtifactName,
+    /// The sink it was read from.
+    pub sink: String,
+    /// The target directory.
+    pub target: PathBuf,
+    /// Start (UTC).
+    pub started: jiff::Timestamp,
+    /// End (UTC).
+    pub finished: jiff::Timestamp,
+    /// Seconds from start to the promoted, verified restore.
+    pub duration_seconds: f64,
+    /// Entries restored.
+    pub entries: u64,
+    /// Content bytes restored.
+    pub bytes: u64,
+    /// The key that opened the artifact.
+    pub opened_with: Option<KeyFingerprint>,
+    /// The manifest's source descriptions (database facts for a restore proof).
+    pub sources: Vec<SourceDescription>,
+    /// The checks done (authentication, manifest comparison).
+    pub checks: Vec<Check>,
+    /// The break-glass authorization used, if any.
+    pub break_glass: Option<BreakGlass>,
+}
+
+/// Restores artifact `name` from `sink` into `options.target`.
+///
+/// Nothing becomes visible in the target until the whole stream authenticated and every entry
+/// matched the manifest: entries are extracted into a private staging directory beside the
+/// target, which is then renamed into place (design invariants 4, 5, 6). Guards: no absolute
+/// paths, `..`, drive prefixes or backslashes; symlinks must stay inside the target; hard links
+/// must point to earlier regular files; only files, directories, symlinks and hard links; no
+/// setuid/setgid bits; caps on entry count and sizes.
+///
+/// # Errors
+/// [`Error::RestoreTarget`] for a refused target (before anything is read);
+/// [`Error::Cipher`] for a wrong key or tampering; [`Error::UnsafeEntry`];
+/// [`Error::Malformed`]; [`Error::LimitExceeded`]; [`Error::Io`]. On any error the target is
+/// unchanged and the staging directory is removed.
+pub async fn restore(
+    sink: &dyn Sink,
+    name: &ArtifactName,
+    cipher: &dyn Cipher,
+    options: &RestoreOptions,
+) -> Result<RestoreReport> {
+    let started = jiff::Timestamp::now();
+    let clock = std::time::Instant::now();
+    check_target(options)?;
+    let parent = absolute_parent(&options.target)?;
+    fs::create_dir_all(&parent)
+        .map_err(|e| Error::io(format!("creating `{}`", parent.display()), e))?;
+    let file_name = options
+        .target
+        .file_name()
+        .map_or_else(|| "restore".into(), |n| n.to_string_lossy().into_owned());
+    let staging = tempfile::Builder::new()
+        .prefix(&format!(".{file_name}.wst-staging-"))
+        .tempdir_in(&parent)
+        .map_err(|e| {
+            Error::io(
+                format!("creating a staging directory in `{}`", parent.display()),
+                e,
+            )
+        })?;
+    let root = fs::canonicalize(staging.path())
+        .map_err(|e| Error::io(format!("resolving `{}`", staging.path().display()), e))?;
+    let visitor = Extract {
+        root,
+        files: HashSet::new(),
+        dirs: Vec::new(),
+        bytes: 0,
+    };
+    let out = read_artifact(sink, name, cipher, visitor, options.limits).await?;
+    if let Some(failure) = out.error {
+        tracing::error!(artifact = %name, error = %failure, "restore failed; target untouched");
+        return Err(failure_to_error(failure, name));
+    }
+    let manifest = out.manifest.ok_or_else(|| Error::Malformed {
+        artifact: name.to_string(),
+        detail: "no manifest entry".into(),
+    })?;
+    let manifest_check = compare_manifest(&manifest, &out.entries);
+    if !manifest_check.passed {
+        return Err(Error::Malformed {
+            artifact: name.to_string(),
+            detail: manifest_check.detail,
+        });
+    }
+    let extract = out.visitor;
+    let bytes = extract.bytes;
+    let staged = staging.keep();
+    let promote = tokio::task::spawn_blocking({
+        let target = options.target.clone();
+        move || -> Result<()> {
+            extract.finish_dirs()?;
+            promote(&staged, &target)
+        }
+    })
+    .await
+    .map_err(|e| crate::bridge::join_error(&e))?;
+    promote?;
+    let checks = vec![
+        Check::pass(
+            "authenticated",
+            "every chunk and the end of stream authenticated before promotion",
+        ),
+        manifest_check,
+    ];
+    let report = RestoreReport {
+        artifact: name.clone(),
+        sink: sink.info().name.clone(),
+        target: options.target.clone(),
+        started,
+        finished: jiff::Timestamp::now(),
+        duration_seconds: clock.elapsed().as_secs_f64(),
+        entries: out.entries.len() as u64,
+        bytes,
+        opened_with: out.opened_with,
+        sources: manifest.sources,
+        checks,
+        break_glass: options.break_glass.clone(),
+    };
+    tracing::info!(artifact = %name, target = %options.target.display(), entries = report.entries, "restore complete");
+    Ok(report)
+}
+
+fn failure_to_error(failure: ReadFailure, name: &ArtifactName) -> Error {
+    failure.into_error(name)
+}
+
+fn absolute_parent(target: &Path) -> Result<PathBuf> {
+    let abs = std::path::absolute(target)
+        .map_err(|e| Error::io(format!("resolving `{}`", target.display()), e))?;
+    abs.parent()
+        .map(Path::to_path_buf)
+        .ok_or_else(|| Error::RestoreTarget {
+            path: target.to_path_buf(),
+            reason: "a filesystem root cannot be a restore target".into(),
+        })
+}
+
+/// Resolves symlinks in the longest existing prefix of `p`, keeping the rest as is.
+fn resolve(p: &Path) -> PathBuf {
+    let abs = std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    let mut existing = abs.clone();
+    let mut rest = Vec::new();
+    loop {
+        if let Ok(c) = fs::canonicalize(&existing) {
+            let mut out = c;
+            for part in rest.iter().rev() {
+                out.push(part);
+            }
+            return out;
+        }
+        match (
+            existing.file_name().map(std::ffi::OsStr::to_os_string),
+            existing.parent(),
+        ) {
+            (Some(name), Some(parent)) => {
+                rest.push(name);
+                existing = parent.to_path_buf();
+            }
+            _ => return abs,
+        }
+    }
+}
+
+fn check_target(options: &RestoreOptions) -> Result<()> {
+    let target = &options.target;
+    let refuse = |reason: String| Error::RestoreTarget {
+        path: target.clone(),
+        reason,
+    };
+    let resolved = resolve(target);
+    for p in &options.protected_paths {
+        let rp = resolve(p);
+        if (resolved.starts_with(&rp) || rp.starts_with(&resolved)) && options.break_glass.is_none()
+        {
+            return Err(refuse(format!(
+                "it overlaps the production path `{}`; restore to an isolated path, or pass an \
+                 explicit break-glass authorization (doctrine 026 L6)",
+                p.display()
+            )));
+        }
+    }
+    match fs::symlink_metadata(target) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io(format!("inspecting `{}`", target.display()), e)),
+        Ok(md) if !md.is_dir() => Err(refuse("it exists and is not a directory".into())),
+        Ok(_) => {
+            let non_empty = fs::read_dir(target)
+                .map_err(|e| Error::io(format!("listing `{}`", target.display()), e))?
+                .next()
+                .is_some();
+            if non_empty && !options.allow_non_empty {
+                return Err(refuse(
+                    "it is not empty; restore into a new or empty directory".into(),
+                ));
+            }
+            if non_empty && options.break_glass.is_none() {
+                return Err(refuse(
+                    "restoring over existing data needs a break-glass authorization".into(),
+                ));
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Moves the staged tree into place.
+fn promote(staged: &Path, target: &Path) -> Result<()> {
+    let io_err = |what: &str, p: &Path, e| Error::io(format!("{what} `{}`", p.display()), e);
+    match fs::symlink_metadata(target) {
+        Err(_) => {
+            fs::rename(staged, target).map_err(|e| io_err("promoting into", target, e))?;
+        }
+        Ok(_) => {
+            if fs::remove_dir(target).is_ok() {
+                fs::rename(staged, target).map_err(|e| io_err("promoting into", target, e))?;
+            } else {
+                merge(staged, target)?;
+                let _ = fs::remove_dir_all(staged);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Moves every entry of `src` into `dst`, replacing what is there (break-glass restore).
+fn merge(src: &Path, dst: &Path) -> Result<()> {
+    for child in
+        fs::read_dir(src).map_err(|e| Error::io(format!("listing `{}`", src.display()), e))?
+    {
+        let child = child.map_err(|e| Error::io(format!("listing `{}`", src.display()), e))?;
+        let from = child.path();
+        let to = dst.join(child.file_name());
+        let from_is_dir = child.file_type().is_ok_and(|t| t.is_dir());
+        let to_md = fs::symlink_metadata(&to).ok();
+        if from_is_dir && to_md.as_ref().is_some_and(fs::Metadata::is_dir) {
+            merge(&from, &to)?;
+            continue;
+        }
+        if let Some(md) = to_md {
+            let r = if md.is_dir() {
+                fs::remove_dir_all(&to)
+            } else {
+                fs::remove_file(&to)
+            };
+            r.map_err(|e| Error::io(format!("replacing `{}`", to.display()), e))?;
+        }
+        fs::rename(&from, &to)
+            .map_err(|e| Error::io(format!("moving into `{}`", to.display()), e))?;
+    }
+    Ok(())
+}
+
+struct Extract {
+    root: PathBuf,
+    files: HashSet<String>,
+    dirs: Vec<(PathBuf, u32, i64)>,
+    bytes: u64,
+}
+
+impl Extract {
+    fn unsafe_entry(path: &str, reason: impl Into<String>) -> Error {
+        Error::UnsafeEntry {
+            path: path.to_owned(),
+            reason: reason.into(),
+        }
+    }
+
+    /// The destination of `path`, after checking that its parent lies inside the root (no
+    /// symlinked directory on the way).
+    fn dest(&self, path: &str) -> Result<PathBuf> {
+        let dest = self.root.join(path);
+        let parent = dest.parent().unwrap_or(&self.root);
+        fs::create_dir_all(parent)
+            .map_err(|e| Error::io(format!("creating `{}`", parent.display()), e))?;
+        let real = fs::canonicalize(parent)
+            .map_err(|e| Error::io(format!("resolving `{}`", parent.display()), e))?;
+        if !real.starts_with(&self.root) {
+            return Err(Self::unsafe_entry(
+                path,
+                "its parent directory resolves outside the target",
+            ));
+        }
+        Ok(dest)
+    }
+
+    fn finish_dirs(mut self) -> Result<()> {
+        // Deepest first, so setting a parent's mtime is not undone by its children.
+        self.dirs
+            .sort_by_key(|d| std::cmp::Reverse(d.0.components().count()));
+        for (dir, mode, mtime) in &self.dirs {
+            set_mode(dir, *mode)?;
+            let t = filetime::FileTime::from_unix_time(*mtime, 0);
+            filetime::set_file_mtime(dir, t)
+                .map_err(|e| Error::io(format!("setting the time of `{}`", dir.display()), e))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(unix)]
+fn set_mode(path: &Path, mode: u32) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode & 0o1777))
+        .map_err(|e| Error::io(format!("setting the mode of `{}`", path.display()), e))
+}
+
+/// On Windows only the read-only attribute is restored (owner write bit clear).
+#[cfg(not(unix))]
+fn set_mode(path: &Path, mode: u32) -> Result<()> {
+    let mut perms = fs::metadata(path)
+        .map_err(|e| Error::io(format!("reading `{}`", path.display()), e))?
+        .permissions();
+    perms.set_readonly(mode & 0o200 == 0);
+    fs::set_permissions(path, perms)
+        .map_err(|e| Error::io(format!("setting the mode of `{}`", path.display()), e))
+}
+
+/// Whether a symlink at archive path `path` with text `target` stays inside the root.
+fn link_stays_inside(path: &str, target: &str) -> bool {
+    if target.is_empty()
+        || target.starts_with('/')
+        || target.contains('\\')
+        || target.contains('\0')
+    {
+        return false;
+    }
+    if target.len() >= 2 && target.as_bytes()[1] == b':' {
+        return false;
+    }
+    let mut depth = i64::try_from(path.split('/').count()).unwrap_or(i64::MAX) - 1;
+    for comp in Path::new(target).components() {
+        match comp {
+            Component::Normal(_) => depth += 1,
+            Component::ParentDir => {
+                depth -= 1;
+                if depth < 0 {
+                    return false;
+                }
+            }
+            Component::CurDir => {}
+            Component::RootDir | Component::Prefix(_) => return false,
+        }
+    }
+    true
+}
+
+impl Visitor for Extract {
+    fn entry(&mut self, entry: &ReadEntry, content: &mut dyn Read) -> Result<()> {
+        if entry.mode & 0o6000 != 0 {
+            return Err(Self::unsafe_entry(
+                &entry.path,
+                "setuid/setgid bits are refused",
+            ));
+        }
+        let dest = self.dest(&entry.path)?;
+        match &entry.kind {
+            EntryKind::Dir => {
+                match fs::symlink_metadata(&dest) {
+                    Ok(md) if md.is_dir() => {}
+                    Ok(_) => {
+                        return Err(Self::unsafe_entry(
+                            &entry.path,
+                            "a directory replaces an earlier entry",
+                        ));
+                    }
+                    Err(_) => fs::create_dir(&dest)
+                        .map_err(|e| Error::io(format!("creating `{}`", dest.display()), e))?,
+                }
+                self.dirs.push((dest, entry.mode, entry.mtime));
+            }
+            EntryKind::File => {
+                let mut f = fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .open(&dest)
+                    .map_err(|e| Error::io(format!("creating `{}`", dest.display()), e))?;
+                let n = io::copy(content, &mut f)
+                    .map_err(|e| Error::io(format!("writing `{}`", dest.display()), e))?;
+                drop(f);
+                self.bytes += n;
+                set_mode(&dest, entry.mode & 0o777)?;
+                let t = filetime::FileTime::from_unix_time(entry.mtime, 0);
+                filetime::set_file_mtime(&dest, t).map_err(|e| {
+                    Error::io(format!("setting the time of `{}`", dest.display()), e)
+                })?;
+                self.files.insert(entry.path.clone());
+            }
+            EntryKind::Symlink { target } => {
+                if !link_stays_inside(&entry.path, target) {
+                    return Err(Self::unsafe_entry(
+                        &entry.path,
+                        format!("symlink target `{target}` points outside the restore target"),
+                    ));
+                }
+                make_symlink(target, &dest)?;
+            }
+            EntryKind::Hardlink { target } => {
+                if !self.files.contains(target) {
+                    return Err(Self::unsafe_entry(
+                        &entry.path,
+                        format!("hard link target `{target}` is not an earlier regular file"),
+                    ));
+                }
+                fs::hard_link(self.root.join(target), &dest)
+                    .map_err(|e| Error::io(format!("linking `{}`", dest.display()), e))?;
+                self.files.insert(entry.path.clone());
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(unix)]
+fn make_symlink(target: &str, dest: &Path) -> Result<()> {
+    std::os::unix::fs::symlink(target, dest)
+        .map_err(|e| Error::io(format!("creating symlink `{}`", dest.display()), e))
+}
+
+/// On Windows, creating a symlink needs the SeCreateSymbolicLink privilege (or developer
+/// mode); without it the restore fails with the OS error rather than silently skipping links.
+#[cfg(windows)]
+fn make_symlink(target: &str, dest: &Path) -> Result<()> {
+    std::os::windows::fs::symlink_file(target.replace('/', "\\"), dest)
+        .map_err(|e| Error::io(format!("creating symlink `{}`", dest.display()), e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::link_stays_inside;
+
+    #[test]
+    fn symlink_targets_must_stay_inside() {
+        assert!(link_stays_inside("wst/a/link", "../b/file"));
+        assert!(link_stays_inside("wst/link", "../wst-api/x"));
+        assert!(link_stays_inside("wst/link", "./x"));
+        assert!(!link_stays_inside("wst/link", "../../etc/passwd"));
+        assert!(!link_stays_inside("link", "../x"));
+        assert!(!link_stays_inside("wst/link", "/etc/passwd"));
+        assert!(!link_stays_inside("wst/link", "C:/Windows"));
+        assert!(!link_stays_inside("wst/link", ""));
+    }
+}
