@@ -40,7 +40,7 @@ pub use progress::{NoProgress, Progress, Stage};
 pub use reader::ReadLimits;
 pub use report::{RunOutcome, RunReport, SinkOutcome, SourceOutcome};
 pub use restore::{BreakGlass, RestoreOptions, RestoreReport, restore};
-pub use retention::{BackupRecord, Decision, Reason, RetentionPlan, RetentionPolicy};
+pub use retention::{BackupRecord, Decision, Flag, Period, Reason, RetentionPlan, RetentionPolicy};
 pub use sink::{
     ByteStream, Medium, ObjectMeta, Sink, SinkExt, SinkInfo, SinkUpload, for_each_chunk,
     validate_object_name,

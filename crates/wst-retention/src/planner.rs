@@ -1,0 +1,297 @@
+//! The planner: rules, then protections, then `max_age`.
+
+use std::cmp::Ordering;
+use std::collections::HashSet;
+
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+use wst_core::{BackupRecord, Decision, Flag, Period, Reason, RetentionPlan, RetentionPolicy};
+
+use crate::error::{Error, Result};
+use crate::policy::Policy;
+
+/// A [`Policy`] bound to the time zone its periods are counted in: the value that implements
+/// [`RetentionPolicy`] for the executor (`wst_core::prune`).
+///
+/// # Example
+/// ```
+/// use jiff::tz::TimeZone;
+/// use wst_retention::{Planner, Policy};
+///
+/// let planner = Planner::new(Policy::gfs(), TimeZone::UTC)?;
+/// let plan = planner.plan(&[], "2026-11-21T02:00:00Z".parse()?)?;
+/// assert!(plan.decisions.is_empty());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Planner {
+    policy: Policy,
+    time_zone: TimeZone,
+}
+
+impl Planner {
+    /// Binds `policy` to `time_zone` (periods are hours, days, weeks, months and years of that
+    /// zone's wall clock).
+    ///
+    /// # Errors
+    /// As [`Policy::validate`]: an empty policy or an invalid duration is refused here, before
+    /// any plan.
+    pub fn new(policy: Policy, time_zone: TimeZone) -> Result<Self> {
+        policy.validate()?;
+        Ok(Self { policy, time_zone })
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// The time zone.
+    pub fn time_zone(&self) -> &TimeZone {
+        &self.time_zone
+    }
+
+    /// Plans `backups` at `now`; see [`plan`].
+    ///
+    /// # Errors
+    /// As [`plan`].
+    pub fn plan(&self, backups: &[BackupRecord], now: Timestamp) -> Result<RetentionPlan> {
+        plan(backups, &self.policy, now, &self.time_zone)
+    }
+}
+
+impl RetentionPolicy for Planner {
+    fn plan(&self, backups: &[BackupRecord], now: Timestamp) -> wst_core::Result<RetentionPlan> {
+        Ok(Planner::plan(self, backups, now)?)
+    }
+}
+
+/// Newest first; equal times: greater name first. A total order, so the plan does not depend on
+/// the input order.
+fn newest_first(a: &BackupRecord, b: &BackupRecord) -> Ordering {
+    b.time.cmp(&a.time).then_with(|| b.name.cmp(&a.name))
+}
+
+/// The period keys of one backup in the policy's time zone.
+#[derive(Clone, Copy)]
+struct Keys {
+    /// (year, month, day, hour) packed, and the UTC offset in seconds.
+    hour: (i32, i32),
+    /// (year, month, day) packed.
+    day: i32,
+    /// ISO week-numbering year and week, packed.
+    week: i32,
+    /// (year, month) packed.
+    month: i32,
+    /// The year.
+    year: i32,
+}
+
+impl Keys {
+    fn of(time: Timestamp, tz: &TimeZone) -> Self {
+        let offset = tz.to_offset(time);
+        let dt = offset.to_datetime(time);
+        let (y, m, d, h) = (
+            i32::from(dt.year()),
+            i32::from(dt.month()),
+            i32::from(dt.day()),
+            i32::from(dt.hour()),
+        );
+        let iso = dt.date().iso_week_date();
+        let month = y * 12 + m;
+        let day = month * 31 + d;
+        Self {
+            hour: (day * 24 + h, offset.seconds()),
+            day,
+            week: i32::from(iso.year()) * 53 + i32::from(iso.week()),
+            month,
+            year: y,
+        }
+    }
+
+    fn get(&self, period: Period) -> (i32, i32) {
+        match period {
+            Period::Hourly => self.hour,
+            Period::Daily => (self.day, 0),
+            Period::Weekly => (self.week, 0),
+            Period::Monthly => (self.month, 0),
+            Period::Yearly => (self.year, 0),
+        }
+    }
+}
+
+/// Plans retention for the backups of one sink.
+///
+/// Pure: no I/O, no clock. The result does not depend on the order of `backups`. See the crate
+/// documentation for the exact semantics (rules, protections, `max_age`, flags).
+///
+/// # Errors
+/// [`Error::EmptyPolicy`] for a policy without keep rules; [`Error::InvalidDuration`],
+/// [`Error::ConflictingDurations`], [`Error::TimeOutOfRange`] for durations that cannot be
+/// applied at `now`; [`Error::DuplicateName`] when a name appears twice in `backups`.
+pub fn plan(
+    backups: &[BackupRecord],
+    policy: &Policy,
+    now: Timestamp,
+    time_zone: &TimeZone,
+) -> Result<RetentionPlan> {
+    let cutoffs = policy.cutoffs(now, time_zone)?;
+
+    let mut seen = HashSet::with_capacity(backups.len());
+    for b in backups {
+        if !seen.insert(b.name.as_str()) {
+            return Err(Error::DuplicateName {
+                name: b.name.clone(),
+            });
+        }
+    }
+    drop(seen);
+
+    let mut sorted: Vec<&BackupRecord> = backups.iter().collect();
+    sorted.sort_unstable_by(|a, b| newest_first(a, b));
+    let n = sorted.len();
+
+    // Positions (in `sorted`) of the backups that count: complete, verified, not future-dated.
+    let counting: Vec<usize> = (0..n).filter(|&i| sorted[i].counts_at(now)).collect();
+
+    let mut rule_reasons: Vec<Vec<Reason>> = vec![Vec::new(); n];
+    let mut kept_by_chain = vec![false; n];
+
+    // keep_last: every backup is its own period (see the crate docs on borg's --keep-last).
+    if policy.keep_last > 0 {
+        for (rank, &i) in counting.iter().take(policy.keep_last as usize).enumerate() {
+            kept_by_chain[i] = true;
+            rule_reasons[i].push(Reason::Last {
+                n: u32::try_from(rank + 1).unwrap_or(u32::MAX),
+            });
+        }
+    }
+
+    // Period rules, finest first: borg 1.x `prune_split`.
+    let rules: Vec<(Period, u32)> = Period::ALL
+        .iter()
+        .map(|&p| (p, policy.count(p)))
+        .filter(|&(_, c)| c > 0)
+        .collect();
+    if !rules.is_empty() {
+        let keys: Vec<Keys> = counting
+            .iter()
+            .map(|&i| Keys::of(sorted[i].time, time_zone))
+            .collect();
+        for (period, count) in rules {
+            let mut kept = 0u32;
+            let mut last_key = None;
+            let mut complete = false;
+            for (k, &i) in counting.iter().enumerate() {
+                let key = keys[k].get(period);
+                if last_key == Some(key) {
+                    continue;
+                }
+                last_key = Some(key);
+                if kept_by_chain[i] {
+                    // Uses up its period, but is not counted again.
+                    continue;
+                }
+                kept += 1;
+                kept_by_chain[i] = true;
+                rule_reasons[i].push(Reason::Period {
+                    period,
+                    n: kept,
+                    oldest: false,
+                });
+                if kept == count {
+                    complete = true;
+                    break;
+                }
+            }
+            if !complete
+                && let Some(&oldest) = counting.last()
+                && !kept_by_chain[oldest]
+            {
+                kept += 1;
+                kept_by_chain[oldest] = true;
+                rule_reasons[oldest].push(Reason::Period {
+                    period,
+                    n: kept,
+                    oldest: true,
+                });
+            }
+        }
+    }
+
+    // keep_within: independent of the count chain (see the crate docs).
+    if let Some(within) = cutoffs.within {
+        for &i in &counting {
+            if sorted[i].time > within {
+                rule_reasons[i].push(Reason::Within);
+            } else {
+                break;
+            }
+        }
+    }
+
+    let newest_counting = counting.first().copied();
+    let mut decisions = Vec::with_capacity(n);
+    let mut flags = Vec::new();
+    for (i, (b, rules)) in sorted.iter().zip(rule_reasons).enumerate() {
+        let mut protections = Vec::new();
+        let future = b.time > now;
+        if future {
+            protections.push(Reason::FutureDated);
+            flags.push(Flag::FutureDated {
+                name: b.name.clone(),
+                time: b.time,
+            });
+        } else if b.time > cutoffs.min_age {
+            protections.push(Reason::MinAge);
+        }
+        if i == 0 {
+            protections.push(Reason::LastBackup);
+        }
+        if Some(i) == newest_counting {
+            protections.push(Reason::NewestVerified);
+        }
+        if newest_counting.is_none_or(|nc| i < nc) {
+            protections.push(Reason::NoNewerVerified);
+        }
+
+        let too_old = cutoffs.max_age.is_some_and(|max| b.time < max);
+        let (keep, mut reasons) = if too_old {
+            if protections.is_empty() {
+                let mut r = Vec::with_capacity(1 + rules.len());
+                r.push(Reason::MaxAge);
+                r.extend(rules);
+                (false, r)
+            } else {
+                flags.push(Flag::MaxAgeConflict {
+                    name: b.name.clone(),
+                    time: b.time,
+                    protected_by: protections.clone(),
+                });
+                let mut r = rules;
+                r.extend(protections);
+                r.push(Reason::MaxAgeConflict);
+                (true, r)
+            }
+        } else if rules.is_empty() && protections.is_empty() {
+            (false, vec![Reason::NotSelected])
+        } else {
+            let mut r = rules;
+            r.extend(protections);
+            (true, r)
+        };
+        if !b.complete {
+            reasons.push(Reason::Incomplete);
+        } else if !b.verified {
+            reasons.push(Reason::Unverified);
+        }
+        decisions.push(Decision {
+            name: b.name.clone(),
+            time: b.time,
+            keep,
+            reasons,
+        });
+    }
+
+    Ok(RetentionPlan { decisions, flags })
+}
