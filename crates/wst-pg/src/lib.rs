@@ -1,1 +1,72 @@
-//! wst-pg: part of wst (under construction).
+//! wst-pg: PostgreSQL logical dumps for wst — a consistent `pg_dump` as a backup
+//! [`wst_core::Source`], `pg_restore --list` verification, and restore into a scratch database
+//! with proof against the manifest.
+//!
+//! ```no_run
+//! use wst_pg::{ConnectionConfig, DatabaseFacts, PasswordSource, PgDumpSource, RestoreOptions};
+//!
+//! # async fn demo() -> Result<(), wst_pg::Error> {
+//! // Doctrine 026 R6: the password lives in a 0600 key file that holds only the password.
+//! let conn = ConnectionConfig::from_url("postgresql://wst@db.internal:5432/wst_dev?sslmode=prefer")?
+//!     .with_password(PasswordSource::KeyFile("/etc/wst/db.key".into()));
+//! let source = PgDumpSource::new(conn.clone()); // entry `wst_dev_database.backup`
+//!
+//! // The pipeline calls `Source::prepare`; here we take the dump directly.
+//! let dump = source.dump().await?;
+//! let facts: &DatabaseFacts = dump.facts();
+//! println!("{} tables, {} rows", facts.row_counts.len(), facts.total_rows());
+//!
+//! // Restore drill: a new scratch database on a test server, proven against the facts.
+//! let server = conn.with_database("postgres");
+//! let proof = wst_pg::restore_dump(dump.path(), facts, &RestoreOptions::new(server).with_jobs(2)).await?;
+//! assert!(proof.passed());
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Behaviour
+//!
+//! - **Consistency.** The facts (row counts, schema fingerprint, large objects, database size)
+//!   are read inside a `REPEATABLE READ` transaction whose snapshot `pg_dump` imports
+//!   (`--snapshot`), so they describe exactly the dumped data, even under concurrent writes.
+//! - **Format.** `pg_dump --format=custom` (doctrine 026 R2), spooled to a private temporary
+//!   file because a tar entry needs its size first; `pg_dump`'s own compression is off by
+//!   default ([`DumpCompression`]) because the artifact is zstd-compressed as a whole.
+//! - **Credentials.** The password comes from a key file ([`read_key_file`], doctrine 026 R6)
+//!   or an environment variable, reaches child programs through a private passfile (never
+//!   argv), and is redacted from every error; [`Password`]'s `Debug` prints `[REDACTED]`.
+//! - **Failures** are specific [`Error`] variants: authentication (F1, naming user, host and
+//!   key file), unreachable server, missing database, `pg_dump` missing or older than the
+//!   server, `pg_dump` failing (redacted stderr), empty dump (F3).
+//! - **Restore** ([`restore_dump`]) never targets the source database and refuses an existing
+//!   non-empty database without a [`BreakGlass`] authorization (design invariant 4).
+//!
+//! # Features
+//!
+//! | feature | what |
+//! |---|---|
+//! | `cluster` | [`TestCluster`]: a throwaway cluster (`initdb` in a temp dir) for tests, examples, benchmarks |
+//!
+//! TLS: this build has no TLS connector for its own fact-collecting session; see [`SslMode`].
+#![deny(rustdoc::broken_intra_doc_links)]
+
+#[cfg(feature = "cluster")]
+mod cluster;
+mod config;
+mod connect;
+mod error;
+mod facts;
+mod restore;
+mod source;
+mod tools;
+mod verify;
+
+#[cfg(feature = "cluster")]
+pub use cluster::{DEMO_SQL, TestCluster};
+pub use config::{ConnectionConfig, Password, PasswordSource, SslMode, read_key_file};
+pub use error::{Error, Result};
+pub use facts::{DatabaseFacts, table_key};
+pub use restore::{BreakGlass, RestoreOptions, RestoreProof, compare, restore_dump};
+pub use source::{DEFAULT_ENTRY, DumpCompression, PgDumpSource, PreparedDump, SOURCE_KIND};
+pub use tools::{PgTools, ToolVersion};
+pub use verify::PgRestoreListCheck;

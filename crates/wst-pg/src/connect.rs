@@ -1,0 +1,151 @@
+//! Opening a tokio-postgres session and classifying its failures (doctrine 026 F1).
+
+use std::time::Duration;
+
+use tokio_postgres::error::SqlState;
+
+use crate::config::{ConnectionConfig, Password, SslMode};
+use crate::error::{Error, Result};
+
+/// An open session; the connection task ends when the client is dropped.
+pub(crate) struct Session {
+    pub(crate) client: tokio_postgres::Client,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Connects to `conn` with `password`.
+///
+/// # Errors
+/// [`Error::AuthenticationFailed`], [`Error::ServerUnreachable`], [`Error::DatabaseMissing`],
+/// [`Error::TlsUnsupported`], or [`Error::Query`] for anything else.
+pub(crate) async fn connect(
+    conn: &ConnectionConfig,
+    password: Option<&Password>,
+) -> Result<Session> {
+    match conn.sslmode {
+        SslMode::Disable | SslMode::Prefer => {}
+        other => {
+            return Err(Error::TlsUnsupported {
+                mode: other.as_str().to_owned(),
+            });
+        }
+    }
+    let mut cfg = tokio_postgres::Config::new();
+    #[cfg(unix)]
+    if conn.host.starts_with('/') {
+        cfg.host_path(&conn.host);
+    } else {
+        cfg.host(&conn.host);
+    }
+    #[cfg(not(unix))]
+    cfg.host(&conn.host);
+    cfg.port(conn.port)
+        .user(&conn.user)
+        .dbname(&conn.database)
+        .application_name(&conn.application_name)
+        .connect_timeout(Duration::from_secs(conn.connect_timeout_secs.max(1)))
+        .ssl_mode(tokio_postgres::config::SslMode::Disable);
+    if let Some(p) = password {
+        cfg.password(p.expose());
+    }
+    let (client, connection) = cfg
+        .connect(tokio_postgres::NoTls)
+        .await
+        .map_err(|e| classify(&e, conn, password))?;
+    let task = tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!(error = %e, "postgres connection ended with an error");
+        }
+    });
+    Ok(Session { client, task })
+}
+
+/// Maps a connection error to the specific [`Error`].
+pub(crate) fn classify(
+    e: &tokio_postgres::Error,
+    conn: &ConnectionConfig,
+    password: Option<&Password>,
+) -> Error {
+    let detail = redact(&e.to_string(), password);
+    if let Some(db) = e.as_db_error() {
+        let code = db.code();
+        if *code == SqlState::INVALID_PASSWORD
+            || *code == SqlState::INVALID_AUTHORIZATION_SPECIFICATION
+        {
+            return Error::AuthenticationFailed {
+                user: conn.user.clone(),
+                host: conn.host.clone(),
+                port: conn.port,
+                credential: conn.password.describe(),
+                detail: redact(db.message(), password),
+            };
+        }
+        if *code == SqlState::INVALID_CATALOG_NAME {
+            return Error::DatabaseMissing {
+                database: conn.database.clone(),
+                host: conn.host.clone(),
+                port: conn.port,
+            };
+        }
+        return Error::Query {
+            context: format!("connecting to {}", conn.display_target()),
+            detail,
+        };
+    }
+    if detail.contains("password missing") {
+        return Error::AuthenticationFailed {
+            user: conn.user.clone(),
+            host: conn.host.clone(),
+            port: conn.port,
+            credential: conn.password.describe(),
+            detail: "the server asked for a password but none is configured".to_owned(),
+        };
+    }
+    let io = std::error::Error::source(e).and_then(|s| s.downcast_ref::<std::io::Error>());
+    if io.is_some() || detail.contains("timeout") || detail.contains("error connecting") {
+        let detail = io.map_or(detail, |io| redact(&io.to_string(), password));
+        return Error::ServerUnreachable {
+            host: conn.host.clone(),
+            port: conn.port,
+            detail,
+        };
+    }
+    Error::Query {
+        context: format!("connecting to {}", conn.display_target()),
+        detail,
+    }
+}
+
+/// Maps a query error, redacted.
+pub(crate) fn query_error(
+    context: impl Into<String>,
+    e: &tokio_postgres::Error,
+    password: Option<&Password>,
+) -> Error {
+    let detail = match e.as_db_error() {
+        Some(db) => format!("{}: {}", db.severity(), db.message()),
+        None => e.to_string(),
+    };
+    Error::Query {
+        context: context.into(),
+        detail: redact(&detail, password),
+    }
+}
+
+fn redact(text: &str, password: Option<&Password>) -> String {
+    match password {
+        Some(p) => p.redact(text),
+        None => text.to_owned(),
+    }
+}
+
+/// Quotes an SQL identifier: `"…"` with `"` doubled.
+pub(crate) fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}

@@ -1,0 +1,637 @@
+//! Restore a dump into a scratch database and prove it against the manifest's facts
+//! (doctrine 026 R7, design invariant 4).
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use wst_core::Check;
+
+use crate::config::{ConnectionConfig, Password};
+use crate::connect::{Session, connect, query_error, quote_ident};
+use crate::error::{Error, Result};
+use crate::facts::{self, DatabaseFacts};
+use crate::tools::{PgTools, ToolVersion, clean_stderr, passfile_for};
+
+/// An explicit authorization to restore into an existing, non-empty database (doctrine 026
+/// "L6 (Breakglass): full restore authorization (destructive allowed)"). Recorded in the
+/// [`RestoreProof`] for the audit log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BreakGlass {
+    /// Who authorized it (name or role).
+    pub authorized_by: String,
+    /// Why (incident or change reference).
+    pub reason: String,
+}
+
+/// Where and how to restore.
+#[derive(Debug, Clone)]
+pub struct RestoreOptions {
+    /// The target server and credentials. Its `database` is the maintenance database the
+    /// scratch database is created from (usually `postgres`); it is never restored into.
+    pub server: ConnectionConfig,
+    /// The scratch database's name; `None` generates `wst_restore_YYYYMMDD_HHMMSS_xxxxxx` (UTC).
+    pub database: Option<String>,
+    /// `pg_restore --jobs` (parallel restore; ≥ 1). Default 2.
+    pub jobs: u32,
+    /// `--no-owner`: objects are owned by the restoring user. Default true.
+    pub no_owner: bool,
+    /// `--no-privileges`: GRANTs are not restored. Default true.
+    pub no_privileges: bool,
+    /// Drop the scratch database after the proof (only when this restore created it).
+    pub drop_after: bool,
+    /// Authorization to restore into an existing non-empty database (with `--clean`).
+    pub break_glass: Option<BreakGlass>,
+    /// The PostgreSQL programs.
+    pub tools: PgTools,
+}
+
+impl RestoreOptions {
+    /// Restore to a new scratch database on `server` with the defaults above.
+    pub fn new(server: ConnectionConfig) -> Self {
+        Self {
+            server,
+            database: None,
+            jobs: 2,
+            no_owner: true,
+            no_privileges: true,
+            drop_after: false,
+            break_glass: None,
+            tools: PgTools::discover(),
+        }
+    }
+
+    /// Sets the scratch database name.
+    #[must_use]
+    pub fn with_database(mut self, name: impl Into<String>) -> Self {
+        self.database = Some(name.into());
+        self
+    }
+
+    /// Sets `--jobs`.
+    #[must_use]
+    pub fn with_jobs(mut self, jobs: u32) -> Self {
+        self.jobs = jobs.max(1);
+        self
+    }
+
+    /// Drops the scratch database after the proof.
+    #[must_use]
+    pub fn with_drop_after(mut self, drop_after: bool) -> Self {
+        self.drop_after = drop_after;
+        self
+    }
+
+    /// Authorizes restoring into an existing non-empty database.
+    #[must_use]
+    pub fn with_break_glass(mut self, authorization: BreakGlass) -> Self {
+        self.break_glass = Some(authorization);
+        self
+    }
+
+    /// Uses the PostgreSQL programs in `tools`.
+    #[must_use]
+    pub fn with_tools(mut self, tools: PgTools) -> Self {
+        self.tools = tools;
+        self
+    }
+}
+
+/// The evidence of one database restore: where, how long, and every check against the
+/// manifest's [`DatabaseFacts`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct RestoreProof {
+    /// The database restored into.
+    pub database: String,
+    /// `user@host:port` of the target server.
+    pub server: String,
+    /// Whether this restore created the database.
+    pub created_database: bool,
+    /// Whether the database was dropped after the proof.
+    pub dropped: bool,
+    /// The break-glass authorization used, if any.
+    pub break_glass: Option<BreakGlass>,
+    /// `pg_restore --jobs`.
+    pub jobs: u32,
+    /// Start (UTC).
+    pub started: jiff::Timestamp,
+    /// End of the proof (UTC).
+    pub finished: jiff::Timestamp,
+    /// Seconds `pg_restore` ran.
+    pub pg_restore_seconds: f64,
+    /// Seconds from start to the end of the proof (the database part of a drill's RTO).
+    pub total_seconds: f64,
+    /// The facts of the restored database.
+    pub restored: DatabaseFacts,
+    /// Every check, in order: `pg_restore`, `tables_present`, one `row_count:<table>` per
+    /// table, `row_count_total`, `schema_fingerprint`, `large_objects`.
+    pub checks: Vec<Check>,
+}
+
+impl RestoreProof {
+    /// Whether there is at least one check and all passed.
+    pub fn passed(&self) -> bool {
+        !self.checks.is_empty() && self.checks.iter().all(|c| c.passed)
+    }
+
+    /// The failed checks.
+    pub fn failures(&self) -> impl Iterator<Item = &Check> {
+        self.checks.iter().filter(|c| !c.passed)
+    }
+}
+
+/// Restores the custom-format dump `dump_file` into a scratch database and proves it against
+/// `expected` (the facts from the manifest): per-table row counts, schema fingerprint and
+/// large-object count must be equal.
+///
+/// The target database must not exist (it is created from `template0` with the source's
+/// encoding), or exist and be empty; restoring into an existing non-empty database requires
+/// [`RestoreOptions::break_glass`] and then uses `pg_restore --clean --if-exists`. The source
+/// database itself (same cluster `system_identifier` and name) is always refused (design
+/// invariant 4).
+///
+/// A failed proof is a [`RestoreProof`] whose [`RestoreProof::passed`] is false, not an `Err`.
+///
+/// # Errors
+/// [`Error::RestoreTargetRefused`], [`Error::EmptyDump`], [`Error::ToolMissing`] /
+/// [`Error::ToolTooOld`] for `pg_restore`, [`Error::ToolFailed`] when `pg_restore` fails (the
+/// scratch database is kept for inspection unless `drop_after`), and the connection errors of
+/// [`crate::PgDumpSource::dump`].
+pub async fn restore_dump(
+    dump_file: &Path,
+    expected: &DatabaseFacts,
+    options: &RestoreOptions,
+) -> Result<RestoreProof> {
+    let started_at = jiff::Timestamp::now();
+    let started = Instant::now();
+    let dump_len = std::fs::metadata(dump_file)
+        .map_err(|e| Error::io(format!("reading dump `{}`", dump_file.display()), e))?
+        .len();
+    if dump_len == 0 {
+        return Err(Error::EmptyDump {
+            database: expected.database.clone(),
+        });
+    }
+    let pg_restore = options.tools.version("pg_restore")?;
+    if let Some(dumped_by) = expected
+        .pg_dump_version
+        .as_deref()
+        .and_then(ToolVersion::parse)
+        && pg_restore.major < dumped_by.major
+    {
+        return Err(Error::ToolTooOld {
+            tool: "pg_restore".to_owned(),
+            tool_version: pg_restore.to_string(),
+            server_version: format!("{dumped_by} (the pg_dump that wrote the dump)"),
+        });
+    }
+    let password = options.server.password.load()?;
+    let pw = password.as_ref();
+    let name = options.database.clone().unwrap_or_else(generated_name);
+    let maintenance = connect(&options.server, pw).await?;
+    let (created, clean) = prepare_target(&maintenance, &name, expected, options, pw).await?;
+
+    let target = options.server.with_database(&name);
+    let restore_started = Instant::now();
+    let result = run_pg_restore(dump_file, &target, options, clean, pw).await;
+    let pg_restore_seconds = restore_started.elapsed().as_secs_f64();
+    if let Err(e) = result {
+        if created && options.drop_after {
+            drop_database(&maintenance, &name, pw).await.ok();
+        }
+        return Err(e);
+    }
+    let mut checks = vec![Check::pass(
+        "pg_restore",
+        format!(
+            "pg_restore --jobs {} into `{name}` succeeded in {pg_restore_seconds:.1} s",
+            options.jobs
+        ),
+    )];
+
+    let restored = {
+        let session = connect(&target, pw).await?;
+        let client = &session.client;
+        client
+            .batch_execute(
+                "SET search_path = pg_catalog; BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+            )
+            .await
+            .map_err(|e| query_error("opening the proof transaction", &e, pw))?;
+        let head = client
+            .query_one(
+                "SELECT (extract(epoch FROM now()) * 1000000)::int8, current_setting('server_version'), \
+                        current_setting('server_version_num')::int4, pg_database_size(current_database()), \
+                        pg_encoding_to_char(d.encoding)::text \
+                 FROM pg_database d WHERE d.datname = current_database()",
+                &[],
+            )
+            .await
+            .map_err(|e| query_error("reading the restored database", &e, pw))?;
+        let collected = facts::collect(client, pw).await?;
+        client
+            .batch_execute("COMMIT")
+            .await
+            .map_err(|e| query_error("ending the proof transaction", &e, pw))?;
+        DatabaseFacts {
+            server_version: head.get(1),
+            server_version_num: head.get(2),
+            system_identifier: None,
+            database: name.clone(),
+            encoding: head.get(4),
+            database_size_bytes: head.get::<_, i64>(3).max(0) as u64,
+            snapshot_id: None,
+            snapshot_time: jiff::Timestamp::from_microsecond(head.get(0))
+                .unwrap_or_else(|_| jiff::Timestamp::now()),
+            row_counts: collected.row_counts,
+            large_object_count: collected.large_object_count,
+            schema_fingerprint: collected.schema_fingerprint,
+            schema_objects: collected.schema_objects,
+            pg_dump_version: None,
+            pg_dump_compression: None,
+            dump_bytes: None,
+            dump_seconds: None,
+        }
+    };
+    checks.extend(compare(expected, &restored));
+
+    let dropped = if created && options.drop_after {
+        drop_database(&maintenance, &name, pw).await?;
+        true
+    } else {
+        false
+    };
+    let proof = RestoreProof {
+        database: name,
+        server: format!(
+            "{}@{}:{}",
+            options.server.user, options.server.host, options.server.port
+        ),
+        created_database: created,
+        dropped,
+        break_glass: options.break_glass.clone(),
+        jobs: options.jobs,
+        started: started_at,
+        finished: jiff::Timestamp::now(),
+        pg_restore_seconds,
+        total_seconds: started.elapsed().as_secs_f64(),
+        restored,
+        checks,
+    };
+    tracing::info!(
+        database = %proof.database,
+        passed = proof.passed(),
+        seconds = proof.total_seconds,
+        "database restore proof finished"
+    );
+    Ok(proof)
+}
+
+/// The checks of a restored database against the manifest's facts.
+pub fn compare(expected: &DatabaseFacts, restored: &DatabaseFacts) -> Vec<Check> {
+    let mut checks = Vec::new();
+    let want: BTreeSet<&String> = expected.row_counts.keys().collect();
+    let got: BTreeSet<&String> = restored.row_counts.keys().collect();
+    let missing: Vec<&str> = want.difference(&got).map(|s| s.as_str()).collect();
+    let extra: Vec<&str> = got.difference(&want).map(|s| s.as_str()).collect();
+    if missing.is_empty() && extra.is_empty() {
+        checks.push(Check::pass(
+            "tables_present",
+            format!("{} tables, as in the manifest", want.len()),
+        ));
+    } else {
+        checks.push(Check::fail(
+            "tables_present",
+            format!(
+                "missing: [{}]; unexpected: [{}]",
+                missing.join(", "),
+                extra.join(", ")
+            ),
+        ));
+    }
+    for (table, &rows) in &expected.row_counts {
+        let name = format!("row_count:{table}");
+        match restored.row_counts.get(table) {
+            Some(&got) if got == rows => checks.push(Check::pass(name, format!("{rows} rows"))),
+            Some(&got) => checks.push(Check::fail(
+                name,
+                format!("expected {rows} rows (manifest), restored {got}"),
+            )),
+            None => checks.push(Check::fail(
+                name,
+                format!("expected {rows} rows (manifest), table not restored"),
+            )),
+        }
+    }
+    let (want_total, got_total) = (expected.total_rows(), restored.total_rows());
+    if want_total == got_total {
+        checks.push(Check::pass("row_count_total", format!("{want_total} rows")));
+    } else {
+        checks.push(Check::fail(
+            "row_count_total",
+            format!("expected {want_total} rows, restored {got_total}"),
+        ));
+    }
+    if expected.schema_fingerprint == restored.schema_fingerprint {
+        checks.push(Check::pass(
+            "schema_fingerprint",
+            format!("sha256 {}", expected.schema_fingerprint),
+        ));
+    } else {
+        let mut diffs = Vec::new();
+        let kinds: BTreeSet<&String> = expected
+            .schema_objects
+            .keys()
+            .chain(restored.schema_objects.keys())
+            .collect();
+        for kind in kinds {
+            let a = expected.schema_objects.get(kind).copied().unwrap_or(0);
+            let b = restored.schema_objects.get(kind).copied().unwrap_or(0);
+            if a != b {
+                diffs.push(format!("{kind}: {a} → {b}"));
+            }
+        }
+        let where_ = if diffs.is_empty() {
+            "same object counts, a definition differs".to_owned()
+        } else {
+            diffs.join(", ")
+        };
+        checks.push(Check::fail(
+            "schema_fingerprint",
+            format!(
+                "manifest {} ≠ restored {} ({where_})",
+                expected.schema_fingerprint, restored.schema_fingerprint
+            ),
+        ));
+    }
+    if expected.large_object_count == restored.large_object_count {
+        checks.push(Check::pass(
+            "large_objects",
+            format!("{} large objects", expected.large_object_count),
+        ));
+    } else {
+        checks.push(Check::fail(
+            "large_objects",
+            format!(
+                "expected {} large objects, restored {}",
+                expected.large_object_count, restored.large_object_count
+            ),
+        ));
+    }
+    checks
+}
+
+fn generated_name() -> String {
+    let now = jiff::Timestamp::now();
+    let salt =
+        (now.subsec_nanosecond().unsigned_abs() ^ std::process::id().rotate_left(13)) & 0x00ff_ffff;
+    format!("wst_restore_{}_{salt:06x}", now.strftime("%Y%m%d_%H%M%S"))
+}
+
+/// Creates or admits the target database. Returns (created, use `--clean`).
+async fn prepare_target(
+    maintenance: &Session,
+    name: &str,
+    expected: &DatabaseFacts,
+    options: &RestoreOptions,
+    pw: Option<&Password>,
+) -> Result<(bool, bool)> {
+    let refuse = |reason: String| Error::RestoreTargetRefused {
+        database: name.to_owned(),
+        reason,
+    };
+    if name.is_empty() {
+        return Err(refuse("the database name is empty".to_owned()));
+    }
+    let client = &maintenance.client;
+    let sysid: Option<String> = client
+        .query_one(
+            "SELECT CASE WHEN pg_catalog.has_function_privilege('pg_catalog.pg_control_system()', 'EXECUTE') \
+             THEN (SELECT system_identifier::text FROM pg_catalog.pg_control_system()) END",
+            &[],
+        )
+        .await
+        .ok()
+        .and_then(|r| r.get(0));
+    let same_cluster = match (&sysid, &expected.system_identifier) {
+        (Some(a), Some(b)) => a == b,
+        // Unknown identity: assume the worst for the source's own name.
+        _ => true,
+    };
+    if same_cluster && name == expected.database {
+        return Err(refuse(format!(
+            "it is the source database `{}` on the same server; restore drills go to a scratch database",
+            expected.database
+        )));
+    }
+    if name == options.server.database {
+        return Err(refuse(
+            "it is the maintenance database the scratch database is created from".to_owned(),
+        ));
+    }
+    let exists = client
+        .query_opt(
+            "SELECT 1 FROM pg_catalog.pg_database WHERE datname = $1",
+            &[&name],
+        )
+        .await
+        .map_err(|e| query_error("looking up the target database", &e, pw))?
+        .is_some();
+    if exists {
+        let objects = {
+            let session = connect(&options.server.with_database(name), pw).await?;
+            session
+                .client
+                .query_one(
+                    "SELECT (SELECT count(*) FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+                      WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%' \
+                      AND n.nspname NOT LIKE 'pg\\_temp\\_%') \
+                     + (SELECT count(*) FROM pg_catalog.pg_largeobject_metadata)",
+                    &[],
+                )
+                .await
+                .map_err(|e| query_error("checking that the target database is empty", &e, pw))?
+                .get::<_, i64>(0)
+        };
+        if objects == 0 {
+            tracing::info!(database = name, "restoring into an existing empty database");
+            return Ok((false, false));
+        }
+        return match &options.break_glass {
+            Some(bg) => {
+                tracing::warn!(
+                    database = name,
+                    authorized_by = %bg.authorized_by,
+                    reason = %bg.reason,
+                    "break-glass restore into an existing non-empty database"
+                );
+                Ok((false, true))
+            }
+            None => Err(refuse(format!(
+                "it exists and is not empty ({objects} relations/large objects): choose a new scratch database, or give a break-glass authorization (doctrine 026 L6)"
+            ))),
+        };
+    }
+    let sql = format!(
+        "CREATE DATABASE {} TEMPLATE template0 ENCODING '{}'",
+        quote_ident(name),
+        expected.encoding.replace('\'', "''")
+    );
+    client
+        .batch_execute(&sql)
+        .await
+        .map_err(|e| query_error(format!("creating scratch database `{name}`"), &e, pw))?;
+    tracing::info!(database = name, "scratch database created");
+    Ok((true, false))
+}
+
+async fn run_pg_restore(
+    dump_file: &Path,
+    target: &ConnectionConfig,
+    options: &RestoreOptions,
+    clean: bool,
+    pw: Option<&Password>,
+) -> Result<()> {
+    let passfile = passfile_for(pw)?;
+    let mut cmd = options
+        .tools
+        .command("pg_restore", target, passfile.as_ref());
+    cmd.arg(format!("--jobs={}", options.jobs.max(1)))
+        .arg("--exit-on-error")
+        .arg("--no-password");
+    if options.no_owner {
+        cmd.arg("--no-owner");
+    }
+    if options.no_privileges {
+        cmd.arg("--no-privileges");
+    }
+    if clean {
+        cmd.arg("--clean").arg("--if-exists");
+    }
+    cmd.arg("--dbname")
+        .arg(target.conninfo())
+        .arg(dump_file)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    let mut cmd = tokio::process::Command::from(cmd);
+    cmd.kill_on_drop(true);
+    let out = cmd
+        .output()
+        .await
+        .map_err(|e| Error::io("running pg_restore", e))?;
+    drop(passfile);
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(Error::ToolFailed {
+            tool: "pg_restore".to_owned(),
+            status: out.status.to_string(),
+            stderr: clean_stderr(&out.stderr, pw),
+        })
+    }
+}
+
+async fn drop_database(maintenance: &Session, name: &str, pw: Option<&Password>) -> Result<()> {
+    maintenance
+        .client
+        .batch_execute(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            quote_ident(name)
+        ))
+        .await
+        .map_err(|e| query_error(format!("dropping scratch database `{name}`"), &e, pw))?;
+    tracing::info!(database = name, "scratch database dropped");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn facts(rows: &[(&str, u64)], fp: &str, lo: u64) -> DatabaseFacts {
+        DatabaseFacts {
+            server_version: "15.18".into(),
+            server_version_num: 150_018,
+            system_identifier: None,
+            database: "db".into(),
+            encoding: "UTF8".into(),
+            database_size_bytes: 0,
+            snapshot_id: None,
+            snapshot_time: jiff::Timestamp::UNIX_EPOCH,
+            row_counts: rows.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect(),
+            large_object_count: lo,
+            schema_fingerprint: fp.into(),
+            schema_objects: BTreeMap::from([("relation".to_owned(), rows.len() as u64)]),
+            pg_dump_version: None,
+            pg_dump_compression: None,
+            dump_bytes: None,
+            dump_seconds: None,
+        }
+    }
+
+    #[test]
+    fn equal_facts_pass_every_check() {
+        let a = facts(&[("public.a", 3), ("s.b", 0)], "f", 2);
+        let checks = compare(&a, &a.clone());
+        assert!(checks.iter().all(|c| c.passed), "{checks:?}");
+        let names: Vec<&str> = checks.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "tables_present",
+                "row_count:public.a",
+                "row_count:s.b",
+                "row_count_total",
+                "schema_fingerprint",
+                "large_objects"
+            ]
+        );
+    }
+
+    #[test]
+    fn differences_fail_the_right_checks() {
+        let a = facts(&[("public.a", 3), ("s.b", 0)], "f", 2);
+        let b = facts(&[("public.a", 2)], "g", 1);
+        let checks = compare(&a, &b);
+        let failed: Vec<&str> = checks
+            .iter()
+            .filter(|c| !c.passed)
+            .map(|c| c.name.as_str())
+            .collect();
+        assert_eq!(
+            failed,
+            [
+                "tables_present",
+                "row_count:public.a",
+                "row_count:s.b",
+                "row_count_total",
+                "schema_fingerprint",
+                "large_objects"
+            ]
+        );
+        let rc = checks
+            .iter()
+            .find(|c| c.name == "row_count:public.a")
+            .unwrap();
+        assert_eq!(rc.detail, "expected 3 rows (manifest), restored 2");
+        let fp = checks
+            .iter()
+            .find(|c| c.name == "schema_fingerprint")
+            .unwrap();
+        assert!(fp.detail.contains("relation: 2 → 1"), "{}", fp.detail);
+    }
+
+    #[test]
+    fn generated_names_are_valid_identifiers() {
+        let n = generated_name();
+        assert!(n.starts_with("wst_restore_"));
+        assert!(n.len() <= 63);
+        assert!(
+            n.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        );
+    }
+}
