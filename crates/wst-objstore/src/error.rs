@@ -45,6 +45,15 @@ pub enum Error {
         /// The object name of the upload.
         name: String,
     },
+    /// An object store request failed (after `object_store`'s own retries). The message has
+    /// option secrets and URL query strings removed (design invariant 7).
+    #[error("object store: {message}")]
+    ObjectStore {
+        /// The store's error message, redacted.
+        message: String,
+        /// Whether the failure looks transient (network, throttling, server error).
+        retryable: bool,
+    },
     /// A background blocking task panicked or was cancelled by the runtime's shutdown.
     #[error("background I/O task for `{path}` did not finish: {detail}")]
     Task {
@@ -59,7 +68,9 @@ impl Error {
     /// Whether retrying the same operation later may succeed.
     ///
     /// Local I/O errors are retryable only for the transient kinds (`Interrupted`, `TimedOut`,
-    /// `WouldBlock`); a full disk or a permission error needs an operator.
+    /// `WouldBlock`); a full disk or a permission error needs an operator. Object store errors
+    /// are retryable when `object_store` reports a generic (network or server) failure; not
+    /// found, permission, authentication and precondition failures are not.
     pub fn is_retryable(&self) -> bool {
         match self {
             Self::Io { source, .. } => matches!(
@@ -68,6 +79,7 @@ impl Error {
                     | std::io::ErrorKind::TimedOut
                     | std::io::ErrorKind::WouldBlock
             ),
+            Self::ObjectStore { retryable, .. } => *retryable,
             Self::Root { .. } | Self::UploadPoisoned { .. } | Self::Task { .. } => false,
         }
     }

@@ -40,9 +40,16 @@
 
 mod error;
 mod local;
+mod objstore;
 
 pub use error::Error;
 pub use local::{
     DEFAULT_READ_CHUNK_SIZE, DEFAULT_STALE_TEMP_AGE, DEFAULT_WRITE_BUFFER_SIZE, LocalDiskSink,
     LocalDiskSinkBuilder,
+};
+/// The `object_store` crate this crate builds on, for [`ObjectStoreSink::builder_for_store`].
+pub use object_store;
+pub use objstore::{
+    DEFAULT_MAX_CONCURRENCY, DEFAULT_PART_SIZE, MAX_PART_SIZE, MIN_PART_SIZE, ObjectStoreSink,
+    ObjectStoreSinkBuilder,
 };
