@@ -59,10 +59,10 @@ impl ArtifactName {
             name: text.to_owned(),
             reason: reason.to_owned(),
         };
-        if stem.len() < 17 || !stem.is_char_boundary(stem.len() - 16) {
+        if stem.len() < 17 || !stem.is_char_boundary(stem.len() - 15) {
             return Err(invalid("expected `PREFIX-YYYYMMDD-HHMMSS`"));
         }
-        let (head, stamp) = stem.split_at(stem.len() - 16);
+        let (head, stamp) = stem.split_at(stem.len() - 15);
         let prefix = head
             .strip_suffix('-')
             .ok_or_else(|| invalid("expected `-` before the date"))?;
@@ -239,5 +239,38 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod sidecar_tests {
+    use super::*;
+
+    #[test]
+    fn sidecar_round_trips_through_json() {
+        let t: Timestamp = "2026-11-21T05:38:04Z".parse().unwrap();
+        let name = ArtifactName::new(DEFAULT_PREFIX, t).unwrap();
+        let s = Sidecar {
+            format: SIDECAR_FORMAT.into(),
+            object: name.artifact_object(),
+            name,
+            created: t,
+            completed: t,
+            cipher_suite: "wst-aead-v1/aes-256-gcm-stream".into(),
+            key_fingerprints: vec![KeyFingerprint([7; 16])],
+            ciphertext_size: 42,
+            ciphertext_sha256: "ab".repeat(32),
+            tool_version: "0.1.0".into(),
+            verification: Some(SidecarVerification {
+                at: t,
+                passed: true,
+                checks_passed: 3,
+                checks_failed: 0,
+            }),
+        };
+        let json = serde_json::to_vec_pretty(&s).unwrap();
+        let back: Sidecar = serde_json::from_slice(&json).unwrap();
+        assert_eq!(back, s);
+        assert!(back.is_verified());
     }
 }

@@ -337,7 +337,7 @@ impl BackupJob {
                     verification.checks.push(Check::pass(
                         format!("copy_size:{}", sink.info().name),
                         format!("{} bytes", meta.size),
-                    ))
+                    ));
                 }
                 Ok(meta) => {
                     verification.checks.push(Check::fail(

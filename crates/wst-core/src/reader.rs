@@ -130,11 +130,18 @@ pub(crate) async fn read_artifact<V: Visitor>(
 }
 
 fn classify(e: io::Error, what: &str) -> ReadFailure {
-    if let Some(inner) = cipher_error(&e) {
-        return match inner {
-            Error::Cipher { .. } => ReadFailure::Cipher(Error::cipher(e)),
-            _ => ReadFailure::Malformed(format!("{what}: {inner}")),
-        };
+    if cipher_error(&e).is_some() {
+        // Unwrap the core error the cipher adapter carried through `std::io`.
+        if let Some(inner) = e.into_inner() {
+            return match inner.downcast::<Error>() {
+                Ok(core) => match *core {
+                    c @ Error::Cipher { .. } => ReadFailure::Cipher(c),
+                    other => ReadFailure::Malformed(format!("{what}: {other}")),
+                },
+                Err(other) => ReadFailure::Malformed(format!("{what}: {other}")),
+            };
+        }
+        return ReadFailure::Malformed(what.to_owned());
     }
     ReadFailure::Malformed(format!("{what}: {e}"))
 }
@@ -253,10 +260,13 @@ fn read_blocking<V: Visitor>(
                 hasher: Sha256::new(),
             };
             visitor.entry(&meta, &mut hashing).map_err(|e| match e {
-                Error::Io { source, context } => match cipher_error(&source) {
-                    Some(_) => ReadFailure::Cipher(Error::cipher(source)),
-                    None => ReadFailure::Visitor(Error::Io { context, source }),
-                },
+                Error::Io { source, context } => {
+                    if cipher_error(&source).is_some() {
+                        classify(source, &context)
+                    } else {
+                        ReadFailure::Visitor(Error::Io { context, source })
+                    }
+                }
                 other => ReadFailure::Visitor(other),
             })?;
             io::copy(&mut hashing, &mut io::sink()).map_err(|e| classify(e, "tar"))?;
