@@ -1,0 +1,310 @@
+#!/usr/bin/env python3
+"""Reference decryptor for wst encrypted artifacts (format wst-aead-v1, docs/FORMAT.md).
+
+A disaster must not depend on wst's own binary: this script decrypts an artifact with
+Python 3.8+ and the `cryptography` package only (plus `argon2-cffi` for passphrase slots).
+
+    pip install cryptography argon2-cffi
+
+Usage:
+    wst_decrypt.py --key-file backup.key  ARTIFACT [-o OUTPUT]
+    wst_decrypt.py --passphrase-file pass ARTIFACT [-o OUTPUT]
+    wst_decrypt.py --passphrase-env VAR   ARTIFACT [-o OUTPUT]
+    wst_decrypt.py --info ARTIFACT               (lists the key slots; needs no key)
+    wst_decrypt.py --explain --key-file K ARTIFACT  (prints derived values as JSON, for
+                                                     checking an independent implementation)
+
+The artifact is usually named *.tar.zst.wst: pipe the output through `zstd -d | tar -x`.
+With -o, plaintext goes to OUTPUT.partial and is renamed to OUTPUT only after the final chunk
+authenticated; on any error the partial file is deleted. Without -o, plaintext goes to standard
+output chunk by chunk, each chunk only after it authenticated; trust it only if the exit status
+is 0. Exit status: 0 success, 1 the artifact failed (wrong key, damaged, truncated), 2 usage.
+"""
+
+import argparse
+import hashlib
+import hmac
+import json
+import os
+import sys
+
+try:
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+except ImportError:  # pragma: no cover
+    sys.stderr.write("wst_decrypt: the `cryptography` package is missing: pip install cryptography\n")
+    sys.exit(2)
+
+MAGIC = b"wst-aead"
+VERSION = 1
+SUITE = 1
+CORE_LEN = 72
+FIXED_LEN = 78
+MAC_LEN = 32
+TAG_LEN = 16
+RAW_SLOT_LEN = 97
+PASS_SLOT_LEN = 125
+MIN_CHUNK, MAX_CHUNK = 1024, 16 * 1024 * 1024
+MAX_SLOTS = 16
+MAX_MEMORY_KIB, MAX_ITERATIONS, MAX_PARALLELISM = 1024 * 1024, 10, 16
+KEY_PREFIX = b"wst-key-v1:"
+
+
+class ArtifactError(Exception):
+    """The artifact cannot be decrypted: wrong key, damaged, truncated, unsupported."""
+
+
+def hkdf(ikm, salt, info, length=32):
+    return HKDF(algorithm=hashes.SHA256(), length=length, salt=salt, info=info).derive(ikm)
+
+
+def fingerprint_raw(key):
+    return hkdf(key, None, b"wst-aead-v1 fingerprint raw-key", 16)
+
+
+def fingerprint_passphrase(kek):
+    return hkdf(kek, None, b"wst-aead-v1 fingerprint passphrase", 16)
+
+
+def argon2id(passphrase, salt, m, t, p):
+    try:
+        from argon2.low_level import Type, hash_secret_raw
+    except ImportError:
+        raise ArtifactError("passphrase slots need argon2-cffi: pip install argon2-cffi")
+    return hash_secret_raw(passphrase, salt, time_cost=t, memory_cost=m, parallelism=p,
+                           hash_len=32, type=Type.ID, version=19)
+
+
+def read_exact(f, n):
+    """Reads n bytes, fewer only at end of file."""
+    out = bytearray()
+    while len(out) < n:
+        b = f.read(n - len(out))
+        if not b:
+            break
+        out += b
+    return bytes(out)
+
+
+def be32(b, at):
+    return int.from_bytes(b[at:at + 4], "big")
+
+
+def parse_header(f):
+    fixed = read_exact(f, FIXED_LEN)
+    if fixed[:min(8, len(fixed))] != MAGIC[:min(8, len(fixed))]:
+        raise ArtifactError("not a wst artifact (magic is not 'wst-aead')")
+    if len(fixed) > 8 and fixed[8] != VERSION:
+        raise ArtifactError("unsupported format version %d" % fixed[8])
+    if len(fixed) > 9 and fixed[9] != SUITE:
+        raise ArtifactError("unsupported suite %d" % fixed[9])
+    if len(fixed) < FIXED_LEN:
+        raise ArtifactError("truncated inside the header")
+    if fixed[10:12] != b"\0\0" or fixed[71] != 0:
+        raise ArtifactError("malformed header: reserved bytes are not zero")
+    chunk_size = be32(fixed, 12)
+    if not MIN_CHUNK <= chunk_size <= MAX_CHUNK:
+        raise ArtifactError("chunk size %d out of bounds" % chunk_size)
+    slot_count = int.from_bytes(fixed[72:74], "big")
+    if not 1 <= slot_count <= MAX_SLOTS:
+        raise ArtifactError("slot count %d out of bounds" % slot_count)
+    header_len = be32(fixed, 74)
+    lo = FIXED_LEN + slot_count * RAW_SLOT_LEN + MAC_LEN
+    hi = FIXED_LEN + slot_count * PASS_SLOT_LEN + MAC_LEN
+    if not lo <= header_len <= hi:
+        raise ArtifactError("header length %d out of bounds" % header_len)
+    rest = read_exact(f, header_len - FIXED_LEN)
+    if len(rest) < header_len - FIXED_LEN:
+        raise ArtifactError("truncated inside the header")
+    header = fixed + rest
+    slots = []
+    at, end = FIXED_LEN, header_len - MAC_LEN
+    for i in range(slot_count):
+        if at >= end:
+            raise ArtifactError("malformed header: no room for slot %d" % i)
+        typ = header[at]
+        if typ == 1:
+            n = RAW_SLOT_LEN
+        elif typ == 2:
+            n = PASS_SLOT_LEN
+        else:
+            raise ArtifactError("malformed header: slot %d has unknown type %d" % (i, typ))
+        if at + n > end:
+            raise ArtifactError("malformed header: slot %d overruns the MAC" % i)
+        s = header[at:at + n]
+        slot = {"index": i, "type": typ, "fingerprint": s[1:17], "salt": s[17:49], "wrapped": s[n - 48:]}
+        if typ == 2:
+            m, t, p = be32(s, 49), be32(s, 53), be32(s, 57)
+            # Caps are checked before any derivation: a header must not exhaust memory/CPU.
+            if not (1 <= p <= MAX_PARALLELISM and 1 <= t <= MAX_ITERATIONS and 8 * p <= m <= MAX_MEMORY_KIB):
+                raise ArtifactError("slot %d: Argon2id parameters m=%d t=%d p=%d beyond the caps" % (i, m, t, p))
+            slot.update(m=m, t=t, p=p, argon_salt=s[61:77])
+        slots.append(slot)
+        at += n
+    if at != end:
+        raise ArtifactError("malformed header: bytes between the last slot and the MAC")
+    return header, chunk_size, slots
+
+
+def unwrap(wrap_key, wrapped):
+    try:
+        return AESGCM(wrap_key).decrypt(b"\0" * 12, wrapped, None)
+    except InvalidTag:
+        return None
+
+
+def open_slots(slots, key=None, passphrase=None):
+    """Returns (data_key, fingerprint of the opening key, slot index)."""
+    if key is not None:
+        for s in slots:
+            if s["type"] == 1:
+                dk = unwrap(hkdf(key, s["salt"], b"wst-aead-v1 slot raw-key"), s["wrapped"])
+                if dk is not None:
+                    return dk, fingerprint_raw(key), s["index"]
+    if passphrase is not None:
+        for s in slots:
+            if s["type"] == 2:
+                kek = argon2id(passphrase, s["argon_salt"], s["m"], s["t"], s["p"])
+                dk = unwrap(hkdf(kek, s["salt"], b"wst-aead-v1 slot passphrase"), s["wrapped"])
+                if dk is not None:
+                    return dk, fingerprint_passphrase(kek), s["index"]
+    raise ArtifactError("wrong key: no slot opens; the artifact is sealed for %s"
+                        % ", ".join(s["fingerprint"].hex() for s in slots))
+
+
+def derive(header, data_key):
+    payload_salt = header[32:64]
+    return {
+        "payload_key": hkdf(data_key, payload_salt, b"wst-aead-v1 payload" + header[:CORE_LEN]),
+        "mac_key": hkdf(data_key, payload_salt, b"wst-aead-v1 header-mac"),
+        "nonce_prefix": header[64:71],
+    }
+
+
+def decrypt_stream(f, out_write, header, chunk_size, data_key):
+    d = derive(header, data_key)
+    mac = hmac.new(d["mac_key"], header[:-MAC_LEN], hashlib.sha256).digest()
+    if not hmac.compare_digest(mac, header[-MAC_LEN:]):
+        raise ArtifactError("header failed authentication (tampered header)")
+    aead = AESGCM(d["payload_key"])
+    full = chunk_size + TAG_LEN
+    offset, index = len(header), 0
+    while True:
+        ct = read_exact(f, full)
+        # A full-size chunk is never final: the final chunk is strictly shorter.
+        last = len(ct) < full
+        if last and len(ct) < TAG_LEN:
+            raise ArtifactError("truncated at byte %d: the final chunk is missing" % (offset + len(ct)))
+        if not last and index == 0xFFFFFFFF:
+            raise ArtifactError("more than 2^32 chunks")
+        nonce = d["nonce_prefix"] + index.to_bytes(4, "big") + (b"\x01" if last else b"\x00")
+        try:
+            pt = aead.decrypt(nonce, ct, None)
+        except InvalidTag:
+            raise ArtifactError("chunk %d at byte %d failed authentication (tampered, reordered, "
+                                "truncated, or bytes appended)" % (index, offset))
+        out_write(pt)
+        if last:
+            return index + 1
+        offset += len(ct)
+        index += 1
+
+
+def load_key_file(path):
+    with open(path, "rb") as f:
+        content = f.read(4097)
+    for nl in (b"\r\n", b"\n"):
+        if content.endswith(nl):
+            content = content[:-len(nl)]
+            break
+    if not content.startswith(KEY_PREFIX) or len(content) != len(KEY_PREFIX) + 64:
+        raise ArtifactError("%s is not a wst key file ('wst-key-v1:' + 64 hex digits)" % path)
+    try:
+        return bytes.fromhex(content[len(KEY_PREFIX):].decode("ascii"))
+    except ValueError:
+        raise ArtifactError("%s: the key is not hex" % path)
+
+
+def load_passphrase_file(path):
+    with open(path, "rb") as f:
+        content = f.read(4097)
+    for nl in (b"\r\n", b"\n"):
+        if content.endswith(nl):
+            return content[:-len(nl)]
+    return content
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description="Decrypt a wst artifact (format wst-aead-v1).")
+    g = ap.add_mutually_exclusive_group()
+    g.add_argument("--key-file")
+    g.add_argument("--passphrase-file")
+    g.add_argument("--passphrase-env")
+    ap.add_argument("--info", action="store_true", help="list the key slots and exit")
+    ap.add_argument("--explain", action="store_true", help="print derived values as JSON and exit")
+    ap.add_argument("-o", "--output")
+    ap.add_argument("artifact")
+    a = ap.parse_args(argv)
+    key = passphrase = None
+    try:
+        if a.key_file:
+            key = load_key_file(a.key_file)
+        elif a.passphrase_file:
+            passphrase = load_passphrase_file(a.passphrase_file)
+        elif a.passphrase_env:
+            passphrase = os.environ.get(a.passphrase_env, "").encode()
+        elif not a.info:
+            ap.error("one of --key-file, --passphrase-file, --passphrase-env is required")
+        with open(a.artifact, "rb") as f:
+            header, chunk_size, slots = parse_header(f)
+            if a.info:
+                print(json.dumps({
+                    "format": "wst-aead-v1", "chunk_size": chunk_size, "header_len": len(header),
+                    "artifact_id": header[16:32].hex(),
+                    "slots": [{"type": "raw-key" if s["type"] == 1 else "passphrase",
+                               "fingerprint": s["fingerprint"].hex(),
+                               **({"argon2id": {"memory_kib": s["m"], "iterations": s["t"],
+                                                "parallelism": s["p"]}} if s["type"] == 2 else {})}
+                              for s in slots]}, indent=2))
+                return 0
+            data_key, fp, slot = open_slots(slots, key, passphrase)
+            if a.explain:
+                d = derive(header, data_key)
+                out = bytearray()
+                chunks = decrypt_stream(f, out.extend, header, chunk_size, data_key)
+                print(json.dumps({
+                    "opened_slot": slot, "opened_with": fp.hex(), "data_key": data_key.hex(),
+                    "payload_key": d["payload_key"].hex(), "mac_key": d["mac_key"].hex(),
+                    "nonce_prefix": d["nonce_prefix"].hex(), "chunk_size": chunk_size,
+                    "chunks": chunks, "plaintext_sha256": hashlib.sha256(out).hexdigest(),
+                    "slot_fingerprints": [s["fingerprint"].hex() for s in slots],
+                }, indent=2, sort_keys=True))
+                return 0
+            if a.output:
+                partial = a.output + ".partial"
+                try:
+                    with open(partial, "wb") as out:
+                        decrypt_stream(f, out.write, header, chunk_size, data_key)
+                        out.flush()
+                        os.fsync(out.fileno())
+                    os.replace(partial, a.output)
+                except BaseException:
+                    if os.path.exists(partial):
+                        os.unlink(partial)
+                    raise
+            else:
+                decrypt_stream(f, sys.stdout.buffer.write, header, chunk_size, data_key)
+                sys.stdout.buffer.flush()
+        return 0
+    except ArtifactError as e:
+        sys.stderr.write("wst_decrypt: %s\n" % e)
+        return 1
+    except OSError as e:
+        sys.stderr.write("wst_decrypt: %s\n" % e)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
