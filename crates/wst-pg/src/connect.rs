@@ -72,7 +72,7 @@ pub(crate) fn classify(
     conn: &ConnectionConfig,
     password: Option<&Password>,
 ) -> Error {
-    let detail = redact(&e.to_string(), password);
+    let detail = redact(&error_chain(e), password);
     if let Some(db) = e.as_db_error() {
         let code = db.code();
         if *code == SqlState::INVALID_PASSWORD
@@ -130,12 +130,27 @@ pub(crate) fn query_error(
 ) -> Error {
     let detail = match e.as_db_error() {
         Some(db) => format!("{}: {}", db.severity(), db.message()),
-        None => e.to_string(),
+        None => error_chain(e),
     };
     Error::Query {
         context: context.into(),
         detail: redact(&detail, password),
     }
+}
+
+/// An error's message followed by its sources' messages.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let next = s.to_string();
+        if !text.contains(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        source = s.source();
+    }
+    text
 }
 
 fn redact(text: &str, password: Option<&Password>) -> String {
