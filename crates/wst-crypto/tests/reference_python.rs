@@ -1,4 +1,4 @@
-//! The Python reference decryptor (reference/wst_decrypt.py, `cryptography` + `argon2-cffi`)
+//! The Python reference decryptor (`reference/wst_decrypt.py`, `cryptography` + `argon2-cffi`)
 //! decrypts artifacts written by wst, and both implementations agree on the checked-in test
 //! vectors (docs/test-vectors/). A disaster must not depend on wst's own binary.
 //!
