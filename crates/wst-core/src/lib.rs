@@ -19,11 +19,13 @@ mod memory;
 mod pipeline;
 mod progress;
 mod reader;
+mod replicate;
 mod report;
 mod restore;
 mod retention;
 mod sink;
 mod source;
+mod three_two_one;
 mod verify;
 
 pub use artifact::{
@@ -38,6 +40,9 @@ pub use memory::MemorySink;
 pub use pipeline::{BackupJob, BackupJobBuilder};
 pub use progress::{NoProgress, Progress, Stage};
 pub use reader::ReadLimits;
+pub use replicate::{
+    CopiedArtifact, ReplicateOptions, ReplicationFailure, ReplicationReport, replicate,
+};
 pub use report::{RunOutcome, RunReport, SinkOutcome, SourceOutcome};
 pub use restore::{BreakGlass, RestoreOptions, RestoreReport, restore};
 pub use retention::{BackupRecord, Decision, Flag, Period, Reason, RetentionPlan, RetentionPolicy};
@@ -47,5 +52,8 @@ pub use sink::{
 };
 pub use source::{
     EntryKind, EntryMeta, EntryOutcome, EntryWriter, PreparedSource, Source, SourceDescription,
+};
+pub use three_two_one::{
+    CopyStatus, ThreeTwoOneOptions, ThreeTwoOneReport, Violation, check_3_2_1,
 };
 pub use verify::{ArtifactVerifier, Check, EntryCheck, VerificationReport, Verifier};
