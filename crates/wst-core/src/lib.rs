@@ -18,6 +18,7 @@ mod manifest;
 mod memory;
 mod pipeline;
 mod progress;
+mod prune;
 mod reader;
 mod replicate;
 mod report;
@@ -39,6 +40,7 @@ pub use manifest::{MANIFEST_FORMAT, MANIFEST_MAX_BYTES, MANIFEST_PATH, Manifest,
 pub use memory::MemorySink;
 pub use pipeline::{BackupJob, BackupJobBuilder};
 pub use progress::{NoProgress, Progress, Stage};
+pub use prune::{Anomaly, DeleteFailure, PruneEntry, PruneOptions, PruneReport, Refusal, prune};
 pub use reader::ReadLimits;
 pub use replicate::{
     CopiedArtifact, ReplicateOptions, ReplicationFailure, ReplicationReport, replicate,

@@ -2,9 +2,10 @@
 
 use std::cmp::Ordering;
 use std::collections::HashSet;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use jiff::Timestamp;
-use jiff::tz::TimeZone;
+use jiff::tz::{Offset, TimeZone};
 use wst_core::{BackupRecord, Decision, Flag, Period, Reason, RetentionPlan, RetentionPolicy};
 
 use crate::error::{Error, Result};
@@ -87,9 +88,69 @@ struct Keys {
     year: i32,
 }
 
+/// The UTC offset of a time zone at ascending timestamps, looking the zone up only when a
+/// transition is crossed (a few times per year instead of once per backup).
+struct OffsetCache<'a> {
+    tz: &'a TimeZone,
+    /// `offset` is valid for `from <= t < until`.
+    from: Timestamp,
+    until: Timestamp,
+    offset: Offset,
+}
+
+impl<'a> OffsetCache<'a> {
+    fn new(tz: &'a TimeZone) -> Self {
+        Self {
+            tz,
+            from: Timestamp::MAX,
+            until: Timestamp::MIN,
+            offset: Offset::UTC,
+        }
+    }
+
+    fn get(&mut self, t: Timestamp) -> Offset {
+        if self.from <= t && t < self.until {
+            return self.offset;
+        }
+        self.offset = self.tz.to_offset(t);
+        self.from = t;
+        // The first transition after `t` (if `following` also yields one at `t` itself, the
+        // window is empty and every lookup is exact; never wrong, only slower).
+        self.until = self
+            .tz
+            .following(t)
+            .next()
+            .map_or(Timestamp::MAX, |tr| tr.timestamp());
+        self.offset
+    }
+}
+
+/// FNV-1a, for the duplicate-name check: names come from the sink's own listing, so a
+/// collision-resistant hash would only cost time.
+struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Self {
+        Self(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 ^= u64::from(b);
+            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
+
 impl Keys {
-    fn of(time: Timestamp, tz: &TimeZone) -> Self {
-        let offset = tz.to_offset(time);
+    fn of(time: Timestamp, offsets: &mut OffsetCache<'_>) -> Self {
+        let offset = offsets.get(time);
         let dt = offset.to_datetime(time);
         let (y, m, d, h) = (
             i32::from(dt.year()),
@@ -137,7 +198,8 @@ pub fn plan(
 ) -> Result<RetentionPlan> {
     let cutoffs = policy.cutoffs(now, time_zone)?;
 
-    let mut seen = HashSet::with_capacity(backups.len());
+    let mut seen: HashSet<&str, BuildHasherDefault<Fnv>> =
+        HashSet::with_capacity_and_hasher(backups.len(), BuildHasherDefault::default());
     for b in backups {
         if !seen.insert(b.name.as_str()) {
             return Err(Error::DuplicateName {
@@ -174,10 +236,14 @@ pub fn plan(
         .filter(|&(_, c)| c > 0)
         .collect();
     if !rules.is_empty() {
-        let keys: Vec<Keys> = counting
+        let mut offsets = OffsetCache::new(time_zone);
+        // Oldest first, so that the offset cache moves forward through transitions.
+        let mut keys: Vec<Keys> = counting
             .iter()
-            .map(|&i| Keys::of(sorted[i].time, time_zone))
+            .rev()
+            .map(|&i| Keys::of(sorted[i].time, &mut offsets))
             .collect();
+        keys.reverse();
         for (period, count) in rules {
             let mut kept = 0u32;
             let mut last_key = None;
