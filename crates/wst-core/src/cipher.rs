@@ -216,6 +216,7 @@ impl<W: Write> Write for SealWriter<W> {
 /// [`cipher_error`] to get it back.
 pub struct OpenReader<R: Read> {
     opener: Option<Box<dyn Opener>>,
+    opened_with: Option<KeyFingerprint>,
     inner: R,
     inbuf: Vec<u8>,
     out: Vec<u8>,
@@ -236,6 +237,7 @@ impl<R: Read> OpenReader<R> {
     pub fn from_opener(opener: Box<dyn Opener>, inner: R) -> Self {
         Self {
             opener: Some(opener),
+            opened_with: None,
             inner,
             inbuf: vec![0; 128 * 1024],
             out: Vec::with_capacity(256 * 1024),
@@ -246,7 +248,10 @@ impl<R: Read> OpenReader<R> {
 
     /// The fingerprint of the key that opened the artifact, once its header has been read.
     pub fn opened_with(&self) -> Option<KeyFingerprint> {
-        self.opener.as_ref().and_then(|o| o.opened_with())
+        self.opener
+            .as_ref()
+            .and_then(|o| o.opened_with())
+            .or(self.opened_with)
     }
 
     /// Returns the inner reader.
@@ -291,6 +296,9 @@ impl<R: Read> Read for OpenReader<R> {
                 opener
                     .update(&self.inbuf[..n], &mut self.out)
                     .map_err(to_io)?;
+                if self.opened_with.is_none() {
+                    self.opened_with = opener.opened_with();
+                }
             }
         }
     }
