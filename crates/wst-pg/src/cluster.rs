@@ -284,18 +284,25 @@ impl TestCluster {
             .with_sslmode(SslMode::Disable)
     }
 
-    /// A client command (`psql`, `pgbench`, `pg_dump`, …) set up to reach this cluster as the
-    /// superuser: `PGHOST`, `PGPORT`, `PGUSER`, a private `PGPASSFILE`, `PGSSLMODE=disable`.
+    /// A client command (`psql`, `pgbench`, `pg_dump`, …) from the cluster's bin directory,
+    /// set up by [`Self::configure_client`] to reach this cluster as the superuser.
     pub fn client_command(&self, program: &str) -> Command {
         let mut cmd = Command::new(self.tools.program(program));
+        self.configure_client(&mut cmd);
+        cmd
+    }
+
+    /// Sets up any command (e.g. `sh -c "pg_dump … | zstd"`) to reach this cluster as the
+    /// superuser through libpq's environment: `PGHOST`, `PGPORT`, `PGUSER`, a private
+    /// `PGPASSFILE`, `PGSSLMODE=disable`, no `PGPASSWORD`, no stdin.
+    pub fn configure_client<'c>(&self, cmd: &'c mut Command) -> &'c mut Command {
         cmd.env_remove("PGPASSWORD")
             .env("PGHOST", self.host())
             .env("PGPORT", self.port.to_string())
             .env("PGUSER", self.superuser())
             .env("PGPASSFILE", self.keys.path().join("pgpass"))
             .env("PGSSLMODE", "disable")
-            .stdin(Stdio::null());
-        cmd
+            .stdin(Stdio::null())
     }
 
     /// Runs `sql` (one or more statements) with `psql` in `database`, stopping at the first error;

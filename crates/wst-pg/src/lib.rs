@@ -66,7 +66,9 @@ pub use cluster::{DEMO_SQL, TestCluster};
 pub use config::{ConnectionConfig, Password, PasswordSource, SslMode, read_key_file};
 pub use error::{Error, Result};
 pub use facts::{DatabaseFacts, table_key};
-pub use restore::{BreakGlass, RestoreOptions, RestoreProof, compare, restore_dump};
+pub use restore::{RestoreOptions, RestoreProof, compare, restore_dump};
 pub use source::{DEFAULT_ENTRY, DumpCompression, PgDumpSource, PreparedDump, SOURCE_KIND};
 pub use tools::{PgTools, ToolVersion};
 pub use verify::PgRestoreListCheck;
+/// The break-glass authorization record (doctrine 026 L6), shared with wst-core's restore.
+pub use wst_core::BreakGlass;

@@ -6,24 +6,13 @@ use std::path::Path;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
-use wst_core::Check;
+use wst_core::{BreakGlass, Check};
 
 use crate::config::{ConnectionConfig, Password};
 use crate::connect::{Session, connect, query_error, quote_ident};
 use crate::error::{Error, Result};
 use crate::facts::{self, DatabaseFacts};
 use crate::tools::{PgTools, ToolVersion, clean_stderr, passfile_for};
-
-/// An explicit authorization to restore into an existing, non-empty database (doctrine 026
-/// "L6 (Breakglass): full restore authorization (destructive allowed)"). Recorded in the
-/// [`RestoreProof`] for the audit log.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BreakGlass {
-    /// Who authorized it (name or role).
-    pub authorized_by: String,
-    /// Why (incident or change reference).
-    pub reason: String,
-}
 
 /// Where and how to restore.
 #[derive(Debug, Clone)]
@@ -41,7 +30,8 @@ pub struct RestoreOptions {
     pub no_privileges: bool,
     /// Drop the scratch database after the proof (only when this restore created it).
     pub drop_after: bool,
-    /// Authorization to restore into an existing non-empty database (with `--clean`).
+    /// Authorization to restore into an existing non-empty database (with `--clean`); the
+    /// same [`BreakGlass`] record as wst-core's file restore (doctrine 026 L6).
     pub break_glass: Option<BreakGlass>,
     /// The PostgreSQL programs.
     pub tools: PgTools,
