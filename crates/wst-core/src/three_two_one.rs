@@ -612,6 +612,84 @@ mod tests {
         assert!(r.is_compliant(), "{:?}", r.violations);
     }
 
+    /// A sink that cannot be reached.
+    #[derive(Debug)]
+    struct Unreachable(SinkInfo);
+
+    #[async_trait::async_trait]
+    impl Sink for Unreachable {
+        fn info(&self) -> &SinkInfo {
+            &self.0
+        }
+        async fn put(&self, name: &str) -> crate::Result<Box<dyn crate::sink::SinkUpload>> {
+            Err(self.down("put", name))
+        }
+        async fn get(&self, name: &str) -> crate::Result<crate::sink::ByteStream> {
+            Err(self.down("get", name))
+        }
+        async fn head(&self, name: &str) -> crate::Result<crate::sink::ObjectMeta> {
+            Err(self.down("head", name))
+        }
+        async fn list(&self, _prefix: &str) -> crate::Result<Vec<crate::sink::ObjectMeta>> {
+            Err(self.down("list", ""))
+        }
+        async fn delete(&self, name: &str) -> crate::Result<()> {
+            Err(self.down("delete", name))
+        }
+    }
+
+    impl Unreachable {
+        fn down(&self, operation: &'static str, name: &str) -> crate::Error {
+            crate::Error::Sink {
+                sink: self.0.name.clone(),
+                operation,
+                name: name.to_owned(),
+                retryable: true,
+                source: "connection refused".into(),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn unreachable_sink_is_named_and_holds_nothing() {
+        let (c, d, _) = layout();
+        let offsite = Unreachable(SinkInfo {
+            name: "offsite-s3".into(),
+            medium: Medium::ObjectStorage,
+            offsite: true,
+            location: "s3://bucket".into(),
+        });
+        let artifact = name("2026-11-21T01:00:00Z");
+        store(&c, &artifact, b"x").await;
+        store(&d, &artifact, b"x").await;
+        let r = check_3_2_1(&[&c, &d, &offsite], &ThreeTwoOneOptions::default())
+            .await
+            .unwrap();
+        assert_eq!(r.artifact, Some(artifact));
+        assert_eq!(r.copies[2].problem.as_deref(), Some("sink unavailable"));
+        assert!(matches!(
+            &r.violations[0],
+            Violation::SinkUnavailable { sink, error } if sink == "offsite-s3" && error.contains("connection refused")
+        ));
+        assert_eq!(
+            &r.violations[1..],
+            [
+                Violation::TooFewCopies {
+                    found: 2,
+                    required: 3
+                },
+                Violation::TooFewMedia {
+                    found: vec![Medium::Disk],
+                    required: 2
+                },
+                Violation::TooFewOffsite {
+                    found: 0,
+                    required: 1
+                },
+            ]
+        );
+    }
+
     #[test]
     fn majority_prefers_most_frequent_then_first() {
         assert_eq!(majority(["a", "b", "b"].into_iter()).as_deref(), Some("b"));

@@ -54,7 +54,9 @@ fn file_sink() -> (ObjectStoreSink, tempfile::TempDir) {
 }
 
 fn url_of(path: &std::path::Path) -> String {
-    format!("file://{}", path.display())
+    url::Url::from_directory_path(path)
+        .expect("absolute directory path")
+        .to_string()
 }
 
 mod file {
