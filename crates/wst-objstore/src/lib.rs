@@ -31,11 +31,46 @@
 //! # }
 //! ```
 //!
+//! [`ObjectStoreSink`] stores artifacts in any [`object_store`] backend, chosen by URL: the
+//! doctrine's optional offsite copy in S3 or an S3-compatible server, Azure Blob Storage or
+//! Google Cloud Storage, or `file://` and `memory://` for tests:
+//!
+//! ```no_run
+//! use wst_core::Sink;
+//! use wst_objstore::ObjectStoreSink;
+//!
+//! # async fn demo() -> wst_core::Result<()> {
+//! // Credentials from the environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, …) or from
+//! // options read from the operator's configuration; never in the URL or the code.
+//! let offsite = ObjectStoreSink::builder("offsite-s3", "s3://wst-backups/prod")
+//!     .option("aws_region", "eu-west-1")
+//!     .offsite(true)
+//!     .build()?;
+//! let latest = offsite.list("wst-backup-").await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! # Behaviour
-//! - Every sink honours the [`wst_core::Sink`] contract, checked by wst-core's conformance
-//!   suite (feature `conformance`) in this crate's tests.
+//! - Every sink honours the [`wst_core::Sink`] contract: nothing is visible under a name until
+//!   its upload completes; an aborted, failed or dropped upload leaves nothing under that name.
+//!   wst-core's conformance suite (feature `conformance`) checks this in this crate's tests, on
+//!   the local disk, `memory://`, `file://`, moto's S3 server and Azurite.
+//! - Memory is bounded: reads stream in chunks; uploads buffer at most one write buffer
+//!   (local disk) or `part size × (concurrency + 1)` (object stores).
 //! - Errors cross the trait boundary as [`wst_core::Error::Sink`] whose `source` is this crate's
-//!   [`Error`]; `retryable` tells a daemon whether to retry or alert.
+//!   [`Error`]; `retryable` tells a daemon whether to retry or alert. No credential appears in
+//!   an error or in `Debug` output (design invariant 7).
+//!
+//! # Supported URLs ([`ObjectStoreSink::builder`])
+//!
+//! | URL | store | credentials and options |
+//! |---|---|---|
+//! | `s3://bucket/prefix` | Amazon S3 or S3-compatible (MinIO, Ceph, moto) | `AWS_*` environment, or `aws_access_key_id`, `aws_secret_access_key`, `aws_region`, `aws_endpoint`, `allow_http` |
+//! | `az://container/prefix` | Azure Blob Storage (or Azurite) | `AZURE_STORAGE_*` environment, or `azure_storage_account_name`, `azure_storage_account_key`, `azure_storage_endpoint`, `allow_http` |
+//! | `gs://bucket/prefix` | Google Cloud Storage | `GOOGLE_*` environment, or `google_service_account` |
+//! | `file:///dir` | a local directory (prefer [`LocalDiskSink`]) | none |
+//! | `memory://` | memory, for tests | none |
 #![deny(rustdoc::broken_intra_doc_links)]
 
 mod error;
