@@ -340,7 +340,7 @@ pub struct RewrapSummary {
     pub new_slots: Vec<KeyFingerprint>,
     /// The key that opened the old header.
     pub opened_with: Option<KeyFingerprint>,
-    /// Old and new header lengths, in bytes.
+    /// Old header length, in bytes.
     pub old_header_len: u64,
     /// New header length, in bytes.
     pub new_header_len: u64,

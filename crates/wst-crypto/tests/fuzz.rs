@@ -16,6 +16,9 @@ use wst_crypto::{AeadCipher, KdfParams, Keyring, Passphrase, crypto_error};
 #[global_allocator]
 static ALLOC: Cap<System> = Cap::new(System, usize::MAX);
 
+/// Header length of the fuzzed artifact (raw-key slot + passphrase slot).
+const HEADER_LEN: usize = 78 + 97 + 125 + 32;
+
 /// Peak heap growth allowed while fuzzing: proptest's own inputs (< 100 KiB) plus the opener's
 /// bounded buffers (one 1 KiB chunk, a header of at most 2110 bytes, a 64 KiB Argon2id block).
 const PEAK_BOUND: usize = 8 * 1024 * 1024;
@@ -141,6 +144,11 @@ fn feed(c: &AeadCipher, bytes: &[u8], piece: usize) -> Result<Vec<u8>, String> {
 fn opener_survives_arbitrary_and_mutated_input_within_bounded_memory() {
     let sealer = sealer();
     let opener = opener();
+    let opener_rewrap = AeadCipher::builder()
+        .recipient_key(key(2))
+        .keyring(opener.keyring().clone())
+        .build()
+        .unwrap();
     let pt = data(5 * 1024 + 300, 42);
     let mut valid = Vec::new();
     {
@@ -183,6 +191,17 @@ fn opener_survives_arbitrary_and_mutated_input_within_bounded_memory() {
                     if !ct.is_empty() {
                         apply(&mut ct, m);
                     }
+                }
+                // The rewrapper parses the same header: it never panics, and it only succeeds
+                // when the header is intact (it copies the payload without decrypting it).
+                let mut rw = opener_rewrap.rewrapper().unwrap();
+                let mut sink = Vec::new();
+                let rewrapped = ct
+                    .chunks(piece)
+                    .try_for_each(|p| rw.update(p, &mut sink))
+                    .and_then(|()| rw.finish());
+                if rewrapped.is_ok() {
+                    prop_assert_eq!(&ct[..HEADER_LEN], &valid[..HEADER_LEN]);
                 }
                 let result = feed(&opener, &ct, piece);
                 // Only an unchanged artifact opens, and then to the original plaintext.

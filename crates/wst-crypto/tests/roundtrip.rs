@@ -6,7 +6,9 @@ use std::io::{Read, Write};
 
 use common::{cipher, data, key, open, open_split, seal, small_kdf, two_slot_cipher};
 use wst_core::{Cipher, OpenReader, SealWriter};
-use wst_crypto::{AeadCipher, DEFAULT_CHUNK_SIZE, Error, Keyring, Passphrase, SUITE_NAME};
+use wst_crypto::{
+    AeadCipher, DEFAULT_CHUNK_SIZE, Error, Keyring, Passphrase, SUITE_NAME, crypto_io_error,
+};
 
 #[test]
 fn round_trip_lengths_around_chunk_boundaries() {
@@ -146,4 +148,53 @@ fn rewrap_sans_io_in_small_pieces() {
     }
     rw.finish().unwrap();
     assert_eq!(open(&rot, &out).unwrap(), pt);
+}
+
+#[test]
+fn rewrap_adds_and_removes_a_slot() {
+    let one = cipher(1024);
+    let pt = data(4000, 6);
+    let ct = seal(&one, &pt);
+    // Add a recovery key: slots [key 1, key 4].
+    let add = AeadCipher::builder()
+        .recipient_key(key(1))
+        .recipient_key(key(4))
+        .build()
+        .unwrap();
+    let mut two = Vec::new();
+    let s = add.rewrap(ct.as_slice(), &mut two).unwrap();
+    assert_eq!(
+        s.new_slots,
+        vec![key(1).fingerprint(), key(4).fingerprint()]
+    );
+    assert_eq!(s.new_header_len, s.old_header_len + 97);
+    let recovery = AeadCipher::builder().opening_key(key(4)).build().unwrap();
+    assert_eq!(open(&recovery, &two).unwrap(), pt);
+    assert_eq!(open(&one, &two).unwrap(), pt);
+    // Remove key 1 again, opening with the recovery key: slots [key 4].
+    let remove = AeadCipher::builder().recipient_key(key(4)).build().unwrap();
+    let mut back = Vec::new();
+    let s = remove.rewrap(two.as_slice(), &mut back).unwrap();
+    assert_eq!(s.opened_with, Some(key(4).fingerprint()));
+    assert_eq!(s.new_slots, vec![key(4).fingerprint()]);
+    assert_eq!(open(&recovery, &back).unwrap(), pt);
+    assert!(matches!(open(&one, &back), Err(Error::WrongKey { .. })));
+}
+
+#[test]
+fn open_reader_reports_truncation_as_an_error_not_eof() {
+    let c = cipher(1024);
+    let ct = seal(&c, &data(5000, 1));
+    let cut = &ct[..207 + 4 * 1040];
+    let mut r = OpenReader::new(&c, cut).unwrap();
+    let mut back = Vec::new();
+    let err = r.read_to_end(&mut back).unwrap_err();
+    assert!(matches!(
+        crypto_io_error(&err),
+        Some(Error::Truncated {
+            chunks: 4,
+            detail: "at a chunk boundary",
+            ..
+        })
+    ));
 }
