@@ -243,7 +243,8 @@ def main(argv=None):
     g.add_argument("--passphrase-file")
     g.add_argument("--passphrase-env")
     ap.add_argument("--info", action="store_true", help="list the key slots and exit")
-    ap.add_argument("--explain", action="store_true", help="print derived values as JSON and exit")
+    ap.add_argument("--explain", action="store_true",
+                    help="print derived values as JSON and exit (prints the data key: test vectors only)")
     ap.add_argument("-o", "--output")
     ap.add_argument("artifact")
     a = ap.parse_args(argv)

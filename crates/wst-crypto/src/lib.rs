@@ -44,6 +44,7 @@
 //!   before any allocation or key derivation.
 //! - Keys are named by [`wst_core::KeyFingerprint`] only; `Debug` of keys and passphrases
 //!   prints `[REDACTED]`, and no error carries key material (design invariant 7).
+//! - [`HeaderInfo::parse`] lists an artifact's key slots without any key (unauthenticated).
 //! - [`AeadCipher::rewrap`] replaces the key slots (add/remove a recipient, rotate keys) without
 //!   decrypting the payload.
 //!
@@ -57,6 +58,7 @@
 mod cipher;
 mod error;
 mod format;
+mod info;
 mod key;
 mod keyring;
 mod stream;
@@ -67,5 +69,6 @@ pub use format::{
     DEFAULT_CHUNK_SIZE, FORMAT_VERSION, MAGIC, MAX_CHUNK_SIZE, MAX_HEADER_LEN, MAX_SLOTS,
     MIN_CHUNK_SIZE, SUITE_AES256GCM_STREAM, SUITE_NAME,
 };
+pub use info::{HeaderInfo, SlotInfo};
 pub use key::{KEY_FILE_PREFIX, KdfParams, Key, Passphrase};
 pub use keyring::Keyring;

@@ -7,7 +7,8 @@ use std::io::{Read, Write};
 use common::{cipher, data, key, open, open_split, seal, small_kdf, two_slot_cipher};
 use wst_core::{Cipher, OpenReader, SealWriter};
 use wst_crypto::{
-    AeadCipher, DEFAULT_CHUNK_SIZE, Error, Keyring, Passphrase, SUITE_NAME, crypto_io_error,
+    AeadCipher, DEFAULT_CHUNK_SIZE, Error, HeaderInfo, Keyring, Passphrase, SUITE_NAME, SlotInfo,
+    crypto_io_error,
 };
 
 #[test]
@@ -196,5 +197,28 @@ fn open_reader_reports_truncation_as_an_error_not_eof() {
             detail: "at a chunk boundary",
             ..
         })
+    ));
+}
+
+#[test]
+fn header_info_lists_slots_without_a_key() {
+    let c = two_slot_cipher(4096);
+    let ct = seal(&c, b"abc");
+    let info = HeaderInfo::parse(&ct).unwrap();
+    assert_eq!(info.chunk_size, 4096);
+    assert_eq!(info.header_len, 332);
+    assert_eq!(info.fingerprints(), c.recipients());
+    assert!(matches!(info.slots[0], SlotInfo::RawKey { .. }));
+    assert!(matches!(
+        info.slots[1],
+        SlotInfo::Passphrase { kdf, .. } if kdf == small_kdf()
+    ));
+    assert!(matches!(
+        HeaderInfo::parse(&ct[..300]),
+        Err(Error::Truncated { offset: 300, .. })
+    ));
+    assert!(matches!(
+        HeaderInfo::parse(b"nope"),
+        Err(Error::NotAnArtifact)
     ));
 }
