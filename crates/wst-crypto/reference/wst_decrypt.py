@@ -48,6 +48,7 @@ RAW_SLOT_LEN = 97
 PASS_SLOT_LEN = 125
 MIN_CHUNK, MAX_CHUNK = 1024, 16 * 1024 * 1024
 MAX_SLOTS = 16
+MAX_PASSPHRASE_SLOTS = 4
 MAX_MEMORY_KIB, MAX_ITERATIONS, MAX_PARALLELISM = 1024 * 1024, 10, 16
 KEY_PREFIX = b"wst-key-v1:"
 
@@ -112,7 +113,8 @@ def parse_header(f):
         raise ArtifactError("slot count %d out of bounds" % slot_count)
     header_len = be32(fixed, 74)
     lo = FIXED_LEN + slot_count * RAW_SLOT_LEN + MAC_LEN
-    hi = FIXED_LEN + slot_count * PASS_SLOT_LEN + MAC_LEN
+    npass = min(slot_count, MAX_PASSPHRASE_SLOTS)
+    hi = FIXED_LEN + npass * PASS_SLOT_LEN + (slot_count - npass) * RAW_SLOT_LEN + MAC_LEN
     if not lo <= header_len <= hi:
         raise ArtifactError("header length %d out of bounds" % header_len)
     rest = read_exact(f, header_len - FIXED_LEN)
@@ -131,6 +133,8 @@ def parse_header(f):
             n = PASS_SLOT_LEN
         else:
             raise ArtifactError("malformed header: slot %d has unknown type %d" % (i, typ))
+        if typ == 2 and sum(1 for x in slots if x["type"] == 2) >= MAX_PASSPHRASE_SLOTS:
+            raise ArtifactError("more than %d passphrase slots" % MAX_PASSPHRASE_SLOTS)
         if at + n > end:
             raise ArtifactError("malformed header: slot %d overruns the MAC" % i)
         s = header[at:at + n]

@@ -10,7 +10,8 @@ use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
 use crate::format::{
-    self, CoreHeader, DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, MAX_SLOTS, MIN_CHUNK_SIZE, Secret, Slot,
+    self, CoreHeader, DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, MAX_PASSPHRASE_SLOTS, MAX_SLOTS,
+    MIN_CHUNK_SIZE, Secret, Slot,
 };
 use crate::key::{KdfParams, Key, Passphrase};
 use crate::keyring::Keyring;
@@ -127,7 +128,8 @@ impl AeadCipherBuilder {
     ///
     /// # Errors
     /// [`Error::InvalidChunkSize`]; [`Error::RecipientCount`] with more than [`MAX_SLOTS`]
-    /// recipients, or with none and an empty keyring; [`Error::Random`]; [`Error::Kdf`].
+    /// recipients, or with none and an empty keyring; [`Error::PassphraseCount`] with more than
+    /// [`MAX_PASSPHRASE_SLOTS`] passphrases; [`Error::Random`]; [`Error::Kdf`].
     pub fn build(self) -> Result<AeadCipher> {
         if !(MIN_CHUNK_SIZE..=MAX_CHUNK_SIZE).contains(&self.chunk_size) {
             return Err(Error::InvalidChunkSize {
@@ -141,6 +143,17 @@ impl AeadCipherBuilder {
             return Err(Error::RecipientCount {
                 count: n,
                 max: MAX_SLOTS,
+            });
+        }
+        let passphrases = self
+            .recipients
+            .iter()
+            .filter(|r| matches!(r, RecipientSpec::Passphrase(..)))
+            .count();
+        if passphrases > MAX_PASSPHRASE_SLOTS {
+            return Err(Error::PassphraseCount {
+                count: passphrases,
+                max: MAX_PASSPHRASE_SLOTS,
             });
         }
         let mut keyring = self.keyring;

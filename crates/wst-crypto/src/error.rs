@@ -109,6 +109,16 @@ pub enum Error {
         "the cipher holds no key or passphrase to open artifacts with: add the key file (or the recovery key) to its keyring"
     )]
     EmptyKeyring,
+    /// The cipher was given more passphrase recipients than [`crate::MAX_PASSPHRASE_SLOTS`].
+    #[error(
+        "a cipher seals for at most {max} passphrases (each costs an Argon2id run to open), got {count}: use key files for the others"
+    )]
+    PassphraseCount {
+        /// The number of passphrase recipients given.
+        count: usize,
+        /// [`crate::MAX_PASSPHRASE_SLOTS`].
+        max: usize,
+    },
     /// The operating system's random generator failed.
     #[error("the operating system's random generator failed: {detail}")]
     Random {
@@ -149,7 +159,7 @@ pub enum Error {
         "header field `{what}` at offset {offset} is {value}, outside the format's bounds {min}..={max}: damaged or hostile header"
     )]
     HeaderLimit {
-        /// The field: `"chunk_size"`, `"slot_count"` or `"header_len"`.
+        /// The field: `"chunk_size"`, `"slot_count"`, `"header_len"` or `"passphrase_slots"`.
         what: &'static str,
         /// The field's offset.
         offset: u64,

@@ -48,8 +48,22 @@ pub const MAX_CHUNK_SIZE: u32 = 16 * 1024 * 1024;
 pub const DEFAULT_CHUNK_SIZE: u32 = 64 * 1024;
 /// Largest number of key slots in one header.
 pub const MAX_SLOTS: usize = 16;
-/// Largest header the opener buffers before authentication, in bytes.
-pub const MAX_HEADER_LEN: usize = FIXED_LEN + MAX_SLOTS * PASS_SLOT_LEN + MAC_LEN;
+/// Largest number of passphrase (Argon2id) slots in one header: bounds the Argon2id work one
+/// header can demand per passphrase tried.
+pub const MAX_PASSPHRASE_SLOTS: usize = 4;
+/// Largest header the opener buffers before authentication, in bytes (16 slots, 4 of them
+/// passphrase slots).
+pub const MAX_HEADER_LEN: usize = max_header_len(MAX_SLOTS);
+
+/// The largest header length with `slot_count` slots: as many passphrase slots as allowed.
+const fn max_header_len(slot_count: usize) -> usize {
+    let pass = if slot_count < MAX_PASSPHRASE_SLOTS {
+        slot_count
+    } else {
+        MAX_PASSPHRASE_SLOTS
+    };
+    FIXED_LEN + pass * PASS_SLOT_LEN + (slot_count - pass) * RAW_SLOT_LEN + MAC_LEN
+}
 
 const INFO_FP_RAW: &[u8] = b"wst-aead-v1 fingerprint raw-key";
 const INFO_FP_PASS: &[u8] = b"wst-aead-v1 fingerprint passphrase";
@@ -393,7 +407,7 @@ pub(crate) fn parse_fixed(b: &[u8]) -> Result<(CoreHeader, usize, usize)> {
     }
     let header_len = be32(b, 74) as usize;
     let min = FIXED_LEN + slot_count * RAW_SLOT_LEN + MAC_LEN;
-    let max = FIXED_LEN + slot_count * PASS_SLOT_LEN + MAC_LEN;
+    let max = max_header_len(slot_count);
     if !(min..=max).contains(&header_len) {
         return Err(Error::HeaderLimit {
             what: "header_len",
@@ -421,6 +435,7 @@ pub(crate) fn parse_slots(header: &[u8], slot_count: usize) -> Result<Vec<Slot>>
     let end = header.len() - MAC_LEN;
     let mut at = FIXED_LEN;
     let mut slots = Vec::with_capacity(slot_count);
+    let mut passphrase_slots = 0;
     for i in 0..slot_count {
         let ty = header.get(at).copied().filter(|_| at < end);
         let len = match ty {
@@ -441,6 +456,18 @@ pub(crate) fn parse_slots(header: &[u8], slot_count: usize) -> Result<Vec<Slot>>
                 });
             }
         };
+        if len == PASS_SLOT_LEN {
+            passphrase_slots += 1;
+            if passphrase_slots > MAX_PASSPHRASE_SLOTS {
+                return Err(Error::HeaderLimit {
+                    what: "passphrase_slots",
+                    offset: at as u64,
+                    value: passphrase_slots as u64,
+                    min: 0,
+                    max: MAX_PASSPHRASE_SLOTS as u64,
+                });
+            }
+        }
         if at + len > end {
             return Err(Error::MalformedHeader {
                 offset: at as u64,

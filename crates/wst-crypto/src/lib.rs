@@ -40,7 +40,8 @@
 //! - Constant memory: about two chunks per sealer or opener (64 KiB chunks by default), the
 //!   header (at most [`MAX_HEADER_LEN`] bytes) and nothing else, whatever the artifact size.
 //! - Everything parsed before authentication is capped ([`MAX_SLOTS`], [`MAX_HEADER_LEN`],
-//!   [`MIN_CHUNK_SIZE`]..=[`MAX_CHUNK_SIZE`], [`KdfParams::MAX_MEMORY_KIB`] …) and checked
+//!   [`MAX_PASSPHRASE_SLOTS`], [`MIN_CHUNK_SIZE`]..=[`MAX_CHUNK_SIZE`],
+//!   [`KdfParams::MAX_MEMORY_KIB`] …) and checked
 //!   before any allocation or key derivation.
 //! - Keys are named by [`wst_core::KeyFingerprint`] only; `Debug` of keys and passphrases
 //!   prints `[REDACTED]`, and no error carries key material (design invariant 7).
@@ -66,8 +67,8 @@ mod stream;
 pub use cipher::{AeadCipher, AeadCipherBuilder, RewrapSummary, Rewrapper};
 pub use error::{Error, Result, crypto_error, crypto_io_error};
 pub use format::{
-    DEFAULT_CHUNK_SIZE, FORMAT_VERSION, MAGIC, MAX_CHUNK_SIZE, MAX_HEADER_LEN, MAX_SLOTS,
-    MIN_CHUNK_SIZE, SUITE_AES256GCM_STREAM, SUITE_NAME,
+    DEFAULT_CHUNK_SIZE, FORMAT_VERSION, MAGIC, MAX_CHUNK_SIZE, MAX_HEADER_LEN,
+    MAX_PASSPHRASE_SLOTS, MAX_SLOTS, MIN_CHUNK_SIZE, SUITE_AES256GCM_STREAM, SUITE_NAME,
 };
 pub use info::{HeaderInfo, SlotInfo};
 pub use key::{KEY_FILE_PREFIX, KdfParams, Key, Passphrase};

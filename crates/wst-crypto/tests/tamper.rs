@@ -617,3 +617,46 @@ fn rewrap_of_a_tampered_or_truncated_header_fails() {
         Err(Error::Truncated { offset: 100, .. })
     ));
 }
+
+/// At most 4 passphrase slots per header (each may cost an Argon2id run per passphrase tried):
+/// a fifth is refused at parse time, before any derivation.
+#[test]
+fn more_than_four_passphrase_slots_are_refused() {
+    let sealer = AeadCipher::builder()
+        .recipient_passphrase(Passphrase::new("pw").unwrap(), common::small_kdf())
+        .build()
+        .unwrap();
+    let ct = seal(&sealer, b"x");
+    let slot = &ct[78..78 + 125];
+    // 5 slots, header_len at its cap for 5 slots (4 passphrase + 1 raw); five passphrase slots.
+    let header_len: u32 = 78 + 4 * 125 + 97 + 32;
+    let mut bad = ct[..72].to_vec();
+    bad.extend_from_slice(&5u16.to_be_bytes());
+    bad.extend_from_slice(&header_len.to_be_bytes());
+    for _ in 0..5 {
+        bad.extend_from_slice(slot);
+    }
+    bad.resize(header_len as usize + 100, 0);
+    let opener = AeadCipher::builder()
+        .opening_passphrase(Passphrase::new("pw").unwrap())
+        .build()
+        .unwrap();
+    match open(&opener, &bad) {
+        Err(Error::HeaderLimit {
+            what: "passphrase_slots",
+            offset,
+            value: 5,
+            max: 4,
+            ..
+        }) => assert_eq!(offset, 78 + 4 * 125),
+        other => panic!("expected HeaderLimit(passphrase_slots), got {other:?}"),
+    }
+    let mut b = AeadCipher::builder();
+    for _ in 0..5 {
+        b = b.recipient_passphrase(Passphrase::new("pw").unwrap(), common::small_kdf());
+    }
+    assert!(matches!(
+        b.build(),
+        Err(Error::PassphraseCount { count: 5, max: 4 })
+    ));
+}
