@@ -10,6 +10,7 @@ Usage:
     wst_decrypt.py --key-file backup.key  ARTIFACT [-o OUTPUT]
     wst_decrypt.py --passphrase-file pass ARTIFACT [-o OUTPUT]
     wst_decrypt.py --passphrase-env VAR   ARTIFACT [-o OUTPUT]
+    wst_decrypt.py --key-file backup.key  -  < ARTIFACT      (ARTIFACT from standard input)
     wst_decrypt.py --info ARTIFACT               (lists the key slots; needs no key)
     wst_decrypt.py --explain --key-file K ARTIFACT  (prints derived values as JSON, for
                                                      checking an independent implementation)
@@ -250,7 +251,7 @@ def main(argv=None):
     ap.add_argument("--explain", action="store_true",
                     help="print derived values as JSON and exit (prints the data key: test vectors only)")
     ap.add_argument("-o", "--output")
-    ap.add_argument("artifact")
+    ap.add_argument("artifact", help="the .wst file, or - for standard input")
     a = ap.parse_args(argv)
     key = passphrase = None
     try:
@@ -262,7 +263,7 @@ def main(argv=None):
             passphrase = os.environ.get(a.passphrase_env, "").encode()
         elif not a.info:
             ap.error("one of --key-file, --passphrase-file, --passphrase-env is required")
-        with open(a.artifact, "rb") as f:
+        with (os.fdopen(os.dup(sys.stdin.fileno()), "rb") if a.artifact == "-" else open(a.artifact, "rb")) as f:
             header, chunk_size, slots = parse_header(f)
             if a.info:
                 print(json.dumps({

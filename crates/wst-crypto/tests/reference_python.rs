@@ -125,6 +125,19 @@ fn python_decrypts_artifacts_written_by_wst() {
     ]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(stdout, pt);
+    // The same from standard input (e.g. piped from an object store download).
+    let piped = Command::new("python3")
+        .arg(script())
+        .args(["--key-file".as_ref(), new_path.as_os_str(), "-".as_ref()])
+        .stdin(std::fs::File::open(&rw_path).unwrap())
+        .output()
+        .unwrap();
+    assert!(
+        piped.status.success(),
+        "{}",
+        String::from_utf8_lossy(&piped.stderr)
+    );
+    assert_eq!(piped.stdout, pt);
     let (code, _, err) = run(&[
         "--key-file".as_ref(),
         key_path.as_os_str(),
