@@ -53,7 +53,7 @@ impl Recipient {
 
 enum RecipientSpec {
     Key(Key),
-    Passphrase(Passphrase, KdfParams),
+    Passphrase(Passphrase, KdfParams, Option<[u8; 16]>),
 }
 
 /// Builds an [`AeadCipher`]: the recipients each new artifact is sealed for (one key slot
@@ -87,10 +87,33 @@ impl AeadCipherBuilder {
     /// Seals new artifacts for this passphrase too (an Argon2id slot with `params`). Argon2id
     /// runs once, in [`build`](Self::build), with a random salt kept for the cipher's life; each
     /// artifact's slot still gets its own wrap key.
+    ///
+    /// The slot's fingerprint depends on that salt, so it differs between cipher instances
+    /// (process runs) for the same passphrase; use
+    /// [`recipient_passphrase_with_salt`](Self::recipient_passphrase_with_salt) for a stable one.
     #[must_use]
     pub fn recipient_passphrase(mut self, passphrase: Passphrase, params: KdfParams) -> Self {
         self.recipients
-            .push(RecipientSpec::Passphrase(passphrase, params));
+            .push(RecipientSpec::Passphrase(passphrase, params, None));
+        self
+    }
+
+    /// As [`recipient_passphrase`](Self::recipient_passphrase), with a fixed Argon2id salt so the
+    /// passphrase's fingerprint is the same across runs (sidecars and audit logs then name the
+    /// recovery passphrase consistently). The salt is not secret: keep it in configuration, and
+    /// use a random one per installation (not a constant shared with others).
+    #[must_use]
+    pub fn recipient_passphrase_with_salt(
+        mut self,
+        passphrase: Passphrase,
+        params: KdfParams,
+        argon_salt: [u8; 16],
+    ) -> Self {
+        self.recipients.push(RecipientSpec::Passphrase(
+            passphrase,
+            params,
+            Some(argon_salt),
+        ));
         self
     }
 
@@ -164,9 +187,14 @@ impl AeadCipherBuilder {
                     keyring.add_key(k.clone());
                     recipients.push(Recipient::Key(k));
                 }
-                RecipientSpec::Passphrase(p, params) => {
-                    let mut argon_salt = [0u8; 16];
-                    format::random_bytes(&mut argon_salt)?;
+                RecipientSpec::Passphrase(p, params, salt) => {
+                    let argon_salt = if let Some(s) = salt {
+                        s
+                    } else {
+                        let mut s = [0u8; 16];
+                        format::random_bytes(&mut s)?;
+                        s
+                    };
                     let kek = format::argon2id(p.bytes(), &argon_salt, params)?;
                     let fingerprint = format::passphrase_fingerprint(&kek);
                     keyring.add_passphrase_with_kek(p, argon_salt, params, kek.clone());

@@ -222,3 +222,33 @@ fn header_info_lists_slots_without_a_key() {
         Err(Error::NotAnArtifact)
     ));
 }
+
+#[test]
+fn passphrase_fingerprint_is_stable_with_a_fixed_salt() {
+    let build = |salt: Option<[u8; 16]>| {
+        let p = Passphrase::new("recovery").unwrap();
+        let b = AeadCipher::builder().recipient_key(key(1));
+        match salt {
+            Some(s) => b.recipient_passphrase_with_salt(p, small_kdf(), s),
+            None => b.recipient_passphrase(p, small_kdf()),
+        }
+        .build()
+        .unwrap()
+    };
+    let a = build(Some([9; 16]));
+    let b = build(Some([9; 16]));
+    assert_eq!(a.recipients(), b.recipients());
+    // Artifacts sealed by either instance record that fingerprint and open with the passphrase.
+    let ct = seal(&b, b"payload");
+    assert_eq!(
+        HeaderInfo::parse(&ct).unwrap().fingerprints(),
+        a.recipients()
+    );
+    let by_pass = AeadCipher::builder()
+        .opening_passphrase(Passphrase::new("recovery").unwrap())
+        .build()
+        .unwrap();
+    assert_eq!(open(&by_pass, &ct).unwrap(), b"payload");
+    // With a random salt, each instance has its own passphrase fingerprint.
+    assert_ne!(build(None).recipients()[1], build(None).recipients()[1]);
+}
