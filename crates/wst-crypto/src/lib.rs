@@ -45,6 +45,11 @@
 //!   before any allocation or key derivation.
 //! - Keys are named by [`wst_core::KeyFingerprint`] only; `Debug` of keys and passphrases
 //!   prints `[REDACTED]`, and no error carries key material (design invariant 7).
+//! - Async callers: sealers and openers are sans-I/O and `Send`; feed them `Bytes` from a
+//!   stream. Opening a passphrase slot runs Argon2id inside the opener's `update` (and
+//!   [`AeadCipherBuilder::build`] runs it once per passphrase recipient): CPU-bound for up to
+//!   seconds at the default parameters, so call those from `spawn_blocking`. Raw-key slots cost
+//!   microseconds.
 //! - [`HeaderInfo::parse`] lists an artifact's key slots without any key (unauthenticated).
 //! - [`AeadCipher::rewrap`] replaces the key slots (add/remove a recipient, rotate keys) without
 //!   decrypting the payload.
