@@ -46,10 +46,11 @@ fn io_adapters_round_trip() {
     let mut r = OpenReader::new(&c, ct.as_slice()).unwrap();
     let mut back = vec![0u8; 1];
     r.read_exact(&mut back).unwrap();
-    // Known once the header is read (the reader drops its opener at EOF).
+    // Known once the header is read, and still after the end.
     assert_eq!(r.opened_with(), Some(key(1).fingerprint()));
     r.read_to_end(&mut back).unwrap();
     assert_eq!(back, pt);
+    assert_eq!(r.opened_with(), Some(key(1).fingerprint()));
 }
 
 #[test]
