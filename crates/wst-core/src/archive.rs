@@ -293,3 +293,85 @@ mod tests {
         assert!(validate_archive_path(".wst/manifest.json", true).is_ok());
     }
 }
+
+#[cfg(test)]
+mod writer_tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::progress::NoProgress;
+
+    fn file(path: &str, size: u64) -> EntryMeta {
+        EntryMeta {
+            path: path.into(),
+            kind: EntryKind::File,
+            size,
+            mode: 0o644,
+            mtime: 1_700_000_000,
+        }
+    }
+
+    #[test]
+    fn a_file_that_shrinks_or_grows_while_read_is_flagged() {
+        let mut w = ArchiveWriter::new(Vec::new(), Arc::new(NoProgress));
+        let steady = w.add(&file("wst/steady", 5), &mut &b"hello"[..]).unwrap();
+        assert!(!steady.changed);
+        let shrunk = w.add(&file("wst/shrunk", 10), &mut &b"hello"[..]).unwrap();
+        assert!(shrunk.changed, "short read is flagged");
+        let grown = w.add(&file("wst/grown", 3), &mut &b"hello"[..]).unwrap();
+        assert!(grown.changed, "extra bytes are flagged");
+        assert_eq!(w.warnings().len(), 2);
+        let (tar, manifest) = w
+            .finish(
+                "a".into(),
+                jiff::Timestamp::UNIX_EPOCH,
+                Vec::new(),
+                Default::default(),
+            )
+            .unwrap();
+        let flagged: Vec<&str> = manifest
+            .entries
+            .iter()
+            .filter(|e| e.changed)
+            .map(|e| e.path.as_str())
+            .collect();
+        assert_eq!(flagged, ["wst/shrunk", "wst/grown"]);
+        // The stored sizes are the declared sizes: the tar stays well-formed.
+        let mut ar = tar::Archive::new(tar.as_slice());
+        let sizes: Vec<(String, u64)> = ar
+            .entries()
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                (e.path().unwrap().display().to_string(), e.size())
+            })
+            .collect();
+        assert_eq!(sizes[1], ("wst/shrunk".into(), 10));
+        assert_eq!(sizes[2], ("wst/grown".into(), 3));
+        assert_eq!(sizes.last().unwrap().0, MANIFEST_PATH);
+    }
+
+    #[test]
+    fn duplicate_and_reserved_paths_are_refused() {
+        let mut w = ArchiveWriter::new(Vec::new(), Arc::new(NoProgress));
+        w.add(&file("wst/a", 1), &mut &b"x"[..]).unwrap();
+        assert!(matches!(
+            w.add(&file("wst/a", 1), &mut &b"x"[..]),
+            Err(Error::Config(_))
+        ));
+        assert!(matches!(
+            w.add(&file(".wst/manifest.json", 1), &mut &b"x"[..]),
+            Err(Error::UnsafeEntry { .. })
+        ));
+        let link = EntryMeta {
+            path: "wst/link".into(),
+            kind: EntryKind::Hardlink {
+                target: "wst/missing".into(),
+            },
+            size: 0,
+            mode: 0o644,
+            mtime: 0,
+        };
+        assert!(w.add(&link, &mut std::io::empty()).is_err());
+    }
+}
