@@ -326,7 +326,7 @@ mod writer_tests {
                 "a".into(),
                 jiff::Timestamp::UNIX_EPOCH,
                 Vec::new(),
-                Default::default(),
+                std::collections::BTreeMap::default(),
             )
             .unwrap();
         let flagged: Vec<&str> = manifest
