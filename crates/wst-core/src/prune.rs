@@ -18,6 +18,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use futures::{StreamExt, TryStreamExt};
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
+use tracing::Instrument;
 
 use crate::artifact::{
     ARTIFACT_EXTENSION, ArtifactName, DEFAULT_PREFIX, SIDECAR_EXTENSION, Sidecar,
@@ -267,10 +268,17 @@ pub async fn prune(
     now: Timestamp,
     options: &PruneOptions,
 ) -> Result<PruneReport> {
-    let sink_name = sink.info().name.clone();
-    let span = tracing::info_span!("prune", sink = %sink_name, dry_run = options.dry_run);
-    let _entered = span.enter();
+    let span = tracing::info_span!("prune", sink = %sink.info().name, dry_run = options.dry_run);
+    run(sink, policy, now, options).instrument(span).await
+}
 
+async fn run(
+    sink: &dyn Sink,
+    policy: &dyn RetentionPolicy,
+    now: Timestamp,
+    options: &PruneOptions,
+) -> Result<PruneReport> {
+    let sink_name = sink.info().name.clone();
     let objects = sink.list(&format!("{}-", options.prefix)).await?;
     let mut artifacts: BTreeMap<ArtifactName, ObjectMeta> = BTreeMap::new();
     let mut sidecars: BTreeSet<ArtifactName> = BTreeSet::new();

@@ -452,3 +452,80 @@ fn gfs_preset_over_three_years_of_dailies() {
     assert_eq!(plan.kept().count(), 30 + 12 + 12 + 3);
     assert!(plan.flags.is_empty());
 }
+
+#[test]
+fn planner_errors_cross_the_trait_boundary_as_retention_errors() {
+    use wst_core::RetentionPolicy;
+    let planner = Planner::new(Policy::default().keep_last(3), TimeZone::UTC).unwrap();
+    let a = record("2026-11-21T01:00:00Z");
+    let err = RetentionPolicy::plan(
+        &planner,
+        &[a.clone(), a],
+        "2026-11-22T00:00:00Z".parse().unwrap(),
+    )
+    .unwrap_err();
+    match err {
+        wst_core::Error::Retention(msg) => assert!(msg.contains("more than once"), "{msg}"),
+        other => panic!("expected wst_core::Error::Retention, got {other:?}"),
+    }
+}
+
+#[test]
+fn policy_round_trips_through_json() {
+    let json = r#"{"keep_last": 2, "keep_daily": 30, "keep_weekly": 12, "keep_within": "36h",
+                   "min_age": "P7D", "max_age": "8y"}"#;
+    let p: Policy = serde_json::from_str(json).unwrap();
+    let back: Policy = serde_json::from_str(&serde_json::to_string(&p).unwrap()).unwrap();
+    assert_eq!(
+        (
+            back.keep_last,
+            back.keep_daily,
+            back.keep_weekly,
+            back.keep_monthly
+        ),
+        (2, 30, 12, 0)
+    );
+    assert_eq!(
+        back.keep_within.unwrap().fieldwise(),
+        jiff::Span::new().hours(36)
+    );
+    assert_eq!(back.min_age.fieldwise(), jiff::Span::new().days(7));
+    assert_eq!(
+        back.max_age.unwrap().fieldwise(),
+        jiff::Span::new().years(8)
+    );
+    // Defaults: min_age 7 days, no max_age.
+    let d: Policy = serde_json::from_str(r#"{"keep_daily": 1}"#).unwrap();
+    assert_eq!(
+        d.min_age_duration().unwrap(),
+        jiff::SignedDuration::from_hours(168)
+    );
+    assert!(d.max_age.is_none());
+}
+
+#[test]
+fn plan_request_document() {
+    let request: wst_retention::PlanRequest = serde_json::from_str(
+        r#"{ "policy": {"keep_daily": 1, "min_age": "0s"},
+             "now": "2026-11-21T02:00:00Z",
+             "time_zone": "Europe/Amsterdam",
+             "backups": [
+               {"name": "wst-backup-20261120-010000", "time": "2026-11-20T01:00:00Z", "verified": true},
+               {"name": "wst-backup-20261119-010000", "time": "2026-11-19T01:00:00Z", "verified": true}
+             ] }"#,
+    )
+    .unwrap();
+    let plan = request.plan().unwrap();
+    assert_eq!(
+        render(&plan),
+        [
+            "2026-11-20T01:00:00Z keep: daily #1, last_backup, newest_verified",
+            "2026-11-19T01:00:00Z delete: not_selected",
+        ]
+    );
+    let bad = wst_retention::PlanRequest {
+        time_zone: "Mars/Olympus_Mons".into(),
+        ..request
+    };
+    assert!(matches!(bad.plan(), Err(Error::UnknownTimeZone { .. })));
+}
