@@ -162,7 +162,7 @@ fn opener_survives_arbitrary_and_mutated_input_within_bounded_memory() {
     // Hard guard: anything beyond this aborts the test binary (a failure, never a pass).
     ALLOC.set_limit(baseline + 64 * 1024 * 1024).unwrap();
 
-    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(600));
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(5000));
     runner
         .run(
             &(
@@ -181,7 +181,7 @@ fn opener_survives_arbitrary_and_mutated_input_within_bounded_memory() {
         )
         .unwrap();
 
-    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(4000));
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(20_000));
     runner
         .run(
             &(prop::collection::vec(mutation(), 1..4), 1..3000usize),

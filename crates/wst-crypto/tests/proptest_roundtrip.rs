@@ -91,7 +91,7 @@ impl Read for Choppy<'_> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(96))]
+    #![proptest_config(ProptestConfig::with_cases(256))]
 
     #[test]
     fn sealer_opener_round_trip(len in length(), seed: u64, ws in splits(), rs in splits()) {
@@ -127,7 +127,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(6))]
+    #![proptest_config(ProptestConfig::with_cases(16))]
 
     /// Multi-MiB artifacts at the default 64 KiB chunk size, with arbitrary splits.
     #[test]
