@@ -8,6 +8,7 @@
 
 mod archive;
 mod artifact;
+mod audit;
 mod bridge;
 mod cipher;
 #[cfg(feature = "conformance")]
@@ -33,6 +34,7 @@ pub use artifact::{
     ARTIFACT_EXTENSION, ArtifactName, DEFAULT_PREFIX, SIDECAR_EXTENSION, SIDECAR_FORMAT, Sidecar,
     SidecarVerification,
 };
+pub use audit::{AuditEvent, AuditLog, AuditRecord, ChainReport, GENESIS};
 pub use cipher::{Cipher, KeyFingerprint, OpenReader, Opener, SealWriter, Sealer, cipher_error};
 pub use error::{BoxError, Error, Result};
 pub use files::FileTreeSource;

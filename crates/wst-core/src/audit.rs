@@ -1,0 +1,531 @@
+//! The audit log: append-only JSON lines, each record chained to the previous one by SHA-256.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+use crate::report::SinkOutcome;
+use crate::restore::BreakGlass;
+use crate::verify::Check;
+
+/// The `prev` of the first record: 64 zeros.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// Largest record accepted when reading the log back, in bytes.
+const MAX_RECORD_BYTES: usize = 4 << 20;
+
+/// One event of the audit trail. Carries names, numbers, outcomes and operator-facing error
+/// messages only — never a secret (design invariant 7).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum AuditEvent {
+    /// A backup run started.
+    BackupStarted {
+        /// The sources' names.
+        sources: Vec<String>,
+        /// The sinks' names.
+        sinks: Vec<String>,
+    },
+    /// A backup run ended with an artifact on at least one sink.
+    BackupCompleted {
+        /// The artifact name.
+        artifact: String,
+        /// `success`, `success_with_warnings`, `degraded` or `failed`.
+        outcome: String,
+        /// Run duration, seconds.
+        duration_seconds: f64,
+        /// Content bytes read.
+        bytes_read: u64,
+        /// Ciphertext bytes per copy.
+        ciphertext_bytes: u64,
+        /// Ciphertext SHA-256, hex.
+        ciphertext_sha256: String,
+        /// Per-sink outcome.
+        sinks: Vec<SinkOutcome>,
+        /// Warnings raised.
+        warnings: Vec<String>,
+    },
+    /// A backup run failed: no artifact exists (doctrine: no silent failure).
+    BackupFailed {
+        /// Seconds until the failure.
+        duration_seconds: f64,
+        /// The error, as shown to the operator.
+        error: String,
+    },
+    /// An artifact was verified (doctrine R5).
+    Verification {
+        /// The artifact name.
+        artifact: String,
+        /// The sink it was read from.
+        sink: String,
+        /// Whether every check passed.
+        passed: bool,
+        /// Every check.
+        checks: Vec<Check>,
+    },
+    /// Artifacts were copied between sinks.
+    Replicate {
+        /// Source sink.
+        from: String,
+        /// Destination sink.
+        to: String,
+        /// Artifacts copied.
+        copied: Vec<String>,
+        /// Failures, `artifact: error`.
+        failed: Vec<String>,
+    },
+    /// One artifact was deleted by retention (or would be, in a dry run).
+    PruneDeletion {
+        /// The sink.
+        sink: String,
+        /// The artifact name.
+        artifact: String,
+        /// The reasons, e.g. `not_selected`, `max_age`.
+        reasons: Vec<String>,
+        /// Whether this was a dry run (nothing deleted).
+        dry_run: bool,
+    },
+    /// A prune run on one sink ended.
+    Prune {
+        /// The sink.
+        sink: String,
+        /// Artifacts kept.
+        kept: u64,
+        /// Artifacts deleted.
+        deleted: u64,
+        /// Whether this was a dry run.
+        dry_run: bool,
+        /// Refusals and anomalies, when the prune refused to delete.
+        refusals: Vec<String>,
+    },
+    /// A restore ran.
+    Restore {
+        /// The artifact name.
+        artifact: String,
+        /// The sink it was read from.
+        sink: String,
+        /// The target directory or database.
+        target: String,
+        /// Whether it completed and every check passed.
+        passed: bool,
+        /// Seconds.
+        duration_seconds: f64,
+        /// The break-glass authorization, when one was used (doctrine 026 L6).
+        break_glass: Option<BreakGlass>,
+        /// The error, when it failed.
+        error: Option<String>,
+    },
+    /// A restore drill ran (doctrine R7).
+    RestoreDrill {
+        /// The artifact name.
+        artifact: String,
+        /// PASS or FAIL.
+        passed: bool,
+        /// Measured RTO, seconds.
+        rto_seconds: f64,
+        /// Measured RPO, seconds (drill time minus backup time).
+        rpo_seconds: f64,
+        /// Who ran or authorized it.
+        authorized_by: String,
+        /// Where the report was written.
+        report: String,
+    },
+    /// Keys were rotated or slots rewrapped.
+    KeyRotation {
+        /// Fingerprints before.
+        old: Vec<String>,
+        /// Fingerprints after.
+        new: Vec<String>,
+        /// Artifacts rewrapped.
+        artifacts: Vec<String>,
+    },
+    /// A 3-2-1 or compliance check ran.
+    ComplianceCheck {
+        /// Whether every rule passed.
+        passed: bool,
+        /// One line per rule, `rule: PASS|FAIL detail`.
+        rules: Vec<String>,
+    },
+}
+
+/// The record body that is hashed: everything but `hash`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Body {
+    seq: u64,
+    time: jiff::Timestamp,
+    actor: String,
+    prev: String,
+    event: AuditEvent,
+}
+
+/// One audit record as stored: sequence number, UTC time, actor, the SHA-256 of the previous
+/// record (`prev`), the event, and the SHA-256 of this record's body (`hash`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditRecord {
+    /// 0-based position in the log.
+    pub seq: u64,
+    /// When it was written (UTC).
+    pub time: jiff::Timestamp,
+    /// Who or what wrote it (user, host, or a configured operator name).
+    pub actor: String,
+    /// The previous record's `hash`, or [`GENESIS`] for the first.
+    pub prev: String,
+    /// The event.
+    pub event: AuditEvent,
+    /// SHA-256 (hex) of the record's JSON body without the `hash` field, exactly as written.
+    pub hash: String,
+}
+
+/// The result of [`AuditLog::verify`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainReport {
+    /// Records read.
+    pub records: u64,
+    /// The first broken record (0-based line number), if any.
+    pub first_broken: Option<u64>,
+    /// What is wrong with it.
+    pub problem: Option<String>,
+}
+
+impl ChainReport {
+    /// Whether the whole chain is intact.
+    pub fn intact(&self) -> bool {
+        self.first_broken.is_none()
+    }
+}
+
+/// An append-only, hash-chained audit log in a JSON-lines file.
+///
+/// Each append takes an exclusive lock on the file (so concurrent processes — a cron backup and a
+/// manual drill — keep one chain), reads the last record's hash, writes one line and `fsync`s
+/// before returning. The file is created with mode `0600` on Unix (on Windows it inherits the
+/// directory's ACL). [`AuditLog::verify`] recomputes every hash and names the first broken
+/// record, so editing, deleting, reordering or inserting a record is detected.
+#[derive(Debug, Clone)]
+pub struct AuditLog {
+    path: PathBuf,
+    actor: String,
+}
+
+impl AuditLog {
+    /// Uses (and creates on first append) the log at `path`; records name `actor`.
+    pub fn new(path: impl Into<PathBuf>, actor: impl Into<String>) -> Self {
+        Self {
+            path: path.into(),
+            actor: actor.into(),
+        }
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Appends `event` durably and returns the record written.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the file cannot be opened, locked, read, written or synced;
+    /// [`Error::Malformed`] when the last record cannot be parsed (the chain is damaged: run
+    /// [`AuditLog::verify`]).
+    pub fn append(&self, event: AuditEvent) -> Result<AuditRecord> {
+        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            fs::create_dir_all(dir)
+                .map_err(|e| Error::io(format!("creating `{}`", dir.display()), e))?;
+        }
+        let mut opts = OpenOptions::new();
+        opts.read(true).append(true).create(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+        let ctx = |what: &str| format!("{what} the audit log `{}`", self.path.display());
+        let mut file = opts
+            .open(&self.path)
+            .map_err(|e| Error::io(ctx("opening"), e))?;
+        file.lock().map_err(|e| Error::io(ctx("locking"), e))?;
+        let result = (|| {
+            let last = last_record(&mut file).map_err(|e| Error::io(ctx("reading"), e))?;
+            let (seq, prev) = match last {
+                None => (0, GENESIS.to_owned()),
+                Some(line) => {
+                    let r: AuditRecord =
+                        serde_json::from_slice(&line).map_err(|e| Error::Malformed {
+                            artifact: self.path.display().to_string(),
+                            detail: format!(
+                                "the last audit record does not parse ({e}); run `audit verify`"
+                            ),
+                        })?;
+                    (r.seq + 1, r.hash)
+                }
+            };
+            let body = Body {
+                seq,
+                time: jiff::Timestamp::now(),
+                actor: self.actor.clone(),
+                prev,
+                event,
+            };
+            let (line, hash) = encode(&body)?;
+            file.write_all(&line)
+                .map_err(|e| Error::io(ctx("writing"), e))?;
+            file.sync_all().map_err(|e| Error::io(ctx("syncing"), e))?;
+            Ok(AuditRecord {
+                seq: body.seq,
+                time: body.time,
+                actor: body.actor,
+                prev: body.prev,
+                event: body.event,
+                hash,
+            })
+        })();
+        let _ = file.unlock();
+        result
+    }
+
+    /// Reads every record (for reports and compliance evidence).
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the file cannot be read; [`Error::Malformed`] for a line that does
+    /// not parse.
+    pub fn records(&self) -> Result<Vec<AuditRecord>> {
+        let file = match File::open(&self.path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(Error::io(format!("opening `{}`", self.path.display()), e)),
+        };
+        let mut out = Vec::new();
+        for (i, line) in BufReader::new(file).split(b'\n').enumerate() {
+            let line =
+                line.map_err(|e| Error::io(format!("reading `{}`", self.path.display()), e))?;
+            out.push(serde_json::from_slice(&line).map_err(|e| Error::Malformed {
+                artifact: self.path.display().to_string(),
+                detail: format!("audit record {i} does not parse: {e}"),
+            })?);
+        }
+        Ok(out)
+    }
+
+    /// Verifies the whole chain: every line parses, `seq` counts up from 0, every `hash` is the
+    /// SHA-256 of its body as written, and every `prev` is the previous record's `hash`.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the file cannot be read (a missing file is an empty, intact chain).
+    pub fn verify(&self) -> Result<ChainReport> {
+        let file = match File::open(&self.path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(ChainReport {
+                    records: 0,
+                    first_broken: None,
+                    problem: None,
+                });
+            }
+            Err(e) => return Err(Error::io(format!("opening `{}`", self.path.display()), e)),
+        };
+        let mut prev = GENESIS.to_owned();
+        let mut n = 0u64;
+        for line in BufReader::new(file).split(b'\n') {
+            let line =
+                line.map_err(|e| Error::io(format!("reading `{}`", self.path.display()), e))?;
+            let broken = |problem: String| ChainReport {
+                records: n + 1,
+                first_broken: Some(n),
+                problem: Some(problem),
+            };
+            let record: AuditRecord = match serde_json::from_slice(&line) {
+                Ok(r) => r,
+                Err(e) => return Ok(broken(format!("record {n} does not parse: {e}"))),
+            };
+            let Some(body) = body_bytes(&line) else {
+                return Ok(broken(format!("record {n} does not end with its hash")));
+            };
+            let actual = hex::encode(Sha256::digest(body));
+            if actual != record.hash {
+                return Ok(broken(format!(
+                    "record {n} was altered: its content hashes to {actual}, it claims {}",
+                    record.hash
+                )));
+            }
+            if record.seq != n {
+                return Ok(broken(format!(
+                    "record {n} has sequence number {}: a record was removed or inserted",
+                    record.seq
+                )));
+            }
+            if record.prev != prev {
+                return Ok(broken(format!(
+                    "record {n} does not follow record {}: the previous record was altered, removed or reordered",
+                    n.saturating_sub(1)
+                )));
+            }
+            prev = record.hash;
+            n += 1;
+        }
+        Ok(ChainReport {
+            records: n,
+            first_broken: None,
+            problem: None,
+        })
+    }
+}
+
+/// Serialises `body` as one line `{...,"hash":"…"}\n`; returns the line and the hash.
+fn encode(body: &Body) -> Result<(Vec<u8>, String)> {
+    let json = serde_json::to_vec(body)
+        .map_err(|e| Error::Config(format!("audit record serialisation failed: {e}")))?;
+    let hash = hex::encode(Sha256::digest(&json));
+    let mut line = json;
+    line.pop(); // the closing brace
+    line.extend_from_slice(format!(",\"hash\":\"{hash}\"}}\n").as_bytes());
+    Ok((line, hash))
+}
+
+/// The body a stored line's hash covers: the line without `,"hash":"<64 hex>"`, closed again.
+fn body_bytes(line: &[u8]) -> Option<Vec<u8>> {
+    const TAIL: usize = ",\"hash\":\"".len() + 64 + "\"}".len();
+    if line.len() < TAIL + 2 || !line.ends_with(b"\"}") {
+        return None;
+    }
+    let cut = line.len() - TAIL;
+    if !line[cut..].starts_with(b",\"hash\":\"") {
+        return None;
+    }
+    let mut body = line[..cut].to_vec();
+    body.push(b'}');
+    Some(body)
+}
+
+/// The last complete line of `file` (without its newline), if any.
+fn last_record(file: &mut File) -> std::io::Result<Option<Vec<u8>>> {
+    let len = file.seek(SeekFrom::End(0))?;
+    if len == 0 {
+        return Ok(None);
+    }
+    let mut window = 64 * 1024u64;
+    loop {
+        let start = len.saturating_sub(window);
+        file.seek(SeekFrom::Start(start))?;
+        let mut buf = Vec::new();
+        Read::by_ref(file).take(len - start).read_to_end(&mut buf)?;
+        if buf.last() == Some(&b'\n') {
+            buf.pop();
+        }
+        if let Some(i) = buf.iter().rposition(|&b| b == b'\n') {
+            return Ok(Some(buf[i + 1..].to_vec()));
+        }
+        if start == 0 {
+            return Ok(Some(buf));
+        }
+        if window as usize >= MAX_RECORD_BYTES {
+            return Err(std::io::Error::other(
+                "the last audit record is larger than 4 MiB",
+            ));
+        }
+        window *= 4;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(i: u64) -> AuditEvent {
+        AuditEvent::BackupFailed {
+            duration_seconds: i as f64 * 0.5,
+            error: format!("source path `/srv/wst-{i}` does not exist (doctrine F2)"),
+        }
+    }
+
+    #[test]
+    fn appends_chain_and_verify() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = AuditLog::new(dir.path().join("audit/wst-audit.jsonl"), "ops@host");
+        assert!(log.verify().unwrap().intact());
+        let a = log.append(event(0)).unwrap();
+        let b = log.append(event(1)).unwrap();
+        let c = log.append(event(2)).unwrap();
+        assert_eq!((a.seq, b.seq, c.seq), (0, 1, 2));
+        assert_eq!(a.prev, GENESIS);
+        assert_eq!(b.prev, a.hash);
+        assert_eq!(c.prev, b.hash);
+        let report = log.verify().unwrap();
+        assert_eq!(
+            report,
+            ChainReport {
+                records: 3,
+                first_broken: None,
+                problem: None
+            }
+        );
+        assert_eq!(log.records().unwrap(), vec![a, b, c]);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(log.path()).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600);
+        }
+    }
+
+    fn tampered(f: impl FnOnce(&mut Vec<String>)) -> ChainReport {
+        let dir = tempfile::tempdir().unwrap();
+        let log = AuditLog::new(dir.path().join("a.jsonl"), "ops");
+        for i in 0..5 {
+            log.append(event(i)).unwrap();
+        }
+        let text = fs::read_to_string(log.path()).unwrap();
+        let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+        f(&mut lines);
+        fs::write(log.path(), lines.join("\n") + "\n").unwrap();
+        log.verify().unwrap()
+    }
+
+    #[test]
+    fn an_edited_record_is_named() {
+        let r = tampered(|l| l[2] = l[2].replace("/srv/wst-2", "/srv/wst-X"));
+        assert_eq!(r.first_broken, Some(2));
+        assert!(r.problem.unwrap().contains("altered"));
+    }
+
+    #[test]
+    fn an_edited_record_with_a_recomputed_hash_breaks_the_next_link() {
+        let r = tampered(|l| {
+            let mut rec: AuditRecord = serde_json::from_str(&l[1]).unwrap();
+            rec.event = event(99);
+            let body = Body {
+                seq: rec.seq,
+                time: rec.time,
+                actor: rec.actor,
+                prev: rec.prev,
+                event: rec.event,
+            };
+            let (line, _) = encode(&body).unwrap();
+            l[1] = String::from_utf8(line).unwrap().trim_end().to_owned();
+        });
+        assert_eq!(r.first_broken, Some(2));
+        assert!(r.problem.unwrap().contains("does not follow record 1"));
+    }
+
+    #[test]
+    fn removed_and_reordered_records_are_named() {
+        let r = tampered(|l| {
+            l.remove(3);
+        });
+        assert_eq!(r.first_broken, Some(3));
+        let r = tampered(|l| l.swap(0, 1));
+        assert_eq!(r.first_broken, Some(0));
+    }
+
+    #[test]
+    fn appending_after_a_reopen_continues_the_chain() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.jsonl");
+        let first = AuditLog::new(&path, "cron").append(event(0)).unwrap();
+        let second = AuditLog::new(&path, "drill").append(event(1)).unwrap();
+        assert_eq!(second.prev, first.hash);
+        assert_eq!(second.seq, 1);
+        assert!(AuditLog::new(&path, "x").verify().unwrap().intact());
+    }
+}
