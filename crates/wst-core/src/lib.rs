@@ -42,7 +42,9 @@ pub use manifest::{MANIFEST_FORMAT, MANIFEST_MAX_BYTES, MANIFEST_PATH, Manifest,
 pub use memory::MemorySink;
 pub use pipeline::{BackupJob, BackupJobBuilder};
 pub use progress::{NoProgress, Progress, Stage};
-pub use prune::{Anomaly, DeleteFailure, PruneEntry, PruneOptions, PruneReport, Refusal, prune};
+pub use prune::{
+    Anomaly, DeleteFailure, PruneEntry, PruneOptions, PruneReport, Refusal, prune, prune_audited,
+};
 pub use reader::ReadLimits;
 pub use replicate::{
     CopiedArtifact, ReplicateOptions, ReplicationFailure, ReplicationReport, replicate,

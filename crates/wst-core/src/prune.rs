@@ -23,6 +23,7 @@ use tracing::Instrument;
 use crate::artifact::{
     ARTIFACT_EXTENSION, ArtifactName, DEFAULT_PREFIX, SIDECAR_EXTENSION, Sidecar,
 };
+use crate::audit::{AuditEvent, AuditLog};
 use crate::error::{Error, Result};
 use crate::retention::{BackupRecord, Flag, Reason, RetentionPolicy};
 use crate::sink::{ObjectMeta, Sink, SinkExt};
@@ -224,12 +225,61 @@ impl PruneReport {
         }
     }
 
+    /// Every item that needs an operator's attention, one sentence each: refusals, failed
+    /// deletions, flags, anomalies (the `refusals` of the audit log's prune record).
+    pub fn attention(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for r in &self.refusals {
+            out.push(format!(
+                "refused deleting `{}`: {} (the policy planned: {})",
+                r.name,
+                r.protection,
+                join(&r.planned)
+            ));
+        }
+        for f in &self.failures {
+            out.push(format!("failed deleting `{}`: {}", f.object, f.error));
+        }
+        for f in &self.flags {
+            out.push(f.to_string());
+        }
+        for a in &self.anomalies {
+            out.push(a.to_string());
+        }
+        out
+    }
+
     /// Whether the run needs no attention: no refusal, no failed deletion, no flag, no anomaly.
     pub fn is_clean(&self) -> bool {
         self.refusals.is_empty()
             && self.failures.is_empty()
             && self.flags.is_empty()
             && self.anomalies.is_empty()
+    }
+}
+
+fn join(reasons: &[Reason]) -> String {
+    let v: Vec<String> = reasons.iter().map(ToString::to_string).collect();
+    v.join(", ")
+}
+
+impl std::fmt::Display for Anomaly {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::OrphanSidecar { object } => write!(
+                f,
+                "sidecar `{object}` has no artifact; check and remove it by hand"
+            ),
+            Self::UnreadableSidecar { name, detail } => write!(
+                f,
+                "the sidecar of `{name}` is unreadable ({detail}); the artifact counts as incomplete"
+            ),
+            Self::SidecarMismatch { name, detail } => write!(
+                f,
+                "the sidecar of `{name}` does not match it ({detail}); the artifact counts as \
+                 incomplete"
+            ),
+        }
     }
 }
 
@@ -262,6 +312,8 @@ struct Listed {
 /// [`Error::Sink`] when the sink cannot be listed or a sidecar cannot be read (nothing deleted).
 /// A failed deletion is not an error: it is recorded in [`PruneReport::failures`] and the run
 /// goes on with the next artifact.
+///
+/// This variant writes no audit record: use [`prune_audited`] for real runs.
 pub async fn prune(
     sink: &dyn Sink,
     policy: &dyn RetentionPolicy,
@@ -269,7 +321,47 @@ pub async fn prune(
     options: &PruneOptions,
 ) -> Result<PruneReport> {
     let span = tracing::info_span!("prune", sink = %sink.info().name, dry_run = options.dry_run);
-    run(sink, policy, now, options).instrument(span).await
+    run(sink, policy, now, options, None).instrument(span).await
+}
+
+/// [`prune`], recording every deletion in the audit log before it happens.
+///
+/// Audit records: one [`AuditEvent::PruneDeletion`] per artifact, appended (and synced)
+/// *before* its deletion — an unaudited deletion is impossible; a crash between the record and
+/// the deletion leaves a record of a deletion the next listing shows did not happen, which an
+/// auditor can reconcile, whereas the opposite order could lose the record of a real deletion.
+/// Then one [`AuditEvent::Prune`] summary with every refusal, failed deletion, flag and
+/// anomaly. A run refused as a whole (suspicious listing, inconsistent plan, unreadable sink)
+/// is recorded as a [`AuditEvent::Prune`] with nothing deleted and the reason. Dry runs are
+/// recorded too, marked `dry_run`. Appends are synchronous file writes with `fsync`.
+///
+/// # Errors
+/// As [`prune`]; and the audit log's error when a record cannot be appended: the run stops
+/// before the deletion that could not be recorded (earlier deletions were recorded).
+pub async fn prune_audited(
+    sink: &dyn Sink,
+    policy: &dyn RetentionPolicy,
+    now: Timestamp,
+    options: &PruneOptions,
+    audit: &AuditLog,
+) -> Result<PruneReport> {
+    let span = tracing::info_span!("prune", sink = %sink.info().name, dry_run = options.dry_run);
+    let result = run(sink, policy, now, options, Some(audit))
+        .instrument(span)
+        .await;
+    if let Err(e) = &result {
+        let event = AuditEvent::Prune {
+            sink: sink.info().name.clone(),
+            kept: 0,
+            deleted: 0,
+            dry_run: options.dry_run,
+            refusals: vec![format!("prune stopped: {e}")],
+        };
+        if let Err(audit_error) = audit.append(event) {
+            tracing::error!(error = %audit_error, "prune: cannot record the failed run in the audit log");
+        }
+    }
+    result
 }
 
 async fn run(
@@ -277,6 +369,7 @@ async fn run(
     policy: &dyn RetentionPolicy,
     now: Timestamp,
     options: &PruneOptions,
+    audit: Option<&AuditLog>,
 ) -> Result<PruneReport> {
     let sink_name = sink.info().name.clone();
     let objects = sink.list(&format!("{}-", options.prefix)).await?;
@@ -413,6 +506,14 @@ async fn run(
     let mut failures = Vec::new();
     for (entry, l) in to_delete {
         let reasons: Vec<String> = entry.reasons.iter().map(ToString::to_string).collect();
+        if let Some(log) = audit {
+            log.append(AuditEvent::PruneDeletion {
+                sink: sink_name.clone(),
+                artifact: entry.name.clone(),
+                reasons: reasons.clone(),
+                dry_run: options.dry_run,
+            })?;
+        }
         let reasons = reasons.join(", ");
         if options.dry_run {
             tracing::info!(artifact = %entry.name, %reasons, "prune (dry run): would delete");
@@ -451,6 +552,15 @@ async fn run(
         failed = report.failures.len(),
         "prune finished"
     );
+    if let Some(log) = audit {
+        log.append(AuditEvent::Prune {
+            sink: report.sink.clone(),
+            kept: report.kept.len() as u64,
+            deleted: report.deleted.len() as u64,
+            dry_run: report.dry_run,
+            refusals: report.attention(),
+        })?;
+    }
     Ok(report)
 }
 
@@ -1031,6 +1141,108 @@ mod tests {
         assert_eq!(json["refusals"][0]["protection"]["rule"], "last_backup");
         let back: PruneReport = serde_json::from_value(json).unwrap();
         assert_eq!(back, report);
+    }
+
+    #[test]
+    fn audited_prune_records_each_deletion_before_the_summary() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = AuditLog::new(dir.path().join("audit.jsonl"), "test");
+        let sink = MemorySink::new("local");
+        let n: Vec<ArtifactName> = (10..13)
+            .rev()
+            .map(|d| put(&sink, DEFAULT_PREFIX, days_ago(d), State::Verified))
+            .collect();
+        let report = block_on(prune_audited(
+            &sink,
+            &Scripted::delete_all(),
+            now(),
+            &PruneOptions::new(),
+            &log,
+        ))
+        .unwrap();
+        assert_eq!(report.deleted.len(), 2);
+        let events: Vec<AuditEvent> = log
+            .records()
+            .unwrap()
+            .into_iter()
+            .map(|r| r.event)
+            .collect();
+        assert_eq!(
+            events,
+            [
+                AuditEvent::PruneDeletion {
+                    sink: "local".into(),
+                    artifact: n[0].to_string(),
+                    reasons: vec!["not_selected".into()],
+                    dry_run: false,
+                },
+                AuditEvent::PruneDeletion {
+                    sink: "local".into(),
+                    artifact: n[1].to_string(),
+                    reasons: vec!["not_selected".into()],
+                    dry_run: false,
+                },
+                AuditEvent::Prune {
+                    sink: "local".into(),
+                    kept: 1,
+                    deleted: 2,
+                    dry_run: false,
+                    refusals: vec![format!(
+                        "refused deleting `{}`: last_backup (the policy planned: not_selected)",
+                        n[2]
+                    )],
+                },
+            ]
+        );
+        assert!(log.verify().unwrap().intact());
+    }
+
+    #[test]
+    fn audited_prune_records_a_refused_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = AuditLog::new(dir.path().join("audit.jsonl"), "test");
+        let sink = MemorySink::new("offsite");
+        let err = block_on(prune_audited(
+            &sink,
+            &Scripted::delete_all(),
+            now(),
+            &PruneOptions::new().previous_count(10),
+            &log,
+        ))
+        .unwrap_err();
+        assert!(matches!(err, Error::Retention(_)));
+        let records = log.records().unwrap();
+        assert_eq!(records.len(), 1);
+        let AuditEvent::Prune {
+            deleted, refusals, ..
+        } = &records[0].event
+        else {
+            panic!("expected a prune record, got {:?}", records[0].event);
+        };
+        assert_eq!(*deleted, 0);
+        assert!(refusals[0].contains("lists 0"), "{refusals:?}");
+    }
+
+    #[test]
+    fn no_deletion_without_an_audit_record() {
+        let dir = tempfile::tempdir().unwrap();
+        // A directory where the log file should be: every append fails.
+        let log = AuditLog::new(dir.path(), "test");
+        let sink = MemorySink::new("local");
+        for d in 10..13 {
+            put(&sink, DEFAULT_PREFIX, days_ago(d), State::Verified);
+        }
+        let before = objects(&sink);
+        let err = block_on(prune_audited(
+            &sink,
+            &Scripted::delete_all(),
+            now(),
+            &PruneOptions::new(),
+            &log,
+        ))
+        .unwrap_err();
+        assert!(matches!(err, Error::Io { .. }), "{err:?}");
+        assert_eq!(objects(&sink), before);
     }
 
     proptest! {
