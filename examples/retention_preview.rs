@@ -21,7 +21,7 @@
 //! true. Exit status 1 when the policy or input is refused, with the reason.
 //!
 //! ```text
-//! cargo run --example retention_preview -- plan.json
+//! cargo run --example retention_preview -- examples/retention_preview.json
 //! cargo run --example retention_preview -- --format table < plan.json
 //! ```
 

@@ -1,6 +1,7 @@
 //! The prune executor: list a sink, read each artifact's verification state from its sidecar,
 //! plan with a [`RetentionPolicy`], re-check the deletion invariants independently of the
-//! policy, delete, and report every decision.
+//! policy, delete, and report every decision ([`PruneReport`], `tracing` events, and with
+//! [`prune_audited`] the hash-chained audit log).
 //!
 //! # Deletion order and crashes
 //!
