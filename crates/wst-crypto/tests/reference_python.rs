@@ -283,3 +283,23 @@ fn checked_in_vectors_decode_in_rust() {
         })
     ));
 }
+
+/// The worked example in docs/FORMAT.md §10.1 shows the real bytes and derived values of
+/// `raw-key.wst` (guards the document against drifting from the vectors).
+#[test]
+fn format_md_worked_example_matches_the_vector() {
+    let doc = std::fs::read_to_string(vectors().join("../FORMAT.md")).unwrap();
+    let e = explain("raw-key");
+    for field in ["data_key", "payload_key", "mac_key"] {
+        let value = e[field].as_str().unwrap();
+        assert!(doc.contains(value), "FORMAT.md lacks {field} {value}");
+    }
+    let ct = std::fs::read(vectors().join("raw-key.wst")).unwrap();
+    for (range, what) in [(0..8, "magic"), (79..95, "fingerprint"), (175..207, "MAC")] {
+        let hex = hex::encode(&ct[range]);
+        assert!(
+            doc.contains(&format!("`{hex}`")),
+            "FORMAT.md lacks the {what} {hex}"
+        );
+    }
+}
