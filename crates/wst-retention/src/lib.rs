@@ -83,8 +83,8 @@
 //! 3. Every deleted backup is older than a kept counting backup (the newest one).
 //! 4. Nothing taken after `now - min_age`, and nothing dated after `now`, is deleted.
 //! 5. Idempotent: planning the kept set again (same `now`, time zone) deletes nothing.
-//! 6. Monotonic: raising a count, adding a keep rule, lengthening `keep_within` or `min_age` never
-//!    shrinks the kept set (for a fixed `max_age`).
+//! 6. Monotonic: raising a count, adding a keep rule, lengthening `keep_within`, `min_age` or
+//!    `max_age` never shrinks the kept set.
 //! 7. Moving `now` forward without new backups does not change the count-rule reasons.
 //! 8. Unverified or incomplete backups change no rule decision about other backups.
 //!
