@@ -10,6 +10,7 @@
 //! process under `/usr/bin/time`, which gives wall seconds, CPU seconds and peak RSS; the best
 //! of `--rounds` runs is reported (page cache warm for every command alike).
 
+use std::fmt::Write as _;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -81,8 +82,9 @@ fn generate(root: &Path, total: u64) -> std::io::Result<()> {
         let mut s = String::with_capacity(size as usize + 200);
         while (s.len() as u64) < size {
             let n = rng.next();
-            s.push_str(&format!(
-                "{{\"ts\":\"2026-11-{:02}T{:02}:{:02}:{:02}Z\",\"{}\":\"{}\",\"{}\":{}}}\n",
+            let _ = writeln!(
+                s,
+                "{{\"ts\":\"2026-11-{:02}T{:02}:{:02}:{:02}Z\",\"{}\":\"{}\",\"{}\":{}}}",
                 1 + n % 28,
                 n % 24,
                 n % 60,
@@ -91,7 +93,7 @@ fn generate(root: &Path, total: u64) -> std::io::Result<()> {
                 WORDS[(n >> 24) as usize % WORDS.len()],
                 WORDS[(n >> 32) as usize % WORDS.len()],
                 (n >> 40) % 100_000
-            ));
+            );
         }
         fs::write(dir.join(format!("file-{i}.log")), &s)?;
         written += s.len() as u64;

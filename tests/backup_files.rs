@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::fmt::Write as _;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -34,9 +35,11 @@ fn awkward_tree(root: &Path) {
     fs::write(root.join("Ünïcødé — 日本語 🚀.md"), "unicode").unwrap();
     let mut text = String::new();
     for i in 0..20_000 {
-        text.push_str(&format!(
-            "line {i}: the quick brown fox jumps over the lazy dog\n"
-        ));
+        writeln!(
+            text,
+            "line {i}: the quick brown fox jumps over the lazy dog"
+        )
+        .unwrap();
     }
     fs::write(root.join("nested/app.log"), &text).unwrap();
     // > 1 GiB sparse file with data at both ends.
@@ -398,7 +401,7 @@ fn kill_9_during_a_backup_leaves_no_complete_looking_artifact() {
     loop {
         let busy = fs::read_dir(&sink_dir).unwrap().flatten().any(|e| {
             e.file_name().to_string_lossy().starts_with('.')
-                && e.metadata().map(|m| m.len() > 4 << 20).unwrap_or(false)
+                && e.metadata().is_ok_and(|m| m.len() > 4 << 20)
         });
         if busy {
             break;

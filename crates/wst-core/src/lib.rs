@@ -13,6 +13,7 @@ mod bridge;
 mod cipher;
 #[cfg(feature = "conformance")]
 pub mod conformance;
+mod drill;
 mod error;
 mod files;
 mod manifest;
@@ -36,6 +37,10 @@ pub use artifact::{
 };
 pub use audit::{AuditEvent, AuditLog, AuditRecord, ChainReport, GENESIS};
 pub use cipher::{Cipher, KeyFingerprint, OpenReader, Opener, SealWriter, Sealer, cipher_error};
+pub use drill::{
+    DrillOptions, DrillReport, DrillSelection, EntryRestorer, ProofReport, complete_artifacts,
+    restore_drill,
+};
 pub use error::{BoxError, Error, Result};
 pub use files::FileTreeSource;
 pub use manifest::{MANIFEST_FORMAT, MANIFEST_MAX_BYTES, MANIFEST_PATH, Manifest, ManifestEntry};
