@@ -178,7 +178,7 @@ fn read_secret_file(path: &Path) -> Result<Zeroizing<Vec<u8>>> {
         operation: "reading",
         source,
     };
-    let f = File::open(path).map_err(|e| {
+    let not_found = |e: io::Error| {
         if e.kind() == io::ErrorKind::NotFound {
             Error::KeyFileMissing {
                 path: path.to_path_buf(),
@@ -186,8 +186,20 @@ fn read_secret_file(path: &Path) -> Result<Zeroizing<Vec<u8>>> {
         } else {
             io_err(e)
         }
-    })?;
+    };
+    let not_regular = || Error::KeyFileFormat {
+        path: path.to_path_buf(),
+        reason: "it is not a regular file (a directory, device or pipe)".to_owned(),
+    };
+    // Checked before opening: opening a FIFO would block.
+    if !std::fs::metadata(path).map_err(not_found)?.is_file() {
+        return Err(not_regular());
+    }
+    let f = File::open(path).map_err(not_found)?;
     let meta = f.metadata().map_err(io_err)?;
+    if !meta.is_file() {
+        return Err(not_regular());
+    }
     check_permissions(path, &meta)?;
     if meta.len() > MAX_SECRET_FILE {
         return Err(Error::KeyFileFormat {

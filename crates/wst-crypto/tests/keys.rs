@@ -97,6 +97,18 @@ fn key_file_readable_by_others_is_refused() {
 }
 
 #[test]
+fn a_directory_is_not_a_key_file() {
+    let dir = tempfile::tempdir().unwrap();
+    match Key::load(dir.path()) {
+        Err(Error::KeyFileFormat { path, reason }) => {
+            assert_eq!(path, dir.path());
+            assert!(reason.contains("not a regular file"), "{reason}");
+        }
+        other => panic!("expected KeyFileFormat, got {other:?}"),
+    }
+}
+
+#[test]
 fn malformed_key_files_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let hex64 = "ab".repeat(32);
