@@ -163,7 +163,8 @@ impl Key {
     ///
     /// # Errors
     /// [`Error::KeyFileMissing`], [`Error::KeyFilePermissions`] (naming the path and mode),
-    /// [`Error::KeyFileFormat`] (wrong prefix, length or encoding), [`Error::KeyFileIo`].
+    /// [`Error::KeyFileFormat`] (wrong prefix, length or encoding; not a regular file),
+    /// [`Error::KeyFileIo`].
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         let content = read_secret_file(path)?;
