@@ -49,11 +49,12 @@ impl DumpCompression {
 /// (`-Fc`) `pg_dump`, plus [`DatabaseFacts`] in the manifest that describe the same instant.
 ///
 /// [`Source::prepare`] connects, opens a `REPEATABLE READ READ ONLY` transaction, exports its
-/// snapshot (`pg_export_snapshot()`), records server version, database size, exact per-table
-/// row counts, large-object count and schema fingerprint from that snapshot, then runs
-/// `pg_dump --format=custom --snapshot=<id>` against the same snapshot into a private temporary
-/// file while the exporting transaction stays open (DESIGN "PostgreSQL: consistency"). The
-/// password reaches `pg_dump` through a private passfile, never argv (design invariant 7).
+/// snapshot (`pg_export_snapshot()`) and records the server version and database size; then
+/// `pg_dump --format=custom --snapshot=<id>` dumps that snapshot into a private temporary file
+/// while this session, concurrently and from the same snapshot, records the exact per-table
+/// row counts, the large-object count and the schema fingerprint. The exporting transaction
+/// stays open until `pg_dump` has finished (DESIGN "PostgreSQL: consistency"). The password
+/// reaches `pg_dump` through a private passfile, never argv (design invariant 7).
 #[derive(Debug, Clone)]
 pub struct PgDumpSource {
     name: String,
@@ -179,20 +180,29 @@ impl PgDumpSource {
         }
         let snapshot_time = jiff::Timestamp::from_microsecond(snapshot_micros)
             .map_err(|e| Error::Config(format!("server returned an invalid snapshot time: {e}")))?;
-        let collected = facts::collect(client, pw).await?;
-        tracing::debug!(
-            snapshot = %snapshot_id,
-            tables = collected.row_counts.len(),
-            "facts collected from the exported snapshot"
-        );
-
+        // pg_dump imports the snapshot while this session keeps it exported; the facts are
+        // read from the same snapshot concurrently, so neither waits for the other.
         let started = Instant::now();
-        let spool = self.spool_dump(&snapshot_id, password.as_ref()).await;
-        let dump_seconds = started.elapsed().as_secs_f64();
+        let spool = async {
+            let file = self.spool_dump(&snapshot_id, password.as_ref()).await?;
+            Ok::<_, Error>((file, started.elapsed().as_secs_f64()))
+        };
+        let facts = async {
+            let collected = facts::collect(client, pw).await?;
+            tracing::debug!(
+                snapshot = %snapshot_id,
+                tables = collected.row_counts.len(),
+                seconds = started.elapsed().as_secs_f64(),
+                "facts collected from the exported snapshot"
+            );
+            Ok::<_, Error>(collected)
+        };
+        // The first error drops the other future (and kills pg_dump).
+        let joined = tokio::try_join!(spool, facts);
         // End the exporting transaction only now that pg_dump has finished with the snapshot.
         let commit = client.batch_execute("COMMIT").await;
         drop(session);
-        let file = spool?;
+        let ((file, dump_seconds), collected) = joined?;
         commit.map_err(|e| query_error("ending the snapshot transaction", &e, pw))?;
         let dump_bytes = file
             .as_file()
