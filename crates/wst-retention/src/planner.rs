@@ -1,6 +1,5 @@
 //! The planner: rules, then protections, then `max_age`.
 
-use std::cmp::Ordering;
 use std::collections::HashSet;
 use std::hash::{BuildHasherDefault, Hasher};
 
@@ -65,12 +64,6 @@ impl RetentionPolicy for Planner {
     fn plan(&self, backups: &[BackupRecord], now: Timestamp) -> wst_core::Result<RetentionPlan> {
         Ok(Planner::plan(self, backups, now)?)
     }
-}
-
-/// Newest first; equal times: greater name first. A total order, so the plan does not depend on
-/// the input order.
-fn newest_first(a: &BackupRecord, b: &BackupRecord) -> Ordering {
-    b.time.cmp(&a.time).then_with(|| b.name.cmp(&a.name))
 }
 
 /// The period keys of one backup in the policy's time zone.
@@ -209,21 +202,29 @@ pub fn plan(
     }
     drop(seen);
 
-    let mut sorted: Vec<&BackupRecord> = backups.iter().collect();
-    sorted.sort_unstable_by(|a, b| newest_first(a, b));
+    // Newest first; equal times: greater name first. A total order, so the plan does not
+    // depend on the input order. Sorting compact keys rather than records: fewer cache misses.
+    let mut order: Vec<(Timestamp, &str, usize)> = backups
+        .iter()
+        .enumerate()
+        .map(|(i, b)| (b.time, b.name.as_str(), i))
+        .collect();
+    order.sort_unstable_by(|a, b| b.0.cmp(&a.0).then_with(|| b.1.cmp(a.1)));
+    let sorted: Vec<&BackupRecord> = order.into_iter().map(|(_, _, i)| &backups[i]).collect();
     let n = sorted.len();
 
     // Positions (in `sorted`) of the backups that count: complete, verified, not future-dated.
     let counting: Vec<usize> = (0..n).filter(|&i| sorted[i].counts_at(now)).collect();
 
-    let mut rule_reasons: Vec<Vec<Reason>> = vec![Vec::new(); n];
+    // The count chain keeps a backup at most once, so one reason per backup.
+    let mut chain: Vec<Option<Reason>> = vec![None; n];
     let mut kept_by_chain = vec![false; n];
 
     // keep_last: every backup is its own period (see the crate docs on borg's --keep-last).
     if policy.keep_last > 0 {
         for (rank, &i) in counting.iter().take(policy.keep_last as usize).enumerate() {
             kept_by_chain[i] = true;
-            rule_reasons[i].push(Reason::Last {
+            chain[i] = Some(Reason::Last {
                 n: u32::try_from(rank + 1).unwrap_or(u32::MAX),
             });
         }
@@ -260,7 +261,7 @@ pub fn plan(
                 }
                 kept += 1;
                 kept_by_chain[i] = true;
-                rule_reasons[i].push(Reason::Period {
+                chain[i] = Some(Reason::Period {
                     period,
                     n: kept,
                     oldest: false,
@@ -276,7 +277,7 @@ pub fn plan(
             {
                 kept += 1;
                 kept_by_chain[oldest] = true;
-                rule_reasons[oldest].push(Reason::Period {
+                chain[oldest] = Some(Reason::Period {
                     period,
                     n: kept,
                     oldest: true,
@@ -285,21 +286,14 @@ pub fn plan(
         }
     }
 
-    // keep_within: independent of the count chain (see the crate docs).
-    if let Some(within) = cutoffs.within {
-        for &i in &counting {
-            if sorted[i].time > within {
-                rule_reasons[i].push(Reason::Within);
-            } else {
-                break;
-            }
-        }
-    }
-
     let newest_counting = counting.first().copied();
     let mut decisions = Vec::with_capacity(n);
     let mut flags = Vec::new();
-    for (i, (b, rules)) in sorted.iter().zip(rule_reasons).enumerate() {
+    for (i, (b, chain_reason)) in sorted.iter().zip(chain).enumerate() {
+        // keep_within: independent of the count chain (see the crate docs).
+        let within = cutoffs
+            .within
+            .is_some_and(|w| b.time > w && b.counts_at(now));
         let mut protections = Vec::new();
         let future = b.time > now;
         if future {
@@ -320,37 +314,46 @@ pub fn plan(
         if newest_counting.is_none_or(|nc| i < nc) {
             protections.push(Reason::NoNewerVerified);
         }
+        let annotation = if !b.complete {
+            Some(Reason::Incomplete)
+        } else if !b.verified {
+            Some(Reason::Unverified)
+        } else {
+            None
+        };
 
         let too_old = cutoffs.max_age.is_some_and(|max| b.time < max);
-        let (keep, mut reasons) = if too_old {
-            if protections.is_empty() {
-                let mut r = Vec::with_capacity(1 + rules.len());
-                r.push(Reason::MaxAge);
-                r.extend(rules);
-                (false, r)
-            } else {
-                flags.push(Flag::MaxAgeConflict {
-                    name: b.name.clone(),
-                    time: b.time,
-                    protected_by: protections.clone(),
-                });
-                let mut r = rules;
-                r.extend(protections);
-                r.push(Reason::MaxAgeConflict);
-                (true, r)
-            }
-        } else if rules.is_empty() && protections.is_empty() {
-            (false, vec![Reason::NotSelected])
+        let selected = chain_reason.is_some() || within;
+        let keep = if too_old {
+            !protections.is_empty()
         } else {
-            let mut r = rules;
-            r.extend(protections);
-            (true, r)
+            selected || !protections.is_empty()
         };
-        if !b.complete {
-            reasons.push(Reason::Incomplete);
-        } else if !b.verified {
-            reasons.push(Reason::Unverified);
+        // One allocation per decision, in the documented order.
+        let mut reasons = Vec::with_capacity(4 + protections.len());
+        if !keep {
+            reasons.push(if too_old {
+                Reason::MaxAge
+            } else {
+                Reason::NotSelected
+            });
         }
+        reasons.extend(chain_reason);
+        if within {
+            reasons.push(Reason::Within);
+        }
+        if keep && too_old {
+            flags.push(Flag::MaxAgeConflict {
+                name: b.name.clone(),
+                time: b.time,
+                protected_by: protections.clone(),
+            });
+        }
+        reasons.extend(protections);
+        if keep && too_old {
+            reasons.push(Reason::MaxAgeConflict);
+        }
+        reasons.extend(annotation);
         decisions.push(Decision {
             name: b.name.clone(),
             time: b.time,
