@@ -364,3 +364,65 @@ pub fn plan(
 
     Ok(RetentionPlan { decisions, flags })
 }
+
+#[cfg(test)]
+mod tests {
+    use jiff::SignedDuration;
+
+    use super::*;
+
+    /// The offset cache agrees with the time zone at every second around DST transitions
+    /// (including exactly on them), walking forward as the planner does.
+    #[test]
+    fn offset_cache_matches_the_time_zone_around_transitions() {
+        for (zone, transitions) in [
+            (
+                "Europe/Amsterdam",
+                ["2026-03-29T01:00:00Z", "2026-10-25T01:00:00Z"],
+            ),
+            (
+                "America/New_York",
+                ["2026-03-08T07:00:00Z", "2026-11-01T06:00:00Z"],
+            ),
+            (
+                "Australia/Lord_Howe",
+                ["2026-04-04T15:00:00Z", "2026-10-03T15:30:00Z"],
+            ),
+        ] {
+            let tz = TimeZone::get(zone).unwrap();
+            let mut cache = OffsetCache::new(&tz);
+            for t in transitions {
+                let t: Timestamp = t.parse().unwrap();
+                assert_ne!(
+                    tz.to_offset(t - SignedDuration::from_secs(1)),
+                    tz.to_offset(t),
+                    "{zone} {t} is a transition"
+                );
+                let mut at = t - SignedDuration::from_hours(2);
+                while at <= t + SignedDuration::from_hours(2) {
+                    assert_eq!(cache.get(at), tz.to_offset(at), "{zone} at {at}");
+                    at += SignedDuration::from_secs(1);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn keys_distinguish_the_repeated_hour_but_not_the_day() {
+        let tz = TimeZone::get("Europe/Amsterdam").unwrap();
+        let mut cache = OffsetCache::new(&tz);
+        let cest: Timestamp = "2026-10-25T00:30:00Z".parse().unwrap(); // 02:30 CEST
+        let cet: Timestamp = "2026-10-25T01:30:00Z".parse().unwrap(); // 02:30 CET
+        let (a, b) = (Keys::of(cest, &mut cache), Keys::of(cet, &mut cache));
+        assert_ne!(a.get(Period::Hourly), b.get(Period::Hourly));
+        assert_eq!(a.hour.0, b.hour.0, "same wall-clock hour");
+        for p in [
+            Period::Daily,
+            Period::Weekly,
+            Period::Monthly,
+            Period::Yearly,
+        ] {
+            assert_eq!(a.get(p), b.get(p), "{p}");
+        }
+    }
+}
