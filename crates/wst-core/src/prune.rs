@@ -293,6 +293,9 @@ struct Listed {
 
 /// Applies `policy` to the artifacts on `sink` at `now`.
 ///
+/// The rules and the time zone periods are counted in belong to the policy: for wst's own
+/// planner pass a `wst_retention::Planner` (a `Policy` bound to an IANA time zone).
+///
 /// Steps: list the artifacts and sidecars with `options.prefix`; refuse a listing that shrank
 /// suspiciously (see [`PruneOptions::previous_count`]); read every sidecar (an artifact without
 /// a readable, matching sidecar is incomplete; a passed verification in the sidecar makes it
@@ -413,7 +416,7 @@ async fn run(
         listed.push(l);
     }
     for a in &anomalies {
-        tracing::warn!(anomaly = ?a, "prune: odd object on sink");
+        tracing::warn!(anomaly = %a, "prune: odd object on sink");
     }
 
     let records: Vec<BackupRecord> = listed.iter().map(|l| l.record.clone()).collect();
