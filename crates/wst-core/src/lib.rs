@@ -11,6 +11,7 @@ mod artifact;
 mod audit;
 mod bridge;
 mod cipher;
+mod compliance;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 mod drill;
@@ -37,6 +38,7 @@ pub use artifact::{
 };
 pub use audit::{AuditEvent, AuditLog, AuditRecord, ChainReport, GENESIS};
 pub use cipher::{Cipher, KeyFingerprint, OpenReader, Opener, SealWriter, Sealer, cipher_error};
+pub use compliance::{ComplianceOptions, ComplianceReport, RuleStatus, compliance_status};
 pub use drill::{
     DrillOptions, DrillReport, DrillSelection, EntryRestorer, ProofReport, complete_artifacts,
     restore_drill,
