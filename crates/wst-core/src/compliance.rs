@@ -340,12 +340,12 @@ mod tests {
         let now: Timestamp = "2026-11-21T12:00:00Z".parse().unwrap();
         let dir = tempfile::tempdir().unwrap();
         let audit = AuditLog::new(dir.path().join("audit.jsonl"), "otto");
-        let (c, d, o) = sinks();
+        let (local, mirror, offsite) = sinks();
         let t = now.checked_sub(SignedDuration::from_hours(3)).unwrap();
         let name = {
-            let n = plant(&c, t, true).await;
-            plant(&d, t, true).await;
-            plant(&o, t, true).await;
+            let n = plant(&local, t, true).await;
+            plant(&mirror, t, true).await;
+            plant(&offsite, t, true).await;
             n
         };
         audit
@@ -358,7 +358,7 @@ mod tests {
                 report: "r.md".into(),
             })
             .unwrap();
-        let all: [&dyn Sink; 3] = [&c, &d, &o];
+        let all: [&dyn Sink; 3] = [&local, &mirror, &offsite];
         let opts = ComplianceOptions::default();
         let r = compliance_status(&all, &audit, &opts, now).await.unwrap();
         assert!(r.compliant(), "{r:#?}");
@@ -378,14 +378,14 @@ mod tests {
         assert!(r.violations().any(|v| v.rule == "R7 restore tested"));
 
         // R3: the mirror loses its copy.
-        d.delete(&name.artifact_object()).await.unwrap();
+        mirror.delete(&name.artifact_object()).await.unwrap();
         let r = compliance_status(&all, &audit, &opts, now).await.unwrap();
         let failed: Vec<&str> = r.violations().map(|v| v.rule.as_str()).collect();
         assert_eq!(failed, ["R3 3-2-1 copies"], "{r:#?}");
 
         // R5: an unverified artifact on the primary.
         let t2 = now.checked_sub(SignedDuration::from_hours(1)).unwrap();
-        plant(&c, t2, false).await;
+        plant(&local, t2, false).await;
         let r = compliance_status(&all, &audit, &opts, now).await.unwrap();
         let r5 = r
             .rules
