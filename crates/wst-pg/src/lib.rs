@@ -54,6 +54,7 @@
 mod cluster;
 mod config;
 mod connect;
+mod drill;
 mod error;
 mod facts;
 mod restore;
@@ -64,6 +65,7 @@ mod verify;
 #[cfg(feature = "cluster")]
 pub use cluster::{DEMO_SQL, TestCluster};
 pub use config::{ConnectionConfig, Password, PasswordSource, SslMode, read_key_file};
+pub use drill::PgDrillRestorer;
 pub use error::{Error, Result};
 pub use facts::{DatabaseFacts, table_key};
 pub use restore::{RestoreOptions, RestoreProof, compare, restore_dump};
