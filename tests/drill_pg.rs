@@ -1,4 +1,4 @@
-//! A restore drill of files + a real PostgreSQL database (doctrine 026 R7): the dump is
+//! A restore drill of files + a real `PostgreSQL` database (doctrine 026 R7): the dump is
 //! restored into a scratch database and proven against the manifest's row counts and schema
 //! fingerprint; the report follows the seeds/002 template.
 
