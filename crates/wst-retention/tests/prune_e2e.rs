@@ -115,3 +115,47 @@ fn executor_applies_the_plan_exactly_and_is_idempotent() {
     assert!(again.deleted.is_empty());
     assert_eq!(again.listed, planned_keeps.len());
 }
+
+mod random {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(500))]
+
+        /// For any sink and policy, the executor deletes exactly what the planner deletes and
+        /// refuses nothing: the two implementations of the invariants agree.
+        #[test]
+        fn executor_and_planner_agree(
+            backups in prop::collection::btree_map(-3i64..400, 0..4u8, 0..25),
+            daily in 0..5u32, weekly in 0..4u32, monthly in 0..4u32, last in 0..3u32,
+            min_age_days in 0..10i64,
+        ) {
+            let now: Timestamp = "2026-11-21T12:00:00Z".parse().unwrap();
+            let sink = MemorySink::new("local");
+            let mut records = Vec::new();
+            for (&day, &state) in &backups {
+                // Spread within the day so that several land in one week or month.
+                let time = now - SignedDuration::from_hours(24 * day + (day * 7) % 23);
+                records.push(put(&sink, time, state != 1, state != 2));
+            }
+            let policy = Policy::default()
+                .keep_last(last.max(u32::from(daily + weekly + monthly == 0)))
+                .keep_daily(daily)
+                .keep_weekly(weekly)
+                .keep_monthly(monthly)
+                .min_age(jiff::Span::new().days(min_age_days));
+            let options = PruneOptions::new().min_age(policy.min_age_duration().unwrap());
+            let planner = Planner::new(policy, time_zone("Europe/Amsterdam").unwrap()).unwrap();
+            let plan = planner.plan(&records, now).unwrap();
+            let report = block_on(prune(&sink, &planner, now, &options)).unwrap();
+            prop_assert!(report.refusals.is_empty(), "{:?}", report.refusals);
+            let planned: BTreeSet<String> = plan.deleted().map(|d| d.name.clone()).collect();
+            let deleted: BTreeSet<String> = report.deleted.iter().map(|e| e.name.clone()).collect();
+            prop_assert_eq!(deleted, planned);
+            let kept: BTreeSet<String> = plan.kept().map(|d| d.name.clone()).collect();
+            prop_assert_eq!(artifacts(&sink), kept);
+        }
+    }
+}
