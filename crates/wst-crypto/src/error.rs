@@ -94,7 +94,8 @@ pub enum Error {
         /// [`crate::MAX_CHUNK_SIZE`].
         max: u64,
     },
-    /// The cipher was built without any recipient, or with more than [`crate::MAX_SLOTS`].
+    /// The cipher was built with more than [`crate::MAX_SLOTS`] recipients or with nothing at
+    /// all, or an open-only cipher (no recipient) was asked to seal or rewrap.
     #[error(
         "a cipher needs between 1 and {max} recipients (key files or passphrases) to seal for, got {count}"
     )]
