@@ -1,0 +1,1055 @@
+//! The reference operator: a config-driven command an operations team runs from cron or a
+//! systemd timer. See `examples/wst.toml` for a documented configuration.
+//!
+//! ```text
+//! cargo run --release --example wst -- --config wst.toml <COMMAND>
+//!   keygen --out FILE          generate an encryption key file (0600)
+//!   backup                     backup → verify → replicate catch-up → prune (when configured)
+//!   verify [ARTIFACT]          deep-verify an artifact (default: the newest) on every sink
+//!   restore --target DIR [--database NAME] [ARTIFACT]
+//!                              restore into an isolated directory (and a scratch database)
+//!   drill                      restore drill with RTO/RPO report (doctrine R7)
+//!   prune [--dry-run]          apply retention on every sink
+//!   replicate                  copy missing artifacts between sinks
+//!   status                     compliance status (doctrine 026 R1, R3, R4, R5, R7)
+//!   audit verify               verify the audit log's hash chain
+//! ```
+//!
+//! Exit status: 0 success; 1 the operation failed or found a violation (backup failed,
+//! verification failed, drill FAIL, not compliant, audit chain broken); 2 bad usage or
+//! configuration; 3 degraded (the backup exists but not on every sink, or a prune refused
+//! something). `--json` prints machine-readable reports on standard output.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use serde::Deserialize;
+use wst::core::{
+    ArtifactName, ArtifactVerifier, AuditEvent, AuditLog, BackupJob, BreakGlass, Cipher,
+    ComplianceOptions, DrillOptions, EntryRestorer, FileTreeSource, Medium, Progress, PruneOptions,
+    ReplicateOptions, RestoreOptions, RunOutcome, Sink, Stage, ThreeTwoOneOptions, Verifier,
+    complete_artifacts, compliance_status, prune_audited, replicate, restore, restore_drill,
+};
+use wst::crypto::{AeadCipher, KdfParams, Key, Passphrase};
+use wst::objstore::{LocalDiskSink, ObjectStoreSink};
+use wst::pg::{
+    ConnectionConfig, PasswordSource, PgDrillRestorer, PgDumpSource, PgRestoreListCheck,
+};
+use wst::retention::{Planner, Policy, time_zone};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "wst",
+    about = "Encrypted, verified 3-2-1 backups of PostgreSQL and file trees"
+)]
+struct Cli {
+    /// The configuration file (TOML; see examples/wst.toml).
+    #[arg(long, short, global = true, default_value = "wst.toml")]
+    config: PathBuf,
+    /// Print machine-readable JSON on standard output.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Generate an encryption key file (mode 0600, never overwritten).
+    Keygen {
+        /// Where to write it (default: the configured key file).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Back up, verify, catch up the other sinks, and prune when retention is configured.
+    Backup,
+    /// Deep-verify an artifact on every sink.
+    Verify {
+        /// The artifact name (default: the newest complete one).
+        artifact: Option<String>,
+    },
+    /// Restore into an isolated directory (and a scratch database).
+    Restore {
+        /// An empty or new directory.
+        #[arg(long)]
+        target: PathBuf,
+        /// Also restore the database dump into this new scratch database.
+        #[arg(long)]
+        database: Option<String>,
+        /// The sink to read from (default: the first).
+        #[arg(long)]
+        sink: Option<String>,
+        /// Break-glass: who authorizes a restore over existing data or a production path.
+        #[arg(long, requires = "reason")]
+        break_glass_by: Option<String>,
+        /// Break-glass: why (incident or change number).
+        #[arg(long)]
+        reason: Option<String>,
+        /// The artifact name (default: the newest complete one).
+        artifact: Option<String>,
+    },
+    /// Restore drill with RTO/RPO report (doctrine R7).
+    Drill {
+        /// The sink to drill from (default: the first).
+        #[arg(long)]
+        sink: Option<String>,
+    },
+    /// Apply retention on every sink.
+    Prune {
+        /// Plan and report only; delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Proceed although a sink lists far fewer artifacts than at the last prune.
+        #[arg(long)]
+        allow_listing_drop: bool,
+    },
+    /// Copy artifacts missing on one sink from another (D: mirror and offsite catch-up).
+    Replicate,
+    /// Compliance status (exit 1 when not compliant).
+    Status,
+    /// Audit log commands.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum AuditCommand {
+    /// Verify the hash chain; names the first broken record.
+    Verify,
+}
+
+// ---- configuration -----------------------------------------------------------------------
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Config {
+    #[serde(default = "default_project")]
+    project: String,
+    actor: Option<String>,
+    prefix: Option<String>,
+    audit_log: PathBuf,
+    #[serde(default = "default_level")]
+    zstd_level: i32,
+    #[serde(default)]
+    files: Vec<FilesConfig>,
+    database: Option<DatabaseConfig>,
+    encryption: EncryptionConfig,
+    sinks: Vec<SinkConfig>,
+    retention: Option<RetentionConfig>,
+    #[serde(default)]
+    verify: VerifyConfig,
+    drill: Option<DrillConfig>,
+    #[serde(default)]
+    compliance: ComplianceConfig,
+}
+
+fn default_project() -> String {
+    "wst".into()
+}
+fn default_level() -> i32 {
+    3
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FilesConfig {
+    path: PathBuf,
+    root: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DatabaseConfig {
+    url: String,
+    password_file: Option<PathBuf>,
+    password_env: Option<String>,
+    entry: Option<String>,
+    #[serde(default)]
+    expected_tables: Vec<String>,
+    restore_url: Option<String>,
+    jobs: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EncryptionConfig {
+    key_file: PathBuf,
+    recovery_passphrase_file: Option<PathBuf>,
+    #[serde(default)]
+    old_key_files: Vec<PathBuf>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SinkConfig {
+    name: String,
+    url: String,
+    #[serde(default)]
+    options: BTreeMap<String, String>,
+    medium: Option<String>,
+    #[serde(default)]
+    offsite: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RetentionConfig {
+    time_zone: String,
+    policy: Policy,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VerifyConfig {
+    #[serde(default)]
+    required: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DrillConfig {
+    scratch_dir: PathBuf,
+    rto_target_minutes: Option<f64>,
+    rpo_target_hours: Option<f64>,
+    #[serde(default = "yes")]
+    cleanup: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ComplianceConfig {
+    #[serde(default = "default_age")]
+    max_backup_age_hours: i64,
+    #[serde(default = "default_copies")]
+    min_copies: usize,
+}
+
+impl Default for ComplianceConfig {
+    fn default() -> Self {
+        Self {
+            max_backup_age_hours: default_age(),
+            min_copies: default_copies(),
+        }
+    }
+}
+
+fn default_age() -> i64 {
+    24
+}
+fn default_copies() -> usize {
+    3
+}
+
+/// An operator-facing failure with its exit code.
+#[derive(Debug)]
+struct Failure {
+    code: u8,
+    message: String,
+}
+
+fn usage(message: impl Into<String>) -> Failure {
+    Failure {
+        code: 2,
+        message: message.into(),
+    }
+}
+
+fn failed(message: impl Into<String>) -> Failure {
+    Failure {
+        code: 1,
+        message: message.into(),
+    }
+}
+
+impl<E: std::fmt::Display> From<E> for Failure {
+    fn from(e: E) -> Self {
+        failed(e.to_string())
+    }
+}
+
+type Out<T = ()> = Result<T, Failure>;
+
+// ---- wiring ------------------------------------------------------------------------------
+
+struct Ops {
+    config: Config,
+    json: bool,
+    audit: AuditLog,
+    cipher: Arc<dyn Cipher>,
+    sinks: Vec<Arc<dyn Sink>>,
+}
+
+fn load_config(path: &Path) -> Out<Config> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        usage(format!(
+            "cannot read the configuration `{}`: {e} (pass --config PATH; see examples/wst.toml)",
+            path.display()
+        ))
+    })?;
+    let config: Config = toml::from_str(&text)
+        .map_err(|e| usage(format!("configuration `{}`: {e}", path.display())))?;
+    if config.sinks.is_empty() {
+        return Err(usage("the configuration has no [[sinks]]"));
+    }
+    Ok(config)
+}
+
+fn build_cipher(config: &EncryptionConfig) -> Out<Arc<dyn Cipher>> {
+    let key = Key::load(&config.key_file).map_err(|e| usage(e.to_string()))?;
+    let mut b = AeadCipher::builder().recipient_key(key);
+    if let Some(p) = &config.recovery_passphrase_file {
+        b = b.recipient_passphrase(
+            Passphrase::load(p).map_err(|e| usage(e.to_string()))?,
+            KdfParams::default(),
+        );
+    }
+    for old in &config.old_key_files {
+        b = b.opening_key(Key::load(old).map_err(|e| usage(e.to_string()))?);
+    }
+    Ok(Arc::new(b.build()?))
+}
+
+async fn build_sink(s: &SinkConfig) -> Out<Arc<dyn Sink>> {
+    let local = s.url.strip_prefix("file://").map_or_else(
+        || (!s.url.contains("://")).then(|| PathBuf::from(&s.url)),
+        |p| Some(PathBuf::from(p)),
+    );
+    if let Some(dir) = local {
+        return Ok(Arc::new(
+            LocalDiskSink::builder(&s.name, dir)
+                .create_dir(true)
+                .offsite(s.offsite)
+                .open()
+                .await?,
+        ));
+    }
+    let medium = match s.medium.as_deref() {
+        None | Some("object_storage") => Medium::ObjectStorage,
+        Some("disk") => Medium::Disk,
+        Some("tape") => Medium::Tape,
+        Some(other) => {
+            return Err(usage(format!(
+                "sink `{}`: unknown medium `{other}`",
+                s.name
+            )));
+        }
+    };
+    Ok(Arc::new(
+        ObjectStoreSink::builder(&s.name, &s.url)
+            .options(s.options.clone())
+            .from_env(true)
+            .medium(medium)
+            .offsite(s.offsite)
+            .build()?,
+    ))
+}
+
+fn pg_connection(db: &DatabaseConfig, url: &str) -> Out<ConnectionConfig> {
+    let password = match (&db.password_file, &db.password_env) {
+        (Some(f), _) => PasswordSource::KeyFile(f.clone()),
+        (None, Some(v)) => PasswordSource::Env(v.clone()),
+        (None, None) => PasswordSource::None,
+    };
+    Ok(ConnectionConfig::from_url(url)
+        .map_err(|e| usage(e.to_string()))?
+        .with_password(password))
+}
+
+impl Ops {
+    async fn new(config: Config, json: bool) -> Out<Self> {
+        let actor = config
+            .actor
+            .clone()
+            .unwrap_or_else(|| std::env::var("USER").unwrap_or_else(|_| "wst".into()));
+        let audit = AuditLog::new(&config.audit_log, actor);
+        let cipher = build_cipher(&config.encryption)?;
+        let mut sinks = Vec::new();
+        for s in &config.sinks {
+            sinks.push(build_sink(s).await?);
+        }
+        Ok(Self {
+            config,
+            json,
+            audit,
+            cipher,
+            sinks,
+        })
+    }
+
+    fn entry(&self) -> Option<String> {
+        self.config.database.as_ref().map(|d| {
+            d.entry
+                .clone()
+                .unwrap_or_else(|| wst::pg::DEFAULT_ENTRY.to_owned())
+        })
+    }
+
+    fn verifier(&self) -> ArtifactVerifier {
+        let mut v = ArtifactVerifier::new();
+        for r in &self.config.verify.required {
+            v = v.require(r.clone());
+        }
+        if let (Some(db), Some(entry)) = (&self.config.database, self.entry()) {
+            v = v.entry_check(Arc::new(PgRestoreListCheck::new(
+                entry,
+                db.expected_tables.clone(),
+            )));
+        }
+        v
+    }
+
+    fn protected(&self) -> Vec<PathBuf> {
+        self.config.files.iter().map(|f| f.path.clone()).collect()
+    }
+
+    fn sink(&self, name: Option<&str>) -> Out<Arc<dyn Sink>> {
+        match name {
+            None => Ok(Arc::clone(&self.sinks[0])),
+            Some(n) => self
+                .sinks
+                .iter()
+                .find(|s| s.info().name == n)
+                .cloned()
+                .ok_or_else(|| usage(format!("no sink named `{n}` in the configuration"))),
+        }
+    }
+
+    async fn artifact(&self, sink: &dyn Sink, name: Option<&str>) -> Out<ArtifactName> {
+        match name {
+            Some(n) => ArtifactName::parse(n).map_err(|e| usage(e.to_string())),
+            None => complete_artifacts(sink).await?.pop().ok_or_else(|| {
+                failed(format!(
+                    "sink `{}` holds no complete artifact",
+                    sink.info().name
+                ))
+            }),
+        }
+    }
+
+    fn print<T: serde::Serialize>(&self, value: &T, human: impl FnOnce()) {
+        if self.json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(value).unwrap_or_default()
+            );
+        } else {
+            human();
+        }
+    }
+
+    // ---- commands ----
+
+    async fn backup(&self) -> Out<u8> {
+        let mut b = BackupJob::builder(Arc::clone(&self.cipher))
+            .zstd_level(self.config.zstd_level)
+            .verifier(self.verifier());
+        if let Some(p) = &self.config.prefix {
+            b = b.prefix(p);
+        }
+        for f in &self.config.files {
+            b = b.source(Arc::new(FileTreeSource::new(&f.path, &f.root)?));
+        }
+        if let (Some(db), Some(entry)) = (&self.config.database, self.entry()) {
+            b = b.source(Arc::new(
+                PgDumpSource::new(pg_connection(db, &db.url)?).with_entry(entry),
+            ));
+        }
+        for s in &self.sinks {
+            b = b.sink(Arc::clone(s));
+        }
+        if !self.json && std::io::stderr().is_terminal() {
+            b = b.progress(Arc::new(Bar::new()));
+        }
+        let job = b.build().map_err(|e| usage(e.to_string()))?;
+        self.audit.append(AuditEvent::BackupStarted {
+            sources: self
+                .config
+                .files
+                .iter()
+                .map(|f| f.root.clone())
+                .chain(self.entry())
+                .collect(),
+            sinks: self.sinks.iter().map(|s| s.info().name.clone()).collect(),
+        })?;
+        let started = std::time::Instant::now();
+        let report = match job.run().await {
+            Ok(r) => r,
+            Err(e) => {
+                self.audit.append(AuditEvent::BackupFailed {
+                    duration_seconds: started.elapsed().as_secs_f64(),
+                    error: e.to_string(),
+                })?;
+                return Err(failed(format!("backup failed: {e}")));
+            }
+        };
+        self.audit.append(AuditEvent::BackupCompleted {
+            artifact: report.artifact.to_string(),
+            outcome: format!("{:?}", report.outcome).to_lowercase(),
+            duration_seconds: report.duration_seconds,
+            bytes_read: report.bytes_read,
+            ciphertext_bytes: report.ciphertext_bytes,
+            ciphertext_sha256: report.ciphertext_sha256.clone(),
+            sinks: report.sinks.clone(),
+            warnings: report.warnings.clone(),
+        })?;
+        if let Some(v) = &report.verification {
+            self.audit.append(AuditEvent::Verification {
+                artifact: report.artifact.to_string(),
+                sink: v.sink.clone(),
+                passed: v.passed(),
+                checks: v.checks.clone(),
+            })?;
+        }
+        self.print(&report, || {
+            println!(
+                "backup {} {:?} in {:.1} s",
+                report.artifact, report.outcome, report.duration_seconds
+            );
+            println!(
+                "  {} entries, {} bytes read, {} bytes per copy (ratio {:.2})",
+                report.entries,
+                report.bytes_read,
+                report.ciphertext_bytes,
+                report.compression_ratio
+            );
+            for s in &report.sinks {
+                println!("  {:<12} {}", s.sink, s.error.as_deref().unwrap_or("ok"));
+            }
+            for c in report.verification.iter().flat_map(wst::core::VerificationReport::failures) {
+                println!("  FAILED {}: {}", c.name, c.detail);
+            }
+        });
+        let mut code = match report.outcome {
+            RunOutcome::Success | RunOutcome::SuccessWithWarnings => 0,
+            RunOutcome::Degraded => 3,
+            RunOutcome::Failed => return Ok(1),
+        };
+        // Catch up sinks that missed earlier runs, then prune.
+        if self.sinks.len() > 1 {
+            code = code.max(self.replicate().await?);
+        }
+        if self.config.retention.is_some() {
+            code = code.max(self.prune(false, false).await?);
+        }
+        Ok(code)
+    }
+
+    async fn verify(&self, artifact: Option<&str>) -> Out<u8> {
+        let mut all_passed = true;
+        let mut reports = Vec::new();
+        for sink in &self.sinks {
+            let name = self.artifact(&**sink, artifact).await?;
+            let report = self
+                .verifier()
+                .verify(&**sink, &name, &*self.cipher)
+                .await?;
+            self.audit.append(AuditEvent::Verification {
+                artifact: name.to_string(),
+                sink: sink.info().name.clone(),
+                passed: report.passed(),
+                checks: report.checks.clone(),
+            })?;
+            all_passed &= report.passed();
+            reports.push(report);
+        }
+        self.print(&reports, || {
+            for r in &reports {
+                println!(
+                    "{} on {}: {}",
+                    r.artifact,
+                    r.sink,
+                    if r.passed() { "PASS" } else { "FAIL" }
+                );
+                for c in &r.checks {
+                    println!(
+                        "  [{}] {}: {}",
+                        if c.passed { "PASS" } else { "FAIL" },
+                        c.name,
+                        c.detail
+                    );
+                }
+            }
+        });
+        Ok(u8::from(!all_passed))
+    }
+
+    async fn restore(
+        &self,
+        target: &Path,
+        database: Option<&str>,
+        sink: Option<&str>,
+        break_glass: Option<BreakGlass>,
+        artifact: Option<&str>,
+    ) -> Out<u8> {
+        let sink = self.sink(sink)?;
+        let name = self.artifact(&*sink, artifact).await?;
+        let mut options = RestoreOptions::isolated(target).protect(self.protected());
+        options.allow_non_empty = break_glass.is_some();
+        options.break_glass.clone_from(&break_glass);
+        let result = restore(&*sink, &name, &*self.cipher, &options).await;
+        let audit_restore = |passed: bool, seconds: f64, target: String, error: Option<String>| {
+            self.audit.append(AuditEvent::Restore {
+                artifact: name.to_string(),
+                sink: sink.info().name.clone(),
+                target,
+                passed,
+                duration_seconds: seconds,
+                break_glass: break_glass.clone(),
+                error,
+            })
+        };
+        let report = match result {
+            Ok(r) => r,
+            Err(e) => {
+                audit_restore(
+                    false,
+                    0.0,
+                    target.display().to_string(),
+                    Some(e.to_string()),
+                )?;
+                return Err(failed(format!("restore failed, target untouched: {e}")));
+            }
+        };
+        audit_restore(
+            true,
+            report.duration_seconds,
+            target.display().to_string(),
+            None,
+        )?;
+        let mut proof_json = serde_json::Value::Null;
+        let mut code = 0;
+        if let Some(db_name) = database {
+            let db = self
+                .config
+                .database
+                .as_ref()
+                .ok_or_else(|| usage("--database needs a [database] section"))?;
+            let url = db
+                .restore_url
+                .as_deref()
+                .ok_or_else(|| usage("[database] restore_url is not set"))?;
+            let desc = report
+                .sources
+                .iter()
+                .find(|s| s.kind == wst::pg::SOURCE_KIND)
+                .ok_or_else(|| failed("the artifact holds no database dump"))?;
+            let facts = wst::pg::DatabaseFacts::from_description(desc)?;
+            let mut opts = wst::pg::RestoreOptions::new(pg_connection(db, url)?)
+                .with_database(db_name)
+                .with_jobs(db.jobs.unwrap_or(2));
+            if let Some(bg) = &break_glass {
+                opts = opts.with_break_glass(bg.clone());
+            }
+            let proof =
+                wst::pg::restore_dump(&target.join(desc.root.trim_end_matches('/')), &facts, &opts)
+                    .await?;
+            audit_restore(
+                proof.passed(),
+                proof.total_seconds,
+                format!("database {db_name}"),
+                None,
+            )?;
+            code = u8::from(!proof.passed());
+            proof_json = serde_json::to_value(&proof).unwrap_or_default();
+        }
+        let out = serde_json::json!({ "files": report, "database": proof_json });
+        self.print(&out, || {
+            println!(
+                "restored {} ({} entries, {} bytes) into {} in {:.1} s",
+                report.artifact,
+                report.entries,
+                report.bytes,
+                target.display(),
+                report.duration_seconds
+            );
+            if !proof_json.is_null() {
+                println!(
+                    "database proof: {}",
+                    if code == 0 { "PASS" } else { "FAIL" }
+                );
+            }
+        });
+        Ok(code)
+    }
+
+    async fn drill(&self, sink: Option<&str>) -> Out<u8> {
+        let cfg = self
+            .config
+            .drill
+            .as_ref()
+            .ok_or_else(|| usage("the configuration has no [drill] section"))?;
+        let sink = self.sink(sink)?;
+        let mut restorers: Vec<Arc<dyn EntryRestorer>> = Vec::new();
+        if let Some(db) = &self.config.database {
+            let url = db.restore_url.as_deref().ok_or_else(|| {
+                usage("[database] restore_url is not set (the drill's scratch server)")
+            })?;
+            restorers.push(Arc::new(PgDrillRestorer::new(
+                wst::pg::RestoreOptions::new(pg_connection(db, url)?)
+                    .with_jobs(db.jobs.unwrap_or(2))
+                    .with_drop_after(cfg.cleanup),
+            )));
+        }
+        let mut options = DrillOptions::new(
+            &self.config.project,
+            &actor_of(&self.audit),
+            &cfg.scratch_dir,
+        );
+        options.protected_paths = self.protected();
+        options.cleanup = cfg.cleanup;
+        if let Some(m) = cfg.rto_target_minutes {
+            options.rto_target_seconds = m * 60.0;
+        }
+        if let Some(h) = cfg.rpo_target_hours {
+            options.rpo_target_seconds = h * 3600.0;
+        }
+        let report = restore_drill(
+            &*sink,
+            &*self.cipher,
+            &self.verifier(),
+            &restorers,
+            &options,
+            Some(&self.audit),
+        )
+        .await?;
+        std::fs::create_dir_all(&cfg.scratch_dir)?;
+        let stem = cfg.scratch_dir.join(format!(
+            "restore-test-{}",
+            report.date.strftime("%Y%m%d-%H%M%S")
+        ));
+        std::fs::write(stem.with_extension("md"), report.to_markdown())?;
+        std::fs::write(
+            stem.with_extension("json"),
+            serde_json::to_vec_pretty(&report)?,
+        )?;
+        self.print(&report, || {
+            print!("{}", report.to_markdown());
+            println!("report: {}", stem.with_extension("md").display());
+        });
+        Ok(u8::from(!report.passed))
+    }
+
+    async fn prune(&self, dry_run: bool, allow_drop: bool) -> Out<u8> {
+        let r = self
+            .config
+            .retention
+            .as_ref()
+            .ok_or_else(|| usage("the configuration has no [retention] section"))?;
+        let tz = time_zone(&r.time_zone).map_err(|e| usage(e.to_string()))?;
+        let planner = Planner::new(r.policy.clone(), tz).map_err(|e| usage(e.to_string()))?;
+        let min_age = r
+            .policy
+            .min_age_duration()
+            .map_err(|e| usage(e.to_string()))?;
+        let state_path = self.config.audit_log.with_extension("prune-state.json");
+        let mut state: BTreeMap<String, usize> = std::fs::read(&state_path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        let now = jiff::Timestamp::now();
+        let mut reports = Vec::new();
+        let mut code = 0;
+        for sink in &self.sinks {
+            let mut options = PruneOptions::new()
+                .dry_run(dry_run)
+                .min_age(min_age)
+                .allow_listing_drop(allow_drop);
+            if let Some(p) = &self.config.prefix {
+                options = options.prefix(p);
+            }
+            if let Some(n) = state.get(&sink.info().name) {
+                options = options.previous_count(*n);
+            }
+            match prune_audited(&**sink, &planner, now, &options, &self.audit).await {
+                Ok(report) => {
+                    if !dry_run {
+                        state.insert(sink.info().name.clone(), report.remaining());
+                    }
+                    if !report.is_clean() {
+                        code = 3;
+                    }
+                    reports.push(report);
+                }
+                Err(e) => {
+                    eprintln!("prune on `{}` refused: {e}", sink.info().name);
+                    code = 1;
+                }
+            }
+        }
+        if !dry_run {
+            std::fs::write(&state_path, serde_json::to_vec_pretty(&state)?)?;
+        }
+        self.print(&reports, || {
+            for r in &reports {
+                println!(
+                    "prune {}{}: {} listed, {} kept, {} deleted",
+                    r.sink,
+                    if r.dry_run { " (dry run)" } else { "" },
+                    r.listed,
+                    r.kept.len(),
+                    r.deleted.len()
+                );
+                for d in &r.deleted {
+                    let why: Vec<String> = d.reasons.iter().map(ToString::to_string).collect();
+                    println!("  delete {} ({})", d.name, why.join(", "));
+                }
+                for a in r.attention() {
+                    println!("  attention: {a}");
+                }
+            }
+        });
+        Ok(code)
+    }
+
+    async fn replicate(&self) -> Out<u8> {
+        let mut reports = Vec::new();
+        let mut code = 0;
+        let mut options = ReplicateOptions::default();
+        if let Some(p) = &self.config.prefix {
+            options.prefix.clone_from(p);
+        }
+        // Every sink catches up from every other: primary → others first, then others → primary.
+        for (i, from) in self.sinks.iter().enumerate() {
+            for (j, to) in self.sinks.iter().enumerate() {
+                if i == j || (i != 0 && j != 0) {
+                    continue;
+                }
+                let report = match replicate(&**from, &**to, &options).await {
+                    Ok(r) => r,
+                    Err(e) => {
+                        eprintln!("replicate {} → {}: {e}", from.info().name, to.info().name);
+                        code = 3;
+                        continue;
+                    }
+                };
+                if !report.copied.is_empty() || !report.failed.is_empty() {
+                    self.audit.append(AuditEvent::Replicate {
+                        from: report.from.clone(),
+                        to: report.to.clone(),
+                        copied: report.copied.iter().map(|c| c.name.to_string()).collect(),
+                        failed: report.failed.iter().map(|f| format!("{f:?}")).collect(),
+                    })?;
+                }
+                if !report.is_complete() {
+                    code = 3;
+                }
+                reports.push(report);
+            }
+        }
+        self.print(&reports, || {
+            for r in &reports {
+                if !r.copied.is_empty() || !r.failed.is_empty() {
+                    println!(
+                        "replicate {} → {}: {} copied, {} failed",
+                        r.from,
+                        r.to,
+                        r.copied.len(),
+                        r.failed.len()
+                    );
+                }
+            }
+        });
+        Ok(code)
+    }
+
+    async fn status(&self) -> Out<u8> {
+        let mut t321 = ThreeTwoOneOptions::default();
+        t321.min_copies = self.config.compliance.min_copies;
+        if let Some(p) = &self.config.prefix {
+            t321.prefix.clone_from(p);
+        }
+        let min_age = match &self.config.retention {
+            Some(r) => r
+                .policy
+                .min_age_duration()
+                .map_err(|e| usage(e.to_string()))?,
+            None => jiff::SignedDuration::ZERO,
+        };
+        let options = ComplianceOptions {
+            max_backup_age: jiff::SignedDuration::from_hours(
+                self.config.compliance.max_backup_age_hours,
+            ),
+            retention_min_age: min_age,
+            three_two_one: t321,
+            ..ComplianceOptions::default()
+        };
+        let sinks: Vec<&dyn Sink> = self.sinks.iter().map(|s| &**s as &dyn Sink).collect();
+        let report =
+            compliance_status(&sinks, &self.audit, &options, jiff::Timestamp::now()).await?;
+        if report.rules.iter().any(|r| r.rule != "audit trail intact") {
+            let _ = self.audit.append(AuditEvent::ComplianceCheck {
+                passed: report.compliant(),
+                rules: report
+                    .rules
+                    .iter()
+                    .map(|r| {
+                        format!(
+                            "{}: {} {}",
+                            r.rule,
+                            if r.passed { "PASS" } else { "FAIL" },
+                            r.detail
+                        )
+                    })
+                    .collect(),
+            });
+        }
+        self.print(&report, || {
+            println!(
+                "compliance at {}: {}",
+                report.at,
+                if report.compliant() {
+                    "COMPLIANT"
+                } else {
+                    "NOT COMPLIANT"
+                }
+            );
+            for r in &report.rules {
+                println!(
+                    "  [{}] {:<24} {}",
+                    if r.passed { "PASS" } else { "FAIL" },
+                    r.rule,
+                    r.detail
+                );
+                if !r.evidence.is_empty() {
+                    println!("         evidence: {}", r.evidence.join(", "));
+                }
+            }
+        });
+        Ok(u8::from(!report.compliant()))
+    }
+}
+
+fn actor_of(audit: &AuditLog) -> String {
+    let _ = audit;
+    std::env::var("USER").unwrap_or_else(|_| "wst".into())
+}
+
+/// A progress bar for `backup` on a terminal.
+#[derive(Debug)]
+struct Bar(indicatif::ProgressBar);
+
+impl Bar {
+    fn new() -> Self {
+        let bar = indicatif::ProgressBar::new_spinner();
+        if let Ok(style) =
+            indicatif::ProgressStyle::with_template("{spinner} {msg} {bytes} {bytes_per_sec}")
+        {
+            bar.set_style(style);
+        }
+        Self(bar)
+    }
+}
+
+impl Progress for Bar {
+    fn stage(&self, stage: Stage) {
+        self.0.set_message(format!("{stage:?}").to_lowercase());
+        if stage == Stage::Done {
+            self.0.finish_and_clear();
+        }
+    }
+    fn bytes(&self, n: u64) {
+        self.0.inc(n);
+    }
+}
+
+async fn run(cli: Cli) -> Out<u8> {
+    if let Command::Keygen { out } = &cli.command {
+        let path = match out {
+            Some(p) => p.clone(),
+            None => load_config(&cli.config)?.encryption.key_file,
+        };
+        let key = Key::generate()?;
+        key.write_to(&path)?;
+        println!(
+            "wrote {} (fingerprint {}); keep a copy offline, apart from the backups",
+            path.display(),
+            key.fingerprint()
+        );
+        return Ok(0);
+    }
+    let config = load_config(&cli.config)?;
+    if let Command::Audit {
+        command: AuditCommand::Verify,
+    } = &cli.command
+    {
+        let log = AuditLog::new(&config.audit_log, "wst");
+        let report = log.verify()?;
+        if cli.json {
+            println!("{}", serde_json::to_string_pretty(&report)?);
+        } else if let (Some(n), Some(p)) = (report.first_broken, &report.problem) {
+            println!(
+                "audit log {}: BROKEN at record {n}: {p}",
+                log.path().display()
+            );
+        } else {
+            println!(
+                "audit log {}: {} records, chain intact",
+                log.path().display(),
+                report.records
+            );
+        }
+        return Ok(u8::from(!report.intact()));
+    }
+    let ops = Ops::new(config, cli.json).await?;
+    match cli.command {
+        Command::Backup => ops.backup().await,
+        Command::Verify { artifact } => ops.verify(artifact.as_deref()).await,
+        Command::Restore {
+            target,
+            database,
+            sink,
+            break_glass_by,
+            reason,
+            artifact,
+        } => {
+            let bg = break_glass_by.map(|by| BreakGlass {
+                authorized_by: by,
+                reason: reason.unwrap_or_default(),
+            });
+            ops.restore(
+                &target,
+                database.as_deref(),
+                sink.as_deref(),
+                bg,
+                artifact.as_deref(),
+            )
+            .await
+        }
+        Command::Drill { sink } => ops.drill(sink.as_deref()).await,
+        Command::Prune {
+            dry_run,
+            allow_listing_drop,
+        } => ops.prune(dry_run, allow_listing_drop).await,
+        Command::Replicate => ops.replicate().await,
+        Command::Status => ops.status().await,
+        Command::Keygen { .. } | Command::Audit { .. } => unreachable!("handled above"),
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(code) => ExitCode::from(code),
+        Err(f) => {
+            eprintln!("wst: {}", f.message);
+            ExitCode::from(f.code)
+        }
+    }
+}
