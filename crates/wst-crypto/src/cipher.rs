@@ -374,6 +374,7 @@ impl Cipher for AeadCipher {
 
 /// What a rewrap did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RewrapSummary {
     /// Fingerprints of the old header's slots, in order.
     pub old_slots: Vec<KeyFingerprint>,

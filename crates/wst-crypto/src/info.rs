@@ -41,6 +41,7 @@ impl SlotInfo {
 /// Nothing here is authenticated (the header MAC needs the data key): use it for display and
 /// diagnosis, never for a security decision.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct HeaderInfo {
     /// Format version (1).
     pub version: u8,

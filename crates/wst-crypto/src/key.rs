@@ -366,7 +366,8 @@ impl KdfParams {
         self.parallelism
     }
 
-    /// Whether every parameter is at most `limit`'s.
+    /// The first parameter above `limit`'s, as (name, value, smallest valid, limit); `None` when
+    /// every parameter is within it.
     pub(crate) fn exceeded_by(self, limit: KdfParams) -> Option<(&'static str, u32, u32, u32)> {
         if self.memory_kib > limit.memory_kib {
             Some((
