@@ -76,6 +76,8 @@
 mod error;
 mod local;
 mod objstore;
+#[cfg(feature = "test-servers")]
+pub mod testing;
 
 pub use error::Error;
 pub use local::{

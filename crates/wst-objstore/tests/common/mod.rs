@@ -46,7 +46,9 @@ pub(crate) fn require(binary: &str, install: &str) -> Option<PathBuf> {
             "`{binary}` is not installed, and CI=true forbids skipping this integration test. \
              Install it with: {install}"
         );
-        eprintln!(
+        // Written to the stderr handle directly: libtest captures `eprintln!` of passing tests.
+        let _ = writeln!(
+            std::io::stderr(),
             "\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n\
              !! NOTICE: `{binary}` not found on PATH: this integration test did NOT run.\n\
              !! Install it with: {install}\n\
