@@ -73,8 +73,28 @@ fn bench(c: &mut Criterion) {
     cluster
         .load_demo("bench", scale)
         .expect("load pgbench data");
+    // Optional less redundant rows (hex digests, JSON), to measure the `-Z` choice on data
+    // that compresses like application data rather than pgbench's blank filler.
+    let extra: u64 = std::env::var("WST_BENCH_EXTRA_ROWS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    if extra > 0 {
+        cluster
+            .psql(
+                "bench",
+                &format!(
+                    "CREATE TABLE public.app_events AS SELECT g AS id, md5(g::text) AS digest, \
+                     timestamptz '2026-01-01' + g * interval '1 second' AS at, \
+                     jsonb_build_object('user', md5((g * 7)::text), 'n', g % 1000, 'ok', g % 3 = 0) AS payload, \
+                     (g::bigint * 7919) % 1000003 AS amount FROM generate_series(1, {extra}) g; \
+                     ALTER TABLE public.app_events ADD PRIMARY KEY (id);"
+                ),
+            )
+            .expect("extra rows");
+    }
     eprintln!(
-        "loaded pgbench scale {scale} in {:.1} s",
+        "loaded pgbench scale {scale} (+{extra} app_events rows) in {:.1} s",
         loading.elapsed().as_secs_f64()
     );
     let size = cluster
@@ -83,6 +103,20 @@ fn bench(c: &mut Criterion) {
     eprintln!("database size: {size}");
 
     let work = tempfile::tempdir().expect("work dir");
+    for z in ["0", "6"] {
+        let file = work.path().join("plain.dump");
+        let started = Instant::now();
+        shell(
+            &cluster,
+            &format!("pg_dump -Fc -Z{z} -d bench -f '{}'", file.display()),
+        );
+        eprintln!(
+            "baseline pg_dump -Fc -Z{z} to a file: {:.2} s, {} bytes",
+            started.elapsed().as_secs_f64(),
+            std::fs::metadata(&file).map_or(0, |m| m.len())
+        );
+        std::fs::remove_file(&file).ok();
+    }
     let key_path = work.path().join("backup.key");
     wst_crypto::Key::generate()
         .expect("key")
@@ -135,9 +169,11 @@ fn bench(c: &mut Criterion) {
                                 (v.finished - v.started).total(jiff::Unit::Second).unwrap_or(0.0)
                             });
                         eprintln!(
-                            "{label}: artifact {} bytes (tar {} bytes, ratio {:.2}), run {:.2} s of which read-back verification {verify:.2} s, outcome {:?}",
+                            "{label}: artifact {} bytes (tar {} bytes, ratio {:.2}), run {:.2} s: prepare (snapshot, facts, spooled pg_dump) {:.2} s, read-back verification {verify:.2} s, outcome {:?}",
                             report.ciphertext_bytes, report.tar_bytes, report.compression_ratio,
-                            report.duration_seconds, report.outcome
+                            report.duration_seconds,
+                            report.sources.first().map_or(0.0, |s| s.prepare_seconds),
+                            report.outcome
                         );
                     }
                 }

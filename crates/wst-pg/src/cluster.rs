@@ -265,6 +265,12 @@ impl TestCluster {
         self.keys.path().join("db.key")
     }
 
+    /// The data directory (e.g. to edit `pg_hba.conf` in a test; reload afterwards with
+    /// `SELECT pg_reload_conf()`).
+    pub fn data_dir(&self) -> &Path {
+        &self.data
+    }
+
     /// The server log file.
     pub fn log_file(&self) -> &Path {
         &self.log
@@ -378,6 +384,117 @@ impl TestCluster {
             )));
         }
         self.psql(database, DEMO_SQL).map(drop)
+    }
+
+    /// Turns TLS on: creates a throwaway certificate authority and a server certificate for
+    /// `127.0.0.1`/`localhost` with the `openssl` command, configures `ssl = on` and reloads
+    /// the server. Returns the CA certificate (PEM), for `sslrootcert`.
+    ///
+    /// # Errors
+    /// [`Error::Cluster`] when `openssl` is missing or fails, or the reload fails.
+    pub fn enable_tls(&self) -> Result<PathBuf> {
+        let dir = self.keys.path();
+        let ca = dir.join("ca.crt");
+        let ext = dir.join("server.ext");
+        std::fs::write(&ext, "subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+            .map_err(|e| Error::io("writing the certificate extensions", e))?;
+        let d = |name: &str| dir.join(name).display().to_string();
+        let steps: [Vec<String>; 3] = [
+            vec![
+                "req".into(),
+                "-x509".into(),
+                "-newkey".into(),
+                "ec".into(),
+                "-pkeyopt".into(),
+                "ec_paramgen_curve:prime256v1".into(),
+                "-nodes".into(),
+                "-keyout".into(),
+                d("ca.key"),
+                "-out".into(),
+                d("ca.crt"),
+                "-days".into(),
+                "2".into(),
+                "-subj".into(),
+                "/CN=wst TestCluster CA".into(),
+            ],
+            vec![
+                "req".into(),
+                "-newkey".into(),
+                "ec".into(),
+                "-pkeyopt".into(),
+                "ec_paramgen_curve:prime256v1".into(),
+                "-nodes".into(),
+                "-keyout".into(),
+                d("server.key"),
+                "-out".into(),
+                d("server.csr"),
+                "-subj".into(),
+                "/CN=127.0.0.1".into(),
+            ],
+            vec![
+                "x509".into(),
+                "-req".into(),
+                "-in".into(),
+                d("server.csr"),
+                "-CA".into(),
+                d("ca.crt"),
+                "-CAkey".into(),
+                d("ca.key"),
+                "-CAcreateserial".into(),
+                "-out".into(),
+                d("server.crt"),
+                "-days".into(),
+                "2".into(),
+                "-extfile".into(),
+                ext.display().to_string(),
+            ],
+        ];
+        for args in steps {
+            let out = Command::new("openssl")
+                .args(&args)
+                .stdin(Stdio::null())
+                .output()
+                .map_err(|e| {
+                    Error::Cluster(format!("cannot run openssl (apt-get install openssl): {e}"))
+                })?;
+            if !out.status.success() {
+                return Err(Error::Cluster(format!(
+                    "openssl {} failed: {}",
+                    args[0],
+                    String::from_utf8_lossy(&out.stderr).trim()
+                )));
+            }
+        }
+        for name in ["server.crt", "server.key"] {
+            let target = self.data.join(name);
+            std::fs::copy(dir.join(name), &target)
+                .map_err(|e| Error::io(format!("installing `{name}`"), e))?;
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o600))
+                    .map_err(|e| Error::io(format!("securing `{name}`"), e))?;
+            }
+            if let Some((uid, gid)) = self.run_as {
+                chown(&target, uid, gid)?;
+            }
+        }
+        self.psql(
+            "postgres",
+            "ALTER SYSTEM SET ssl = on; ALTER SYSTEM SET ssl_cert_file = 'server.crt'; \
+             ALTER SYSTEM SET ssl_key_file = 'server.key'; SELECT pg_reload_conf();",
+        )?;
+        // The reload is asynchronous: wait until new sessions see ssl = on.
+        for _ in 0..50 {
+            if self.psql("postgres", "SHOW ssl")? == "on" {
+                return Ok(ca);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        Err(Error::Cluster(format!(
+            "ssl did not turn on; server log: {}",
+            self.log_tail()
+        )))
     }
 
     /// Stops the server (`pg_ctl stop -m fast`). Also done on drop.

@@ -147,12 +147,14 @@ pub fn read_key_file(path: &Path) -> Result<Password> {
     Ok(Password::new(body))
 }
 
-/// libpq's `sslmode` for the connection.
+/// libpq's `sslmode`, applied both to wst-pg's own session (rustls) and to `pg_dump` and
+/// `pg_restore` (passed as `PGSSLMODE`).
 ///
-/// This build of wst-pg has no TLS connector of its own: `disable` and `prefer` connect its
-/// fact-collecting session without TLS (for `prefer` `pg_dump/pg_restore` still negotiate TLS
-/// when the server offers it), and `require`, `verify-ca` and `verify-full` fail with
-/// [`Error::TlsUnsupported`] rather than silently downgrade.
+/// `prefer` and `require` encrypt without verifying the certificate (libpq's behaviour without
+/// a root certificate: protects against eavesdropping, not against an active attacker);
+/// `verify-ca` verifies the chain against [`ConnectionConfig::sslrootcert`] (or, for wst-pg's
+/// own session, the system trust store when unset); `verify-full` also verifies the host name
+/// or IP address. TLS is not used over Unix sockets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum SslMode {
@@ -215,6 +217,9 @@ pub struct ConnectionConfig {
     pub password: PasswordSource,
     /// TLS mode.
     pub sslmode: SslMode,
+    /// PEM file of the certificate authorities trusted for `verify-ca`/`verify-full`
+    /// (libpq's `sslrootcert`, handed to child programs as `PGSSLROOTCERT`).
+    pub sslrootcert: Option<PathBuf>,
     /// Seconds to wait for the connection to be established. Default 10.
     pub connect_timeout_secs: u64,
     /// `application_name` reported to the server. Default `wst`.
@@ -235,12 +240,14 @@ impl ConnectionConfig {
             database: database.into(),
             password: PasswordSource::None,
             sslmode: SslMode::default(),
+            sslrootcert: None,
             connect_timeout_secs: 10,
             application_name: "wst".to_owned(),
         }
     }
 
-    /// Parses a `postgresql://user@host:port/db?sslmode=…` URL or a libpq `key=value` string.
+    /// Parses a `postgresql://user@host:port/db?sslmode=…` URL or a libpq `key=value` string
+    /// (`sslrootcert` is not read from the string: use [`ConnectionConfig::with_sslrootcert`]).
     ///
     /// # Errors
     /// [`Error::Config`] for an unparsable string, several hosts, or a password inside the
@@ -317,6 +324,13 @@ impl ConnectionConfig {
     #[must_use]
     pub fn with_sslmode(mut self, mode: SslMode) -> Self {
         self.sslmode = mode;
+        self
+    }
+
+    /// Sets the trusted certificate authorities for `verify-ca`/`verify-full`.
+    #[must_use]
+    pub fn with_sslrootcert(mut self, pem_file: impl Into<PathBuf>) -> Self {
+        self.sslrootcert = Some(pem_file.into());
         self
     }
 

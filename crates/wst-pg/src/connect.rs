@@ -6,6 +6,7 @@ use tokio_postgres::error::SqlState;
 
 use crate::config::{ConnectionConfig, Password, SslMode};
 use crate::error::{Error, Result};
+use crate::tls::{RustlsMakeConnect, client_config};
 
 /// An open session; the connection task ends when the client is dropped.
 pub(crate) struct Session {
@@ -23,19 +24,11 @@ impl Drop for Session {
 ///
 /// # Errors
 /// [`Error::AuthenticationFailed`], [`Error::ServerUnreachable`], [`Error::DatabaseMissing`],
-/// [`Error::TlsUnsupported`], or [`Error::Query`] for anything else.
+/// [`Error::TlsFailed`], or [`Error::Query`] for anything else.
 pub(crate) async fn connect(
     conn: &ConnectionConfig,
     password: Option<&Password>,
 ) -> Result<Session> {
-    match conn.sslmode {
-        SslMode::Disable | SslMode::Prefer => {}
-        other => {
-            return Err(Error::TlsUnsupported {
-                mode: other.as_str().to_owned(),
-            });
-        }
-    }
     let mut cfg = tokio_postgres::Config::new();
     #[cfg(unix)]
     if conn.host.starts_with('/') {
@@ -49,21 +42,47 @@ pub(crate) async fn connect(
         .user(&conn.user)
         .dbname(&conn.database)
         .application_name(&conn.application_name)
-        .connect_timeout(Duration::from_secs(conn.connect_timeout_secs.max(1)))
-        .ssl_mode(tokio_postgres::config::SslMode::Disable);
+        .connect_timeout(Duration::from_secs(conn.connect_timeout_secs.max(1)));
     if let Some(p) = password {
         cfg.password(p.expose());
     }
-    let (client, connection) = cfg
-        .connect(tokio_postgres::NoTls)
-        .await
-        .map_err(|e| classify(&e, conn, password))?;
-    let task = tokio::spawn(async move {
+    let (client, task) = match conn.sslmode {
+        SslMode::Disable => {
+            cfg.ssl_mode(tokio_postgres::config::SslMode::Disable);
+            let (client, connection) = cfg
+                .connect(tokio_postgres::NoTls)
+                .await
+                .map_err(|e| classify(&e, conn, password))?;
+            (client, spawn_connection(connection))
+        }
+        mode => {
+            cfg.ssl_mode(if mode == SslMode::Prefer {
+                tokio_postgres::config::SslMode::Prefer
+            } else {
+                tokio_postgres::config::SslMode::Require
+            });
+            let tls = RustlsMakeConnect::new(client_config(mode, conn.sslrootcert.as_deref())?);
+            let (client, connection) = cfg
+                .connect(tls)
+                .await
+                .map_err(|e| classify(&e, conn, password))?;
+            (client, spawn_connection(connection))
+        }
+    };
+    Ok(Session { client, task })
+}
+
+fn spawn_connection<F>(connection: F) -> tokio::task::JoinHandle<()>
+where
+    F: std::future::Future<Output = std::result::Result<(), tokio_postgres::Error>>
+        + Send
+        + 'static,
+{
+    tokio::spawn(async move {
         if let Err(e) = connection.await {
             tracing::debug!(error = %e, "postgres connection ended with an error");
         }
-    });
-    Ok(Session { client, task })
+    })
 }
 
 /// Maps a connection error to the specific [`Error`].
@@ -95,6 +114,14 @@ pub(crate) fn classify(
         }
         return Error::Query {
             context: format!("connecting to {}", conn.display_target()),
+            detail,
+        };
+    }
+    if detail.contains("TLS") || detail.contains("certificate") {
+        return Error::TlsFailed {
+            host: conn.host.clone(),
+            port: conn.port,
+            mode: conn.sslmode.as_str().to_owned(),
             detail,
         };
     }

@@ -87,13 +87,20 @@ pub enum Error {
         /// The server port.
         port: u16,
     },
-    /// TLS was required (`sslmode=require`) but this build has no TLS connector.
+    /// The TLS handshake failed: the server does not offer TLS although `sslmode` requires it,
+    /// or its certificate failed verification (`verify-ca`, `verify-full`).
     #[error(
-        "sslmode `{mode}` requires TLS, which this build of wst-pg does not provide; use sslmode=disable or prefer on a trusted network"
+        "TLS with {host}:{port} failed (sslmode={mode}): {detail}; check the server's ssl setting and certificate, and sslrootcert"
     )]
-    TlsUnsupported {
-        /// The requested mode.
+    TlsFailed {
+        /// The server host.
+        host: String,
+        /// The server port.
+        port: u16,
+        /// The configured `sslmode`.
         mode: String,
+        /// The TLS error.
+        detail: String,
     },
     /// A PostgreSQL client program was not found.
     #[error(

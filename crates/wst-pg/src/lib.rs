@@ -47,7 +47,8 @@
 //! |---|---|
 //! | `cluster` | [`TestCluster`]: a throwaway cluster (`initdb` in a temp dir) for tests, examples, benchmarks |
 //!
-//! TLS: this build has no TLS connector for its own fact-collecting session; see [`SslMode`].
+//! TLS: rustls (ring) with libpq `sslmode` semantics for wst-pg's own session, `PGSSLMODE` /
+//! `PGSSLROOTCERT` for `pg_dump`/`pg_restore`; see [`SslMode`].
 #![deny(rustdoc::broken_intra_doc_links)]
 
 #[cfg(feature = "cluster")]
@@ -59,6 +60,7 @@ mod error;
 mod facts;
 mod restore;
 mod source;
+mod tls;
 mod tools;
 mod verify;
 

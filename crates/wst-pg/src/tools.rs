@@ -182,6 +182,7 @@ impl PgTools {
             "PGUSER",
             "PGDATABASE",
             "PGSSLMODE",
+            "PGSSLROOTCERT",
             "PGOPTIONS",
         ] {
             cmd.env_remove(var);
@@ -189,6 +190,9 @@ impl PgTools {
         cmd.env("PGSSLMODE", conn.sslmode.as_str())
             .env("PGCONNECT_TIMEOUT", conn.connect_timeout_secs.to_string())
             .stdin(std::process::Stdio::null());
+        if let Some(root) = &conn.sslrootcert {
+            cmd.env("PGSSLROOTCERT", root);
+        }
         if let Some(pf) = passfile {
             cmd.env("PGPASSFILE", pf.path());
         }
