@@ -525,7 +525,11 @@ impl Ops {
             for s in &report.sinks {
                 println!("  {:<12} {}", s.sink, s.error.as_deref().unwrap_or("ok"));
             }
-            for c in report.verification.iter().flat_map(wst::core::VerificationReport::failures) {
+            for c in report
+                .verification
+                .iter()
+                .flat_map(wst::core::VerificationReport::failures)
+            {
                 println!("  FAILED {}: {}", c.name, c.detail);
             }
         });
@@ -968,6 +972,14 @@ async fn run(cli: Cli) -> Out<u8> {
             Some(p) => p.clone(),
             None => load_config(&cli.config)?.encryption.key_file,
         };
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
+            // The key's directory is created owner-only: keys live apart from backups.
+            let mut b = std::fs::DirBuilder::new();
+            b.recursive(true);
+            #[cfg(unix)]
+            std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+            b.create(dir)?;
+        }
         let key = Key::generate()?;
         key.write_to(&path)?;
         println!(

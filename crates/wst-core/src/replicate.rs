@@ -121,7 +121,21 @@ pub async fn replicate(
             report.incomplete_on_source.push(artifact);
             continue;
         }
-        if on_target(&artifact.sidecar_object()) {
+        // Present only when the target holds the sidecar and the artifact object with the
+        // source's size: a sidecar whose artifact was lost (deleted, a failed disk sector
+        // replaced by an empty file) is repaired, not counted as a copy.
+        let source_size = source
+            .iter()
+            .find(|m| m.name == artifact.artifact_object())
+            .map(|m| m.size);
+        let target_size = target
+            .iter()
+            .find(|m| m.name == artifact.artifact_object())
+            .map(|m| m.size);
+        if on_target(&artifact.sidecar_object())
+            && target_size.is_some()
+            && target_size == source_size
+        {
             report.already_present.push(artifact);
             continue;
         }

@@ -1,0 +1,214 @@
+//! The reference operator (`examples/wst.rs`) end to end against a real PostgreSQL, a local
+//! sink, a mirror and moto's S3 server (issue: operations): backup twice, drill, prune, status;
+//! a tampered audit record is named by `audit verify`; a deleted mirror copy shows as a 3-2-1
+//! violation in `status` and `replicate` repairs it.
+
+use std::fmt::Write as _;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use wst::objstore::testing::MotoServer;
+use wst::pg::TestCluster;
+
+/// Returns `Ok(x)`, or `None` after a loud notice when a server is missing outside CI.
+fn require<T>(what: &str, r: Result<T, String>) -> Option<T> {
+    match r {
+        Ok(x) => Some(x),
+        Err(e) => {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "{what}: {e}\nCI=true: a missing server fails the run"
+            );
+            eprintln!("\n**********\n** NOT RUN: {what}: {e}\n**********\n");
+            None
+        }
+    }
+}
+
+/// The operator binary (`examples/wst.rs`), built on first use.
+fn operator() -> PathBuf {
+    let deps = std::env::current_exe().unwrap();
+    let bin = deps.parent().unwrap().parent().unwrap().join("examples").join("wst");
+    // `cargo test --test operator` does not rebuild examples: build it (a no-op when fresh).
+    static BUILT: std::sync::Once = std::sync::Once::new();
+    BUILT.call_once(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "--example", "wst"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .status()
+            .unwrap();
+        assert!(status.success(), "building the operator example failed");
+    });
+    bin
+}
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn wst(config: &Path, args: &[&str]) -> Run {
+    let out = Command::new(operator())
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    let run = Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    eprintln!("$ wst {}\n{}{}", args.join(" "), run.stdout, run.stderr);
+    run
+}
+
+#[test]
+fn operator_cycle_audit_tamper_and_3_2_1_repair() {
+    let Some(cluster) = require("PostgreSQL", TestCluster::start().map_err(|e| e.to_string())) else {
+        return;
+    };
+    let Some(moto) = require("moto S3 server", MotoServer::start().map_err(|e| e.to_string())) else {
+        return;
+    };
+    moto.create_bucket("wst-e2e").unwrap();
+    cluster.create_database("wst_dev").unwrap();
+    cluster.load_demo("wst_dev", 1).unwrap();
+
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    for (dir, file, text) in [("wst/public", "index.html", "<h1>wst</h1>"), ("wst-api/src", "main.rs", "fn main() {}")] {
+        fs::create_dir_all(t.join(dir)).unwrap();
+        fs::write(t.join(dir).join(file), text).unwrap();
+    }
+    let mut s3_options = String::new();
+    for (k, v) in moto.sink_options() {
+        write!(s3_options, "{k} = \"{v}\", ").unwrap();
+    }
+    let config = t.join("wst.toml");
+    fs::write(
+        &config,
+        format!(
+            r#"
+project = "wst-e2e"
+actor = "ci@test"
+audit_log = "{t}/state/audit.jsonl"
+
+[[files]]
+path = "{t}/wst"
+root = "wst"
+
+[[files]]
+path = "{t}/wst-api"
+root = "wst-api"
+
+[database]
+url = "postgresql://{user}@127.0.0.1:{port}/wst_dev"
+password_file = "{keyfile}"
+expected_tables = ["public.pgbench_accounts"]
+restore_url = "postgresql://{user}@127.0.0.1:{port}/postgres"
+
+[encryption]
+key_file = "{t}/control/backup.key"
+
+[[sinks]]
+name = "local-c"
+url = "{t}/C"
+
+[[sinks]]
+name = "mirror-d"
+url = "{t}/D"
+
+[[sinks]]
+name = "offsite-s3"
+url = "s3://wst-e2e/prod"
+medium = "object_storage"
+offsite = true
+options = {{ {s3_options} }}
+
+[retention]
+time_zone = "Europe/Amsterdam"
+[retention.policy]
+keep_daily = 7
+min_age = "7d"
+
+[verify]
+required = ["wst/", "wst-api/", "wst_dev_database.backup"]
+
+[drill]
+scratch_dir = "{t}/drill"
+"#,
+            t = t.display(),
+            user = cluster.superuser(),
+            port = cluster.port(),
+            keyfile = cluster.key_file().display(),
+        ),
+    )
+    .unwrap();
+
+    let r = wst(&config, &["keygen"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    for _ in 0..2 {
+        let r = wst(&config, &["backup"]);
+        assert_eq!(r.code, 0, "backup: {}{}", r.stdout, r.stderr);
+    }
+    let listed = |dir: &str| -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(t.join(dir))
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".tar.zst.wst"))
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(listed("C").len(), 2);
+    assert_eq!(listed("C"), listed("D"));
+
+    let r = wst(&config, &["drill"]);
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    assert!(r.stdout.contains("## RESULT: PASS") && r.stdout.contains("- schema matches: yes"));
+
+    let r = wst(&config, &["--json", "prune"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let prune: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(prune.as_array().unwrap().len(), 3, "one report per sink");
+    for p in prune.as_array().unwrap() {
+        assert_eq!(p["deleted"].as_array().unwrap().len(), 0, "nothing is older than min_age");
+    }
+
+    let r = wst(&config, &["status"]);
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    assert!(r.stdout.contains("COMPLIANT") && !r.stdout.contains("NOT COMPLIANT"));
+
+    // Tamper with one audit record: `audit verify` names it.
+    let audit = t.join("state/audit.jsonl");
+    let original = fs::read_to_string(&audit).unwrap();
+    let mut lines: Vec<String> = original.lines().map(str::to_owned).collect();
+    assert!(lines.len() > 4);
+    lines[3] = lines[3].replacen("\"actor\":\"ci@test\"", "\"actor\":\"mallory\"", 1);
+    fs::write(&audit, lines.join("\n") + "\n").unwrap();
+    let r = wst(&config, &["audit", "verify"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stdout.contains("BROKEN at record 3"), "{}", r.stdout);
+    fs::write(&audit, original).unwrap();
+    assert_eq!(wst(&config, &["audit", "verify"]).code, 0);
+
+    // Delete the mirror's copy of the newest artifact: 3-2-1 is violated; replicate repairs it.
+    let newest = listed("D").pop().unwrap();
+    fs::remove_file(t.join("D").join(&newest)).unwrap();
+    let r = wst(&config, &["status"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stdout.contains("[FAIL] R3 3-2-1 copies") && r.stdout.contains("3 copies"), "{}", r.stdout);
+    let r = wst(&config, &["replicate"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("1 copied"), "{}", r.stdout);
+    assert!(listed("D").contains(&newest));
+    let r = wst(&config, &["status"]);
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    assert_eq!(wst(&config, &["audit", "verify"]).code, 0);
+}
