@@ -86,3 +86,42 @@ async fn backup_verify_restore_drill_through_the_pipeline() {
     assert!(proof.passed(), "{:#?}", proof.checks);
     assert!(proof.dropped);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_database_source_fails_the_run_and_publishes_nothing() {
+    let Some(cluster) = common::cluster() else {
+        return;
+    };
+    let keys = tempfile::tempdir().unwrap();
+    let key_path = keys.path().join("backup.key");
+    wst_crypto::Key::generate()
+        .unwrap()
+        .write_to(&key_path)
+        .unwrap();
+    let cipher = Arc::new(wst_crypto::AeadCipher::from_key_file(&key_path).unwrap());
+    let wrong = keys.path().join("db.key");
+    common::key_file(keys.path(), "not-the-password\n", 0o600);
+    let sink = Arc::new(MemorySink::new("local"));
+    let job = BackupJob::builder(cipher)
+        .source(Arc::new(
+            PgDumpSource::new(
+                cluster
+                    .connection("postgres")
+                    .with_password(wst_pg::PasswordSource::KeyFile(wrong)),
+            )
+            .with_tools(cluster.tools().clone()),
+        ))
+        .sink(sink.clone())
+        .build()
+        .expect("job");
+    let err = job.run().await.expect_err("F1 fails the run");
+    let wst_core::Error::Source { source, .. } = &err else {
+        panic!("expected a source error, got {err:?}")
+    };
+    assert!(matches!(
+        source.downcast_ref::<wst_pg::Error>(),
+        Some(wst_pg::Error::AuthenticationFailed { .. })
+    ));
+    let listed = wst_core::Sink::list(sink.as_ref(), "").await.expect("list");
+    assert!(listed.is_empty(), "nothing published: {listed:?}");
+}
