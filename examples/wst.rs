@@ -751,10 +751,13 @@ impl Ops {
             .ok_or_else(|| usage("the configuration has no [retention] section"))?;
         let tz = time_zone(&r.time_zone).map_err(|e| usage(e.to_string()))?;
         let planner = Planner::new(r.policy.clone(), tz).map_err(|e| usage(e.to_string()))?;
+        // The executor's own floor never goes below doctrine 026 R4's 7 days, whatever the
+        // policy says: a policy typo must not delete yesterday's backups.
         let min_age = r
             .policy
             .min_age_duration()
-            .map_err(|e| usage(e.to_string()))?;
+            .map_err(|e| usage(e.to_string()))?
+            .max(jiff::SignedDuration::from_hours(24 * 7));
         let state_path = self.config.audit_log.with_extension("prune-state.json");
         let mut state: BTreeMap<String, usize> = std::fs::read(&state_path)
             .ok()
