@@ -73,12 +73,14 @@
 //! | `memory://` | memory, for tests | none |
 #![deny(rustdoc::broken_intra_doc_links)]
 
+mod config;
 mod error;
 mod local;
 mod objstore;
 #[cfg(feature = "test-servers")]
 pub mod testing;
 
+pub use config::{LocalDiskConfig, ObjectStoreConfig, SinkConfig};
 pub use error::Error;
 pub use local::{
     DEFAULT_READ_CHUNK_SIZE, DEFAULT_STALE_TEMP_AGE, DEFAULT_WRITE_BUFFER_SIZE, LocalDiskSink,
