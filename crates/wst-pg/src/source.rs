@@ -267,6 +267,9 @@ impl PgDumpSource {
             .arg(format!("--snapshot={snapshot_id}"))
             .arg(format!("--compress={}", self.compression.arg()))
             .arg("--no-password")
+            // The spool is a temporary file: durability is the sinks' job, so skip pg_dump's
+            // final fsync of it.
+            .arg("--no-sync")
             .arg("--file")
             .arg(file.path())
             .arg("--dbname")
