@@ -294,3 +294,65 @@ async fn restore_refuses_source_and_non_empty_targets_without_break_glass() {
     let json = serde_json::to_value(&proof).unwrap();
     assert_eq!(json["break_glass"]["authorized_by"], "L6 on-call");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restore_of_a_damaged_or_empty_dump_fails_with_the_reason() {
+    let Some(cluster) = common::demo_cluster(1) else {
+        return;
+    };
+    let dump = PgDumpSource::new(cluster.connection("wst_dev"))
+        .with_tools(cluster.tools().clone())
+        .dump()
+        .await
+        .expect("dump");
+    let dir = tempfile::tempdir().unwrap();
+    let options = RestoreOptions::new(cluster.connection("postgres"))
+        .with_drop_after(true)
+        .with_tools(cluster.tools().clone());
+
+    // Truncated to half: pg_restore fails, its stderr is reported, the scratch db is dropped.
+    let bytes = std::fs::read(dump.path()).unwrap();
+    let truncated = dir.path().join("truncated.backup");
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    let err = wst_pg::restore_dump(
+        &truncated,
+        dump.facts(),
+        &options.clone().with_database("damaged"),
+    )
+    .await
+    .unwrap_err();
+    match &err {
+        Error::ToolFailed { tool, stderr, .. } => {
+            assert_eq!(tool, "pg_restore");
+            assert!(stderr.contains("pg_restore"), "{stderr}");
+        }
+        other => panic!("expected ToolFailed, got {other:?}"),
+    }
+    assert_eq!(
+        cluster
+            .psql(
+                "postgres",
+                "SELECT count(*) FROM pg_database WHERE datname = 'damaged'"
+            )
+            .unwrap(),
+        "0",
+        "scratch database dropped after the failed restore"
+    );
+
+    // Empty file: refused before anything is created.
+    let empty = dir.path().join("empty.backup");
+    std::fs::write(&empty, b"").unwrap();
+    let err = wst_pg::restore_dump(&empty, dump.facts(), &options.with_database("never"))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::EmptyDump { .. }), "{err:?}");
+    assert_eq!(
+        cluster
+            .psql(
+                "postgres",
+                "SELECT count(*) FROM pg_database WHERE datname = 'never'"
+            )
+            .unwrap(),
+        "0"
+    );
+}
