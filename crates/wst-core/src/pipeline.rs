@@ -628,10 +628,20 @@ fn archive(
     started: jiff::Timestamp,
     mut timings: BTreeMap<String, f64>,
 ) -> Result<Archived> {
-    let fan = FanOut::new(senders, FANOUT_CHUNK);
-    let seal = SealWriter::new(&*cipher, fan)?;
+    // Stage 2 on its own thread: seal (AES-256-GCM) and fan the ciphertext out to the sinks,
+    // while this thread reads, hashes and feeds zstd. The stages overlap on separate cores.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<SealMsg>(4);
+    let seal_cipher = Arc::clone(&cipher);
+    let sealer = std::thread::Builder::new()
+        .name("wst-seal".into())
+        .spawn(move || seal_stage(&*seal_cipher, senders, &rx))
+        .map_err(|e| Error::io("starting the sealing thread", e))?;
+    let pipe = StagePipe {
+        tx: Some(tx),
+        buf: Vec::with_capacity(STAGE_CHUNK),
+    };
     #[allow(unused_mut)]
-    let mut encoder = zstd::stream::write::Encoder::new(seal, level)
+    let mut encoder = zstd::stream::write::Encoder::new(pipe, level)
         .map_err(|e| Error::io("starting zstd", e))?;
     #[cfg(feature = "zstdmt")]
     if workers > 0 {
@@ -660,21 +670,27 @@ fn archive(
     let entries = writer.entry_count() as u64;
     let bytes_read = writer.bytes_read();
     let warnings = writer.warnings().to_vec();
-    let (counting, _manifest) = writer.finish(artifact, started, descriptions, timings)?;
-    let tar_bytes = counting.n;
-    let seal = counting
-        .inner
-        .finish()
-        .map_err(|e| Error::io("finishing zstd", e))?;
-    let fan = seal
-        .finish()
-        .map_err(|e| match crate::cipher::cipher_error(&e) {
-            Some(_) => Error::cipher(e),
-            None => Error::io("sealing the artifact", e),
-        })?;
-    let (ciphertext_bytes, sha256) = fan
-        .close()
-        .map_err(|e| Error::io("writing to the sinks", e))?;
+    let finished = writer
+        .finish(artifact, started, descriptions, timings)
+        .and_then(|(counting, _manifest)| {
+            let tar_bytes = counting.n;
+            let pipe = counting
+                .inner
+                .finish()
+                .map_err(|e| Error::io("finishing zstd", e))?;
+            pipe.end()?;
+            Ok(tar_bytes)
+        });
+    // Without the end marker (any error above) the sealing stage aborts: no final chunk is
+    // ever sealed for a failed archive, so no sink can hold a complete-looking artifact.
+    let sealed = sealer
+        .join()
+        .map_err(|_| Error::Config("the sealing thread panicked".into()))?;
+    let (tar_bytes, (ciphertext_bytes, sha256)) = match (finished, sealed) {
+        (Ok(t), Ok(c)) => (t, c),
+        // The sealing stage's error (a cipher failure, every sink failed) is the cause.
+        (_, Err(e)) | (Err(e), Ok(_)) => return Err(e),
+    };
     Ok(Archived {
         tar_bytes,
         ciphertext_bytes,
@@ -683,4 +699,89 @@ fn archive(
         bytes_read,
         warnings,
     })
+}
+
+/// Bytes per message from the archiving thread to the sealing thread.
+const STAGE_CHUNK: usize = 1024 * 1024;
+
+/// A message to the sealing stage.
+enum SealMsg {
+    Data(Vec<u8>),
+    /// The compressed stream is complete: seal the final chunk.
+    End,
+}
+
+/// The archiving thread's end of the channel to the sealing stage (zstd writes into it).
+struct StagePipe {
+    tx: Option<std::sync::mpsc::SyncSender<SealMsg>>,
+    buf: Vec<u8>,
+}
+
+impl StagePipe {
+    fn send(&mut self, msg: SealMsg) -> std::io::Result<()> {
+        let tx = self
+            .tx
+            .as_ref()
+            .ok_or_else(|| std::io::Error::other("the sealing stage already ended"))?;
+        tx.send(msg)
+            .map_err(|_| std::io::Error::other("the sealing stage stopped; see its error"))
+    }
+
+    /// Sends what is buffered and the end marker.
+    fn end(mut self) -> Result<()> {
+        let rest = std::mem::take(&mut self.buf);
+        let sent = (|| {
+            if !rest.is_empty() {
+                self.send(SealMsg::Data(rest))?;
+            }
+            self.send(SealMsg::End)
+        })();
+        sent.map_err(|e| Error::io("handing the archive to the sealing stage", e))
+    }
+}
+
+impl std::io::Write for StagePipe {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= STAGE_CHUNK {
+            let full = std::mem::replace(&mut self.buf, Vec::with_capacity(STAGE_CHUNK));
+            self.send(SealMsg::Data(full))?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The sealing stage: encrypts the compressed stream and fans it out to the sinks. Seals the
+/// final chunk (and sends the sinks their end marker) only after [`SealMsg::End`].
+fn seal_stage(
+    cipher: &dyn Cipher,
+    senders: Vec<mpsc::Sender<Msg>>,
+    rx: &std::sync::mpsc::Receiver<SealMsg>,
+) -> Result<(u64, [u8; 32])> {
+    use std::io::Write as _;
+    let fan = FanOut::new(senders, FANOUT_CHUNK);
+    let mut seal = SealWriter::new(cipher, fan)?;
+    let seal_err = |e: std::io::Error| match crate::cipher::cipher_error(&e) {
+        Some(_) => Error::cipher(e),
+        None => Error::io("writing the artifact to the sinks", e),
+    };
+    loop {
+        match rx.recv() {
+            Ok(SealMsg::Data(chunk)) => seal.write_all(&chunk).map_err(seal_err)?,
+            Ok(SealMsg::End) => break,
+            Err(_) => {
+                // The archive failed: drop the sealer unfinished; the sinks abort.
+                return Err(Error::Config(
+                    "the archive stopped before its end; nothing was sealed".into(),
+                ));
+            }
+        }
+    }
+    let fan = seal.finish().map_err(seal_err)?;
+    fan.close()
+        .map_err(|e| Error::io("writing to the sinks", e))
 }
