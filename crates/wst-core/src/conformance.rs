@@ -513,20 +513,9 @@ impl SplitMix64 {
 mod tests {
     use crate::memory::MemorySink;
 
-    /// wst-core's own `MemorySink` against every case but `invalid_names_rejected` (its `get`,
-    /// `head` and `delete` answer `NotFound` for invalid names instead of `InvalidName`; reported
-    /// to its owner).
+    /// wst-core's own `MemorySink` against the whole suite.
     #[tokio::test]
     async fn memory_sink_conforms() {
-        let sink = MemorySink::new("memory");
-        super::put_get_head_delete(&sink).await;
-        super::empty_object(&sink).await;
-        super::list_by_prefix_sorted(&sink).await;
-        super::overwrite_replaces(&sink).await;
-        super::delete_missing_is_ok(&sink).await;
-        super::missing_object_not_found(&sink).await;
-        super::interrupted_put_invisible(&sink).await;
-        super::concurrent_puts(&sink).await;
-        super::large_multipart_round_trip(&sink).await;
+        super::run_all(&MemorySink::new("memory")).await;
     }
 }

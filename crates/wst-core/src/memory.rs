@@ -81,6 +81,7 @@ impl Sink for MemorySink {
     }
 
     async fn get(&self, name: &str) -> Result<ByteStream> {
+        validate_object_name(name)?;
         let data = self
             .objects
             .lock()
@@ -99,6 +100,7 @@ impl Sink for MemorySink {
     }
 
     async fn head(&self, name: &str) -> Result<ObjectMeta> {
+        validate_object_name(name)?;
         let objects = self.objects.lock().expect("memory sink lock");
         let (data, t) = objects.get(name).ok_or_else(|| Error::NotFound {
             sink: self.info.name.clone(),
@@ -125,6 +127,7 @@ impl Sink for MemorySink {
     }
 
     async fn delete(&self, name: &str) -> Result<()> {
+        validate_object_name(name)?;
         self.objects.lock().expect("memory sink lock").remove(name);
         Ok(())
     }
