@@ -5,13 +5,13 @@
 //! ```
 //!
 //! It runs the whole doctrine cycle on real parts:
-//! 1. starts a throwaway PostgreSQL cluster from the system's binaries (initdb in a temporary
+//! 1. starts a throwaway `PostgreSQL` cluster from the system's binaries (initdb in a temporary
 //!    directory, loopback port; as root it runs as the `postgres` user) and loads real data:
 //!    pgbench at scale 5 plus schemas with `bytea`, `jsonb`, arrays, unicode names, large
 //!    objects, a view, a sequence and functions. Without the binaries it says how to install
 //!    them and continues with the file trees only;
 //! 2. takes real directory trees as the file sources (default: this repository's `crates/` as
-//!    `wst/` and `examples/` as `wst-api/`, or SOURCE_DIR as `wst/`);
+//!    `wst/` and `examples/` as `wst-api/`, or `SOURCE_DIR` as `wst/`);
 //! 3. generates an encryption key kept apart from the backups;
 //! 4. backs up files + database to two local sinks (the doctrine's C: disk and D: mirror) and
 //!    verifies the artifact (doctrine 026 R5, including `pg_restore --list`);

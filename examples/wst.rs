@@ -975,7 +975,10 @@ async fn run(cli: Cli) -> Out<u8> {
             Some(p) => p.clone(),
             None => load_config(&cli.config)?.encryption.key_file,
         };
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
+        if let Some(dir) = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty() && !d.exists())
+        {
             // The key's directory is created owner-only: keys live apart from backups.
             let mut b = std::fs::DirBuilder::new();
             b.recursive(true);

@@ -1,4 +1,4 @@
-//! The reference operator (`examples/wst.rs`) end to end against a real PostgreSQL, a local
+//! The reference operator (`examples/wst.rs`) end to end against a real `PostgreSQL`, a local
 //! sink, a mirror and moto's S3 server (issue: operations): backup twice, drill, prune, status;
 //! a tampered audit record is named by `audit verify`; a deleted mirror copy shows as a 3-2-1
 //! violation in `status` and `replicate` repairs it.
@@ -28,10 +28,16 @@ fn require<T>(what: &str, r: Result<T, String>) -> Option<T> {
 
 /// The operator binary (`examples/wst.rs`), built on first use.
 fn operator() -> PathBuf {
-    let deps = std::env::current_exe().unwrap();
-    let bin = deps.parent().unwrap().parent().unwrap().join("examples").join("wst");
     // `cargo test --test operator` does not rebuild examples: build it (a no-op when fresh).
     static BUILT: std::sync::Once = std::sync::Once::new();
+    let deps = std::env::current_exe().unwrap();
+    let bin = deps
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples")
+        .join("wst");
     BUILT.call_once(|| {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let status = Command::new(cargo)
@@ -69,10 +75,16 @@ fn wst(config: &Path, args: &[&str]) -> Run {
 
 #[test]
 fn operator_cycle_audit_tamper_and_3_2_1_repair() {
-    let Some(cluster) = require("PostgreSQL", TestCluster::start().map_err(|e| e.to_string())) else {
+    let Some(cluster) = require(
+        "PostgreSQL",
+        TestCluster::start().map_err(|e| e.to_string()),
+    ) else {
         return;
     };
-    let Some(moto) = require("moto S3 server", MotoServer::start().map_err(|e| e.to_string())) else {
+    let Some(moto) = require(
+        "moto S3 server",
+        MotoServer::start().map_err(|e| e.to_string()),
+    ) else {
         return;
     };
     moto.create_bucket("wst-e2e").unwrap();
@@ -81,7 +93,10 @@ fn operator_cycle_audit_tamper_and_3_2_1_repair() {
 
     let tmp = tempfile::tempdir().unwrap();
     let t = tmp.path();
-    for (dir, file, text) in [("wst/public", "index.html", "<h1>wst</h1>"), ("wst-api/src", "main.rs", "fn main() {}")] {
+    for (dir, file, text) in [
+        ("wst/public", "index.html", "<h1>wst</h1>"),
+        ("wst-api/src", "main.rs", "fn main() {}"),
+    ] {
         fs::create_dir_all(t.join(dir)).unwrap();
         fs::write(t.join(dir).join(file), text).unwrap();
     }
@@ -178,7 +193,11 @@ scratch_dir = "{t}/drill"
     let prune: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!(prune.as_array().unwrap().len(), 3, "one report per sink");
     for p in prune.as_array().unwrap() {
-        assert_eq!(p["deleted"].as_array().unwrap().len(), 0, "nothing is older than min_age");
+        assert_eq!(
+            p["deleted"].as_array().unwrap().len(),
+            0,
+            "nothing is older than min_age"
+        );
     }
 
     let r = wst(&config, &["status"]);
@@ -203,7 +222,11 @@ scratch_dir = "{t}/drill"
     fs::remove_file(t.join("D").join(&newest)).unwrap();
     let r = wst(&config, &["status"]);
     assert_eq!(r.code, 1);
-    assert!(r.stdout.contains("[FAIL] R3 3-2-1 copies") && r.stdout.contains("3 copies"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("[FAIL] R3 3-2-1 copies") && r.stdout.contains("3 copies"),
+        "{}",
+        r.stdout
+    );
     let r = wst(&config, &["replicate"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stdout.contains("1 copied"), "{}", r.stdout);
