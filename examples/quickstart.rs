@@ -223,12 +223,16 @@ async fn run() -> Result<bool, Box<dyn std::error::Error>> {
             PgRestoreListCheck::new(entry, vec!["public.pgbench_accounts".into()])
                 .with_tools(cl.tools().clone()),
         ));
-        restorers.push(Arc::new(PgDrillRestorer::new(
-            wst::pg::RestoreOptions::new(cl.connection("postgres"))
-                .with_jobs(2)
-                .with_drop_after(true)
-                .with_tools(cl.tools().clone()),
-        )));
+        restorers.push(Arc::new(
+            PgDrillRestorer::new(
+                wst::pg::RestoreOptions::new(cl.connection("postgres"))
+                    .with_jobs(2)
+                    .with_drop_after(true)
+                    .with_tools(cl.tools().clone()),
+            )
+            // The data RPO: the newest customer row in the restored database.
+            .freshness_column("sales", "customers", "created"),
+        ));
     }
     builder = builder.verifier(verifier.clone());
     if std::io::stderr().is_terminal() {

@@ -174,6 +174,8 @@ struct DatabaseConfig {
     expected_tables: Vec<String>,
     restore_url: Option<String>,
     jobs: Option<u32>,
+    /// `schema.table.column` of a timestamp whose newest value measures the drill's data RPO.
+    freshness_column: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -698,11 +700,21 @@ impl Ops {
             let url = db.restore_url.as_deref().ok_or_else(|| {
                 usage("[database] restore_url is not set (the drill's scratch server)")
             })?;
-            restorers.push(Arc::new(PgDrillRestorer::new(
+            let mut restorer = PgDrillRestorer::new(
                 wst::pg::RestoreOptions::new(pg_connection(db, url)?)
                     .with_jobs(db.jobs.unwrap_or(2))
                     .with_drop_after(cfg.cleanup),
-            )));
+            );
+            if let Some(spec) = &db.freshness_column {
+                let parts: Vec<&str> = spec.split('.').collect();
+                let [schema, table, column] = parts[..] else {
+                    return Err(usage(format!(
+                        "[database] freshness_column `{spec}` must be `schema.table.column`"
+                    )));
+                };
+                restorer = restorer.freshness_column(schema, table, column);
+            }
+            restorers.push(Arc::new(restorer));
         }
         let mut options = DrillOptions::new(
             &self.config.project,

@@ -70,12 +70,15 @@ async fn drill_restores_files_and_database_and_proves_them() {
         .unwrap();
     assert!(backup.is_success(), "{backup:#?}");
 
-    let restorer: Arc<dyn EntryRestorer> = Arc::new(PgDrillRestorer::new(
-        RestoreOptions::new(cluster.connection("postgres"))
-            .with_jobs(2)
-            .with_drop_after(true)
-            .with_tools(cluster.tools().clone()),
-    ));
+    let restorer: Arc<dyn EntryRestorer> = Arc::new(
+        PgDrillRestorer::new(
+            RestoreOptions::new(cluster.connection("postgres"))
+                .with_jobs(2)
+                .with_drop_after(true)
+                .with_tools(cluster.tools().clone()),
+        )
+        .freshness_column("sales", "customers", "created"),
+    );
     let audit = AuditLog::new(tmp.path().join("audit.jsonl"), "otto");
     let mut options = DrillOptions::new("wst", "otto", tmp.path().join("scratch"));
     options.protected_paths = vec![web.clone(), api.clone()];
@@ -106,7 +109,12 @@ async fn drill_restores_files_and_database_and_proves_them() {
             "{name}"
         );
     }
+    // Data RPO: backup time minus the newest `sales.customers.created` in the restored data.
+    let data_rpo = report.data_rpo_seconds.expect("data RPO measured");
+    assert!((0.0..600.0).contains(&data_rpo), "{data_rpo}");
+    assert!(proof.newest_data.is_some());
     let md = report.to_markdown();
+    assert!(md.contains("RPO_data:"), "{md}");
     assert!(md.contains("- schema matches: yes"), "{md}");
     assert!(
         md.contains(&format!("- row count: {expected} / {actual}")),

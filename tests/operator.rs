@@ -26,9 +26,10 @@ fn require<T>(what: &str, r: Result<T, String>) -> Option<T> {
     }
 }
 
-/// The operator binary (`examples/wst.rs`), built on first use.
+/// The operator binary (`examples/wst.rs`). `cargo test --workspace` (the CI command) builds
+/// it next to the tests; when it is missing or older than its source (e.g. after
+/// `cargo test --test operator` alone), it is built here.
 fn operator() -> PathBuf {
-    // `cargo test --test operator` does not rebuild examples: build it (a no-op when fresh).
     static BUILT: std::sync::Once = std::sync::Once::new();
     let deps = std::env::current_exe().unwrap();
     let bin = deps
@@ -38,7 +39,12 @@ fn operator() -> PathBuf {
         .unwrap()
         .join("examples")
         .join("wst");
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/wst.rs");
+    let modified = |p: &Path| fs::metadata(p).and_then(|m| m.modified()).ok();
     BUILT.call_once(|| {
+        if modified(&bin).is_some() && modified(&bin) >= modified(&source) {
+            return;
+        }
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let status = Command::new(cargo)
             .args(["build", "--example", "wst"])

@@ -6,8 +6,9 @@ use std::path::Path;
 use async_trait::async_trait;
 use wst_core::{Check, EntryRestorer, ProofReport, SourceDescription};
 
+use crate::connect::{connect, query_error, quote_ident};
 use crate::facts::DatabaseFacts;
-use crate::restore::{RestoreOptions, restore_dump};
+use crate::restore::{RestoreOptions, drop_database, restore_dump};
 use crate::source::SOURCE_KIND;
 
 /// Restores a `postgresql` entry of a drilled artifact into a new scratch database on the
@@ -18,16 +19,58 @@ use crate::source::SOURCE_KIND;
 /// Each drill restores into a fresh, generated scratch database (the options' `database` is
 /// ignored so that two drills never collide); with `drop_after` the database is dropped after
 /// the proof.
+///
+/// With [`PgDrillRestorer::freshness_column`], the drill also reads the newest value of a
+/// timestamp column from the restored data, so that the report's data RPO (seeds/002 "RPO:
+/// gap between backup time and latest data in backup"; "recent data present? check last INSERT
+/// timestamps") is measured on what was actually restored.
 #[derive(Debug, Clone)]
 pub struct PgDrillRestorer {
     options: RestoreOptions,
+    freshness: Option<(String, String, String)>,
 }
 
 impl PgDrillRestorer {
     /// Restores with `options` (server, `--jobs`, owner/privilege flags, `drop_after`).
     pub fn new(mut options: RestoreOptions) -> Self {
         options.database = None;
-        Self { options }
+        Self {
+            options,
+            freshness: None,
+        }
+    }
+
+    /// Reads `max(column)` of `schema.table` (a `timestamp`/`timestamptz` column, e.g. an
+    /// `inserted_at`) from the restored database as the newest data time.
+    #[must_use]
+    pub fn freshness_column(mut self, schema: &str, table: &str, column: &str) -> Self {
+        self.freshness = Some((schema.to_owned(), table.to_owned(), column.to_owned()));
+        self
+    }
+
+    /// `max(column)` in the scratch database `database`, as UTC.
+    async fn newest_data(&self, database: &str) -> crate::Result<Option<jiff::Timestamp>> {
+        let Some((schema, table, column)) = &self.freshness else {
+            return Ok(None);
+        };
+        let password = self.options.server.password.load()?;
+        let pw = password.as_ref();
+        let session = connect(&self.options.server.with_database(database), pw).await?;
+        let sql = format!(
+            "SELECT (extract(epoch FROM max({}::timestamptz)) * 1000000)::int8 FROM {}.{}",
+            quote_ident(column),
+            quote_ident(schema),
+            quote_ident(table)
+        );
+        let row = session.client.query_one(&sql, &[]).await.map_err(|e| {
+            query_error(
+                format!("reading the newest `{schema}.{table}.{column}`"),
+                &e,
+                pw,
+            )
+        })?;
+        let micros: Option<i64> = row.get(0);
+        Ok(micros.and_then(|m| jiff::Timestamp::from_microsecond(m).ok()))
     }
 }
 
@@ -47,9 +90,30 @@ impl EntryRestorer for PgDrillRestorer {
             source: Box::new(e),
         };
         let expected = DatabaseFacts::from_description(description).map_err(to_core)?;
-        let proof = restore_dump(file, &expected, &self.options)
+        // Keep the database until the freshness query ran; drop it here afterwards.
+        let mut options = self.options.clone();
+        let drop_after = options.drop_after;
+        options.drop_after &= self.freshness.is_none();
+        let mut proof = restore_dump(file, &expected, &options)
             .await
             .map_err(to_core)?;
+        let newest_data = match self.newest_data(&proof.database).await {
+            Ok(t) => t,
+            Err(e) => {
+                proof.checks.push(Check::fail("newest_data", e.to_string()));
+                None
+            }
+        };
+        if drop_after && !proof.dropped && proof.created_database {
+            let password = self.options.server.password.load().map_err(to_core)?;
+            let maintenance = connect(&self.options.server, password.as_ref())
+                .await
+                .map_err(to_core)?;
+            drop_database(&maintenance, &proof.database, password.as_ref())
+                .await
+                .map_err(to_core)?;
+            proof.dropped = true;
+        }
         let schema_matches = proof
             .checks
             .iter()
@@ -82,7 +146,7 @@ impl EntryRestorer for PgDrillRestorer {
             checks,
             schema_matches,
             rows: Some((expected.total_rows(), proof.restored.total_rows())),
-            newest_data: None,
+            newest_data,
         })
     }
 }

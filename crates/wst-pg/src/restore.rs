@@ -523,7 +523,11 @@ async fn run_pg_restore(
     }
 }
 
-async fn drop_database(maintenance: &Session, name: &str, pw: Option<&Password>) -> Result<()> {
+pub(crate) async fn drop_database(
+    maintenance: &Session,
+    name: &str,
+    pw: Option<&Password>,
+) -> Result<()> {
     maintenance
         .client
         .batch_execute(&format!(
