@@ -34,28 +34,15 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 use wst::core::{
     ArtifactVerifier, AuditEvent, AuditLog, BackupJob, Cipher, ComplianceOptions, DrillOptions,
-    EntryRestorer, FileTreeSource, Progress, RestoreOptions, Sink, Stage, compliance_status,
-    restore, restore_drill,
+    EntryRestorer, FileTreeSource, RestoreOptions, Sink, compliance_status, restore, restore_drill,
 };
 use wst::crypto::{AeadCipher, Key};
 use wst::objstore::LocalDiskSink;
 use wst::pg::{PgDrillRestorer, PgDumpSource, PgRestoreListCheck, TestCluster};
 
-/// Draws the archive progress as a bar on a terminal.
-#[derive(Debug)]
-struct Bar(indicatif::ProgressBar);
-
-impl Progress for Bar {
-    fn stage(&self, stage: Stage) {
-        self.0.set_message(format!("{stage:?}").to_lowercase());
-        if stage == Stage::Done {
-            self.0.finish_and_clear();
-        }
-    }
-    fn bytes(&self, n: u64) {
-        self.0.inc(n);
-    }
-}
+#[path = "common/progress.rs"]
+mod progress;
+use progress::Bar;
 
 fn tree_size(root: &Path) -> u64 {
     walkdir::WalkDir::new(root)
@@ -237,14 +224,7 @@ async fn run() -> Result<bool, Box<dyn std::error::Error>> {
     builder = builder.verifier(verifier.clone());
     if std::io::stderr().is_terminal() {
         let total = trees.iter().map(|(p, _)| tree_size(p)).sum();
-        let bar = indicatif::ProgressBar::new(total);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{msg:>10} [{bar:40}] {bytes}/{total_bytes} {bytes_per_sec}",
-            )?
-            .progress_chars("=> "),
-        );
-        builder = builder.progress(Arc::new(Bar(bar)));
+        builder = builder.progress(Arc::new(Bar::new(total)));
     }
     let report = builder.build()?.run().await?;
     audit.append(AuditEvent::BackupCompleted {

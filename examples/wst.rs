@@ -30,8 +30,8 @@ use clap::{Parser, Subcommand};
 use serde::Deserialize;
 use wst::core::{
     ArtifactName, ArtifactVerifier, AuditEvent, AuditLog, BackupJob, BreakGlass, Cipher,
-    ComplianceOptions, DrillOptions, EntryRestorer, FileTreeSource, Medium, Progress, PruneOptions,
-    ReplicateOptions, RestoreOptions, RunOutcome, Sink, Stage, ThreeTwoOneOptions, Verifier,
+    ComplianceOptions, DrillOptions, EntryRestorer, FileTreeSource, Medium, PruneOptions,
+    ReplicateOptions, RestoreOptions, RunOutcome, Sink, ThreeTwoOneOptions, Verifier,
     complete_artifacts, compliance_status, prune_audited, replicate, restore, restore_drill,
 };
 use wst::crypto::{AeadCipher, KdfParams, Key, Passphrase};
@@ -40,6 +40,10 @@ use wst::pg::{
     ConnectionConfig, PasswordSource, PgDrillRestorer, PgDumpSource, PgRestoreListCheck,
 };
 use wst::retention::{Planner, Policy, time_zone};
+
+#[path = "common/progress.rs"]
+mod progress;
+use progress::Bar;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -470,7 +474,7 @@ impl Ops {
             b = b.sink(Arc::clone(s));
         }
         if !self.json && std::io::stderr().is_terminal() {
-            b = b.progress(Arc::new(Bar::new()));
+            b = b.progress(Arc::new(Bar::new(0)));
         }
         let job = b.build().map_err(|e| usage(e.to_string()))?;
         self.audit.append(AuditEvent::BackupStarted {
@@ -951,34 +955,6 @@ impl Ops {
 fn actor_of(audit: &AuditLog) -> String {
     let _ = audit;
     std::env::var("USER").unwrap_or_else(|_| "wst".into())
-}
-
-/// A progress bar for `backup` on a terminal.
-#[derive(Debug)]
-struct Bar(indicatif::ProgressBar);
-
-impl Bar {
-    fn new() -> Self {
-        let bar = indicatif::ProgressBar::new_spinner();
-        if let Ok(style) =
-            indicatif::ProgressStyle::with_template("{spinner} {msg} {bytes} {bytes_per_sec}")
-        {
-            bar.set_style(style);
-        }
-        Self(bar)
-    }
-}
-
-impl Progress for Bar {
-    fn stage(&self, stage: Stage) {
-        self.0.set_message(format!("{stage:?}").to_lowercase());
-        if stage == Stage::Done {
-            self.0.finish_and_clear();
-        }
-    }
-    fn bytes(&self, n: u64) {
-        self.0.inc(n);
-    }
 }
 
 async fn run(cli: Cli) -> Out<u8> {

@@ -14,25 +14,11 @@ use wst::core::{
 };
 use wst::pg::{PgDrillRestorer, PgDumpSource, PgRestoreListCheck, RestoreOptions, TestCluster};
 
-fn cluster() -> Option<TestCluster> {
-    match TestCluster::server_tools() {
-        Ok(_) => Some(TestCluster::start().expect("starting the test cluster")),
-        Err(e) => {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "{e}\nCI=true: a missing PostgreSQL server fails the run (apt-get install postgresql)"
-            );
-            eprintln!(
-                "\n**********\n** NOT RUN: PostgreSQL server programs missing: {e}\n**********\n"
-            );
-            None
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drill_restores_files_and_database_and_proves_them() {
-    let Some(cluster) = cluster() else { return };
+    let Some(cluster) = TestCluster::start_or_skip() else {
+        return;
+    };
     cluster.create_database("wst_dev").unwrap();
     cluster.load_demo("wst_dev", 1).unwrap();
     let tmp = tempfile::tempdir().unwrap();

@@ -114,6 +114,27 @@ impl MotoServer {
         }
     }
 
+    /// For tests: starts the server; when `moto_server` is missing, prints a loud notice (with
+    /// the install command) and returns `None` — except under `CI=true`, where a missing server
+    /// is a failure, never a silent skip.
+    ///
+    /// # Panics
+    /// Under `CI=true` when `moto_server` is missing; always when it exists but does not start.
+    pub fn start_or_skip() -> Option<Self> {
+        match Self::start() {
+            Ok(s) => Some(s),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                assert!(
+                    std::env::var("CI").as_deref() != Ok("true"),
+                    "{e}\nCI=true: a missing S3 server fails the run"
+                );
+                eprintln!("\n**********\n** NOT RUN: {e}\n**********\n");
+                None
+            }
+            Err(e) => panic!("starting moto_server: {e}"),
+        }
+    }
+
     /// The loopback port.
     pub fn port(&self) -> u16 {
         self.port

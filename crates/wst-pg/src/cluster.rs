@@ -96,6 +96,31 @@ pub struct TestCluster {
 }
 
 impl TestCluster {
+    /// For tests and demos: starts a cluster; when the server programs are missing, prints a
+    /// loud notice (with the install command) and returns `None` — except under `CI=true`,
+    /// where a missing server is a failure, never a silent skip.
+    ///
+    /// # Panics
+    /// Under `CI=true` when the programs are missing; always when they exist but the cluster
+    /// cannot start (that is a real failure).
+    pub fn start_or_skip() -> Option<Self> {
+        match Self::server_tools() {
+            Ok(_) => {
+                Some(Self::start().unwrap_or_else(|e| panic!("starting the test cluster: {e}")))
+            }
+            Err(e) => {
+                assert!(
+                    std::env::var("CI").as_deref() != Ok("true"),
+                    "{e}\nCI=true: a missing PostgreSQL server fails the run (apt-get install postgresql)"
+                );
+                eprintln!(
+                    "\n**********\n** NOT RUN: PostgreSQL server programs missing: {e}\n**********\n"
+                );
+                None
+            }
+        }
+    }
+
     /// The PostgreSQL server programs, if installed (`initdb`, `pg_ctl`, `postgres` next to
     /// `pg_dump`).
     ///

@@ -6,8 +6,8 @@
 
 #![allow(dead_code, reason = "each test binary uses part of the harness")]
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::Write;
+use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -31,15 +31,7 @@ impl Drop for Server {
 /// Finds `binary` on `PATH`. Missing: panics under `CI=true` (naming `install`), otherwise
 /// prints a notice and returns `None`.
 pub(crate) fn require(binary: &str, install: &str) -> Option<PathBuf> {
-    let found = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .flat_map(|dir| {
-                let plain = dir.join(binary);
-                let windows = dir.join(format!("{binary}.cmd"));
-                [plain, windows]
-            })
-            .find(|p| p.is_file())
-    });
+    let found = wst_objstore::testing::find_program(binary);
     if found.is_none() {
         assert!(
             std::env::var("CI").as_deref() != Ok("true"),
@@ -106,28 +98,7 @@ pub(crate) fn start(program: &PathBuf, args: &[&str], ready: fn(u16) -> bool) ->
 }
 
 /// Sends one raw HTTP/1.1 request to 127.0.0.1:`port` and returns the status and body.
-/// `head` is the request line and headers without the final blank line.
-pub(crate) fn http(port: u16, head: &str) -> std::io::Result<(u16, String)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port))?;
-    s.set_read_timeout(Some(Duration::from_secs(30)))?;
-    write!(
-        s,
-        "{head}\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut buf = Vec::new();
-    s.read_to_end(&mut buf)?;
-    let text = String::from_utf8_lossy(&buf).into_owned();
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    Ok((status, body))
-}
+pub(crate) use wst_objstore::testing::http;
 
 /// Whether anything answers HTTP on the port.
 pub(crate) fn answers_http(port: u16) -> bool {

@@ -11,19 +11,7 @@ use wst_pg::{PgTools, TestCluster};
 /// Starts a throwaway cluster, or returns `None` with a loud notice when the server programs
 /// are missing. Under `CI=true` a missing server is a failure, never a silent skip.
 pub fn cluster() -> Option<TestCluster> {
-    match TestCluster::server_tools() {
-        Ok(_) => Some(TestCluster::start().expect("starting the test cluster")),
-        Err(e) => {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "{e}\nCI=true: a missing PostgreSQL server fails the run (apt-get install postgresql)"
-            );
-            eprintln!(
-                "\n**********\n** NOT RUN: PostgreSQL server programs missing: {e}\n**********\n"
-            );
-            None
-        }
-    }
+    TestCluster::start_or_skip()
 }
 
 /// A cluster with database `wst_dev` holding the demo data at pgbench scale `scale`.
