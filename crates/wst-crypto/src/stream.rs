@@ -111,27 +111,14 @@ impl AeadSealer {
 }
 
 impl wst_core::Sealer for AeadSealer {
-    fn update(&mut self, mut plaintext: &[u8], out: &mut Vec<u8>) -> wst_core::Result<()> {
+    fn update(&mut self, plaintext: &[u8], out: &mut Vec<u8>) -> wst_core::Result<()> {
         self.emit_header(out);
-        let cs = self.chunk_size;
-        if !self.pending.is_empty() {
-            let take = (cs - self.pending.len()).min(plaintext.len());
-            self.pending.extend_from_slice(&plaintext[..take]);
-            plaintext = &plaintext[take..];
-            if self.pending.len() == cs {
-                let chunk = std::mem::take(&mut self.pending);
-                let r = self.seal_chunk(&chunk, false, out);
-                self.pending = chunk;
-                self.pending.clear();
-                r?;
-            }
-        }
-        while plaintext.len() >= cs {
-            self.seal_chunk(&plaintext[..cs], false, out)?;
-            plaintext = &plaintext[cs..];
-        }
-        self.pending.extend_from_slice(plaintext);
-        Ok(())
+        let mut pending = std::mem::take(&mut self.pending);
+        let r = full_chunks(&mut pending, self.chunk_size, plaintext, |chunk| {
+            self.seal_chunk(chunk, false, out)
+        });
+        self.pending = pending;
+        Ok(r?)
     }
 
     fn finish(mut self: Box<Self>, out: &mut Vec<u8>) -> wst_core::Result<()> {
@@ -257,28 +244,15 @@ impl Payload {
         Ok(())
     }
 
-    fn update(&mut self, mut input: &[u8], out: &mut Vec<u8>) -> Result<()> {
-        let full = self.full;
-        if !self.pending.is_empty() {
-            let take = (full - self.pending.len()).min(input.len());
-            self.pending.extend_from_slice(&input[..take]);
-            input = &input[take..];
-            if self.pending.len() == full {
-                // A full-size chunk is never the final one (the final chunk is strictly
-                // shorter), so it can be authenticated now (CRYPTO-NOTES pitfall 5).
-                let chunk = std::mem::take(&mut self.pending);
-                let r = self.open_chunk(&chunk, false, out);
-                self.pending = chunk;
-                self.pending.clear();
-                r?;
-            }
-        }
-        while input.len() >= full {
-            self.open_chunk(&input[..full], false, out)?;
-            input = &input[full..];
-        }
-        self.pending.extend_from_slice(input);
-        Ok(())
+    fn update(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<()> {
+        // A full-size chunk is never the final one (the final chunk is strictly shorter), so
+        // it can be authenticated as soon as it is complete (CRYPTO-NOTES pitfall 5).
+        let mut pending = std::mem::take(&mut self.pending);
+        let r = full_chunks(&mut pending, self.full, input, |chunk| {
+            self.open_chunk(chunk, false, out)
+        });
+        self.pending = pending;
+        r
     }
 
     fn finish(&mut self, out: &mut Vec<u8>) -> Result<()> {
@@ -368,6 +342,33 @@ impl wst_core::Opener for AeadOpener {
     fn opened_with(&self) -> Option<KeyFingerprint> {
         self.opened_with
     }
+}
+
+/// Cuts `input`, after what `pending` already holds, into `size`-byte chunks and calls `f` on
+/// each complete one; the remainder (shorter than `size`) stays in `pending`. Shared by the
+/// sealer (plaintext chunks) and the opener (ciphertext chunks).
+fn full_chunks<E>(
+    pending: &mut Vec<u8>,
+    size: usize,
+    mut input: &[u8],
+    mut f: impl FnMut(&[u8]) -> std::result::Result<(), E>,
+) -> std::result::Result<(), E> {
+    if !pending.is_empty() {
+        let take = (size - pending.len()).min(input.len());
+        pending.extend_from_slice(&input[..take]);
+        input = &input[take..];
+        if pending.len() == size {
+            let r = f(pending);
+            pending.clear();
+            r?;
+        }
+    }
+    while input.len() >= size {
+        f(&input[..size])?;
+        input = &input[size..];
+    }
+    pending.extend_from_slice(input);
+    Ok(())
 }
 
 #[cfg(test)]
