@@ -361,7 +361,11 @@ async fn child_backup_process() {
 }
 
 fn child_command(src: &Path, sink: &Path, key: &Path) -> std::process::Command {
-    let mut cmd = std::process::Command::new(std::env::current_exe().unwrap());
+    child_command_with(&std::env::current_exe().unwrap(), src, sink, key)
+}
+
+fn child_command_with(exe: &Path, src: &Path, sink: &Path, key: &Path) -> std::process::Command {
+    let mut cmd = std::process::Command::new(exe);
     cmd.args([
         "child_backup_process",
         "--exact",
@@ -470,7 +474,12 @@ fn an_unreadable_file_fails_the_run_naming_it() {
         .unwrap();
     let sink_dir = tmp.path().join("C");
     fs::create_dir_all(&sink_dir).unwrap();
-    let mut cmd = child_command(&src, &sink_dir, &key);
+    // As root, the child runs as `nobody`, who may not be able to reach the test binary where
+    // the checkout lives: run a copy from this test's world-readable directory.
+    let exe = tmp.path().join("child-test-binary");
+    fs::copy(std::env::current_exe().unwrap(), &exe).unwrap();
+    fs::set_permissions(&exe, fs::Permissions::from_mode(0o755)).unwrap();
+    let mut cmd = child_command_with(&exe, &src, &sink_dir, &key);
     if common::is_root() {
         // Root reads any file: run the backup as `nobody`, who cannot read the locked file.
         let nobody = 65534;
