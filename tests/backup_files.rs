@@ -98,6 +98,14 @@ async fn round_trip_of_an_awkward_tree_to_two_local_sinks() {
     assert!(report.verification.as_ref().unwrap().passed());
     assert_eq!(report.written_sinks().count(), 2);
     assert!(report.bytes_read > 1 << 30);
+    assert_eq!(report.sources.len(), 1);
+    assert_eq!(
+        (
+            report.sources[0].name.as_str(),
+            report.sources[0].kind.as_str()
+        ),
+        ("wst", "files")
+    );
     assert!(
         report.compression_ratio > 100.0,
         "sparse data compresses: {}",

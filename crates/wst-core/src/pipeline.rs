@@ -201,6 +201,8 @@ struct Archived {
     entries: u64,
     bytes_read: u64,
     warnings: Vec<String>,
+    /// Each source's kind (`files`, `postgresql`, …), in configured order.
+    kinds: Vec<String>,
 }
 
 struct SinkRun {
@@ -274,7 +276,11 @@ impl BackupJob {
             }
         }
         if senders.is_empty() {
-            return Err(all_failed(&name, &self.sinks, &sink_runs));
+            return Err(all_failed(
+                &name,
+                &self.sinks,
+                sink_runs.iter().map(Option::as_ref),
+            ));
         }
 
         // 3. Archive on a blocking thread: tar → zstd → cipher → fan-out.
@@ -312,7 +318,11 @@ impl BackupJob {
                 tracing::error!(error = %e, "backup failed; no artifact published");
                 // When every sink failed on its own, say so with each sink's error.
                 if sink_runs.iter().flatten().all(|r| r.sink_failed) {
-                    return Err(all_failed(&name, &self.sinks, &sink_runs));
+                    return Err(all_failed(
+                        &name,
+                        &self.sinks,
+                        sink_runs.iter().map(Option::as_ref),
+                    ));
                 }
                 return Err(e);
             }
@@ -332,7 +342,7 @@ impl BackupJob {
             .map(|r| r.expect("every sink ran"))
             .collect();
         let Some(first) = runs.iter().position(|r| r.written) else {
-            return Err(all_failed_runs(&name, &self.sinks, &runs));
+            return Err(all_failed(&name, &self.sinks, runs.iter().map(Some)));
         };
         let mut verification = if self.verify_on_run {
             self.verifier
@@ -475,11 +485,11 @@ impl BackupJob {
             sinks,
             sources: source_outcomes
                 .into_iter()
-                .zip(self.sources.iter())
-                .map(|((n, s), _)| SourceOutcome {
-                    name: n,
-                    kind: String::new(),
-                    prepare_seconds: s,
+                .zip(archived.kinds)
+                .map(|((name, prepare_seconds), kind)| SourceOutcome {
+                    name,
+                    kind,
+                    prepare_seconds,
                 })
                 .collect(),
             verification: self.verify_on_run.then_some(verification),
@@ -530,7 +540,13 @@ fn summary(v: &VerificationReport) -> SidecarVerification {
     }
 }
 
-fn all_failed(name: &ArtifactName, sinks: &[Arc<dyn Sink>], runs: &[Option<SinkRun>]) -> Error {
+/// [`Error::AllSinksFailed`] naming each sink's error (`runs` in sink order; `None` for a sink
+/// that has not reported).
+fn all_failed<'a>(
+    name: &ArtifactName,
+    sinks: &[Arc<dyn Sink>],
+    runs: impl IntoIterator<Item = Option<&'a SinkRun>>,
+) -> Error {
     Error::AllSinksFailed {
         artifact: name.to_string(),
         details: sinks
@@ -540,21 +556,9 @@ fn all_failed(name: &ArtifactName, sinks: &[Arc<dyn Sink>], runs: &[Option<SinkR
                 format!(
                     "{}: {}",
                     s.info().name,
-                    r.as_ref().and_then(|r| r.error.as_deref()).unwrap_or("?")
+                    r.and_then(|r| r.error.as_deref()).unwrap_or("?")
                 )
             })
-            .collect::<Vec<_>>()
-            .join("; "),
-    }
-}
-
-fn all_failed_runs(name: &ArtifactName, sinks: &[Arc<dyn Sink>], runs: &[SinkRun]) -> Error {
-    Error::AllSinksFailed {
-        artifact: name.to_string(),
-        details: sinks
-            .iter()
-            .zip(runs)
-            .map(|(s, r)| format!("{}: {}", s.info().name, r.error.as_deref().unwrap_or("?")))
             .collect::<Vec<_>>()
             .join("; "),
     }
@@ -670,6 +674,7 @@ fn archive(
     let entries = writer.entry_count() as u64;
     let bytes_read = writer.bytes_read();
     let warnings = writer.warnings().to_vec();
+    let kinds: Vec<String> = descriptions.iter().map(|d| d.kind.clone()).collect();
     let finished = writer
         .finish(artifact, started, descriptions, timings)
         .and_then(|(counting, _manifest)| {
@@ -698,6 +703,7 @@ fn archive(
         entries,
         bytes_read,
         warnings,
+        kinds,
     })
 }
 

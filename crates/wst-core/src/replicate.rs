@@ -65,7 +65,8 @@ pub struct ReplicationReport {
     pub to: String,
     /// Artifacts copied (artifact and sidecar), oldest first.
     pub copied: Vec<CopiedArtifact>,
-    /// Complete artifacts the target already held (its sidecar present), oldest first.
+    /// Complete artifacts the target already held (sidecar and artifact object of the source's
+    /// size present), oldest first.
     pub already_present: Vec<ArtifactName>,
     /// Artifacts on the source without a sidecar (incomplete: a crashed or running backup),
     /// not copied.
