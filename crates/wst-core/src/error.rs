@@ -100,6 +100,31 @@ pub enum Error {
         /// Why it was refused and what to do.
         reason: String,
     },
+    /// A selective restore's include patterns matched no entry of the artifact: refused rather
+    /// than an empty restore that looks like success. Nothing was promoted into the target.
+    #[error(
+        "artifact `{artifact}`: include pattern(s) `{}` match no entry; nothing was restored (list the entries with `ls`)",
+        .patterns.join("`, `")
+    )]
+    SelectionUnmatched {
+        /// The artifact name.
+        artifact: String,
+        /// The patterns that matched nothing, as given.
+        patterns: Vec<String>,
+    },
+    /// A selective restore selected a hard link whose target lies outside the selection. The
+    /// target's content passed earlier in the single stream and was not kept, so the link can
+    /// be neither made nor copied (GNU tar's "Cannot hard link" for the same reason). Nothing was
+    /// promoted into the target.
+    #[error(
+        "hard link `{path}` points to `{target}`, which is outside the restore selection; add `{target}` (or its directory) to the selection; nothing was restored"
+    )]
+    SelectionIncomplete {
+        /// The hard link's archive path.
+        path: String,
+        /// The link's target (an archive path outside the selection).
+        target: String,
+    },
     /// A limit protecting memory or disk was exceeded (entry count, entry size, manifest size).
     #[error("limit exceeded: {what} ({value} > {limit})")]
     LimitExceeded {

@@ -17,6 +17,7 @@ pub mod conformance;
 mod drill;
 mod error;
 mod files;
+mod list;
 mod manifest;
 mod memory;
 mod pipeline;
@@ -27,6 +28,7 @@ mod replicate;
 mod report;
 mod restore;
 mod retention;
+mod selection;
 mod sink;
 mod source;
 mod three_two_one;
@@ -45,6 +47,7 @@ pub use drill::{
 };
 pub use error::{BoxError, Error, Result};
 pub use files::FileTreeSource;
+pub use list::{ArtifactListing, ListedEntry, list_artifact};
 pub use manifest::{MANIFEST_FORMAT, MANIFEST_MAX_BYTES, MANIFEST_PATH, Manifest, ManifestEntry};
 pub use memory::MemorySink;
 pub use pipeline::{BackupJob, BackupJobBuilder};
@@ -59,6 +62,7 @@ pub use replicate::{
 pub use report::{RunOutcome, RunReport, SinkOutcome, SourceOutcome};
 pub use restore::{BreakGlass, RestoreOptions, RestoreReport, restore};
 pub use retention::{BackupRecord, Decision, Flag, Period, Reason, RetentionPlan, RetentionPolicy};
+pub use selection::Selection;
 pub use sink::{
     ByteStream, Medium, ObjectMeta, Sink, SinkExt, SinkInfo, SinkUpload, for_each_chunk,
     validate_object_name,

@@ -1,7 +1,8 @@
 //! Isolated restore: decrypt, authenticate and extract an artifact into an empty target
-//! directory, staging first and promoting only after the whole stream authenticated.
+//! directory, staging first and promoting only after the whole stream authenticated;
+//! optionally only the entries an include [`Selection`] selects.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::io::{self, Read};
 use std::path::{Component, Path, PathBuf};
@@ -12,6 +13,7 @@ use crate::artifact::ArtifactName;
 use crate::cipher::{Cipher, KeyFingerprint};
 use crate::error::{Error, Result};
 use crate::reader::{ReadEntry, ReadFailure, ReadLimits, Visitor, read_artifact};
+use crate::selection::Selection;
 use crate::sink::Sink;
 use crate::source::{EntryKind, SourceDescription};
 use crate::verify::{Check, compare_manifest};
@@ -42,6 +44,10 @@ pub struct RestoreOptions {
     pub break_glass: Option<BreakGlass>,
     /// Caps on entries and sizes.
     pub limits: ReadLimits,
+    /// Include patterns for a selective restore (see [`Selection`] for the forms: roots such as
+    /// `wst-api/`, exact paths, globs such as `wst-api/config/**` or `**/*.json`). Empty:
+    /// restore every entry.
+    pub include: Vec<String>,
 }
 
 impl RestoreOptions {
@@ -53,7 +59,19 @@ impl RestoreOptions {
             protected_paths: Vec::new(),
             break_glass: None,
             limits: ReadLimits::default(),
+            include: Vec::new(),
         }
+    }
+
+    /// Restores only the entries the include `patterns` select (added to any given before).
+    #[must_use]
+    pub fn include<I, S>(mut self, patterns: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.include.extend(patterns.into_iter().map(Into::into));
+        self
     }
 
     /// Adds production paths the restore must not touch without break-glass.
@@ -79,10 +97,19 @@ pub struct RestoreReport {
     pub finished: jiff::Timestamp,
     /// Seconds from start to the promoted, verified restore.
     pub duration_seconds: f64,
-    /// Entries restored.
+    /// Entries restored (for a selective restore: the selected entries; parent directories
+    /// created for them are not counted).
     pub entries: u64,
     /// Content bytes restored.
     pub bytes: u64,
+    /// The include patterns of a selective restore, as given; empty when every entry was
+    /// restored.
+    #[serde(default)]
+    pub selection: Vec<String>,
+    /// Entries outside the selection: authenticated and compared with the manifest, not
+    /// written (0 for a full restore).
+    #[serde(default)]
+    pub skipped: u64,
     /// The key that opened the artifact.
     pub opened_with: Option<KeyFingerprint>,
     /// The manifest's source descriptions (database facts for a restore proof).
@@ -102,11 +129,28 @@ pub struct RestoreReport {
 /// must point to earlier regular files; only files, directories, symlinks and hard links; no
 /// setuid/setgid bits; caps on entry count and sizes.
 ///
+/// # Selective restore
+/// With [`RestoreOptions::include`], only the selected entries (an entry whose path or a parent
+/// directory matches a pattern, see [`Selection`]) are written, with the parent directories
+/// they need (created with their archived mode and mtime). Every other entry is still read,
+/// authenticated and compared with the manifest but not written: the artifact has no index,
+/// so a selective restore costs one full read of the stream, like a full one, and promotion
+/// still waits for the whole stream to authenticate. The report's `manifest_entries` check
+/// covers the selected entries; the integrity of the rest gates promotion. Rules:
+/// - a pattern that selects no entry fails the restore with [`Error::SelectionUnmatched`]
+///   naming it (never a silent empty restore);
+/// - a selected hard link whose target is not selected fails with
+///   [`Error::SelectionIncomplete`] naming both: the target's content passed earlier in the
+///   stream and was not kept, so the link can be neither made nor copied (GNU `tar -x member`
+///   fails the same way); select the target or its directory too;
+/// - a selected symlink is restored as is, even when what it points to is not selected.
+///
 /// # Errors
-/// [`Error::RestoreTarget`] for a refused target (before anything is read);
-/// [`Error::Cipher`] for a wrong key or tampering; [`Error::UnsafeEntry`];
-/// [`Error::Malformed`]; [`Error::LimitExceeded`]; [`Error::Io`]. On any error the target is
-/// unchanged and the staging directory is removed.
+/// [`Error::RestoreTarget`] for a refused target (before anything is read); [`Error::Config`]
+/// for an invalid include pattern (before anything is read); [`Error::Cipher`] for a wrong key
+/// or tampering; [`Error::UnsafeEntry`]; [`Error::Malformed`]; [`Error::LimitExceeded`];
+/// [`Error::SelectionUnmatched`]; [`Error::SelectionIncomplete`]; [`Error::Io`]. On any error
+/// the target is unchanged and the staging directory is removed.
 pub async fn restore(
     sink: &dyn Sink,
     name: &ArtifactName,
@@ -115,6 +159,11 @@ pub async fn restore(
 ) -> Result<RestoreReport> {
     let started = jiff::Timestamp::now();
     let clock = std::time::Instant::now();
+    let selection = if options.include.is_empty() {
+        None
+    } else {
+        Some(Selection::new(&options.include)?)
+    };
     check_target(options)?;
     let parent = absolute_parent(&options.target)?;
     fs::create_dir_all(&parent)
@@ -139,6 +188,11 @@ pub async fn restore(
         files: HashSet::new(),
         dirs: Vec::new(),
         bytes: 0,
+        hit: vec![false; selection.as_ref().map_or(0, |s| s.patterns().len())],
+        selection,
+        selected: HashSet::new(),
+        skipped_dirs: HashMap::new(),
+        made_dirs: HashSet::new(),
     };
     let out = read_artifact(sink, name, cipher, visitor, options.limits).await?;
     if let Some(failure) = out.error {
@@ -157,6 +211,41 @@ pub async fn restore(
         });
     }
     let extract = out.visitor;
+    let (manifest_check, restored, skipped) = match &extract.selection {
+        None => (manifest_check, out.entries.len() as u64, 0),
+        Some(sel) => {
+            let unmatched = sel.unmatched_of(&extract.hit);
+            if !unmatched.is_empty() {
+                return Err(Error::SelectionUnmatched {
+                    artifact: name.to_string(),
+                    patterns: unmatched,
+                });
+            }
+            let mut sub = manifest.clone();
+            sub.entries.retain(|e| extract.selected.contains(&e.path));
+            let read: Vec<_> = out
+                .entries
+                .iter()
+                .filter(|(e, _)| extract.selected.contains(&e.path))
+                .cloned()
+                .collect();
+            let mut check = compare_manifest(&sub, &read);
+            let n = read.len() as u64;
+            let skipped = out.entries.len() as u64 - n;
+            if check.passed {
+                check.detail = format!(
+                    "{n} selected entries match the manifest (size and SHA-256); {skipped} \
+                     other entries authenticated and matched it, not written"
+                );
+            }
+            (check, n, skipped)
+        }
+    };
+    let selection_patterns = extract
+        .selection
+        .as_ref()
+        .map(|s| s.patterns().to_vec())
+        .unwrap_or_default();
     let bytes = extract.bytes;
     let staged = staging.keep();
     let promote = tokio::task::spawn_blocking({
@@ -183,8 +272,10 @@ pub async fn restore(
         started,
         finished: jiff::Timestamp::now(),
         duration_seconds: clock.elapsed().as_secs_f64(),
-        entries: out.entries.len() as u64,
+        entries: restored,
         bytes,
+        selection: selection_patterns,
+        skipped,
         opened_with: out.opened_with,
         sources: manifest.sources,
         checks,
@@ -329,6 +420,15 @@ struct Extract {
     files: HashSet<String>,
     dirs: Vec<(PathBuf, u32, i64)>,
     bytes: u64,
+    /// The include selection, if any, and which of its patterns matched so far.
+    selection: Option<Selection>,
+    hit: Vec<bool>,
+    /// Paths of the entries written (selective restore only).
+    selected: HashSet<String>,
+    /// Mode and mtime of directories outside the selection, for parents created on demand.
+    skipped_dirs: HashMap<String, (u32, i64)>,
+    /// Parent directories created for selected entries.
+    made_dirs: HashSet<String>,
 }
 
 impl Extract {
@@ -355,6 +455,34 @@ impl Extract {
             ));
         }
         Ok(dest)
+    }
+
+    /// Creates the parent directories of a selected entry that were not selected themselves,
+    /// with their archived mode and mtime (applied at the end, like selected directories).
+    fn make_parents(&mut self, path: &str) -> Result<()> {
+        for (i, _) in path.match_indices('/') {
+            let parent = &path[..i];
+            if self.made_dirs.contains(parent) || self.selected.contains(parent) {
+                continue;
+            }
+            let dest = self.dest(parent)?;
+            match fs::symlink_metadata(&dest) {
+                Ok(md) if md.is_dir() => {}
+                Ok(_) => {
+                    return Err(Self::unsafe_entry(
+                        path,
+                        "a parent directory is not a directory",
+                    ));
+                }
+                Err(_) => fs::create_dir(&dest)
+                    .map_err(|e| Error::io(format!("creating `{}`", dest.display()), e))?,
+            }
+            if let Some((mode, mtime)) = self.skipped_dirs.get(parent) {
+                self.dirs.push((dest, *mode, *mtime));
+            }
+            self.made_dirs.insert(parent.to_owned());
+        }
+        Ok(())
     }
 
     fn finish_dirs(mut self) -> Result<()> {
@@ -420,6 +548,27 @@ fn link_stays_inside(path: &str, target: &str) -> bool {
 
 impl Visitor for Extract {
     fn entry(&mut self, entry: &ReadEntry, content: &mut dyn Read) -> Result<()> {
+        if let Some(sel) = &self.selection {
+            if !sel.mark(&entry.path, &mut self.hit) {
+                // Outside the selection: the reader hashes and discards the content.
+                if entry.kind == EntryKind::Dir {
+                    self.skipped_dirs
+                        .insert(entry.path.clone(), (entry.mode, entry.mtime));
+                }
+                return Ok(());
+            }
+            if let EntryKind::Hardlink { target } = &entry.kind
+                && !self.files.contains(target)
+                && !sel.matches(target)
+            {
+                return Err(Error::SelectionIncomplete {
+                    path: entry.path.clone(),
+                    target: target.clone(),
+                });
+            }
+            self.make_parents(&entry.path)?;
+            self.selected.insert(entry.path.clone());
+        }
         if entry.mode & 0o6000 != 0 {
             return Err(Self::unsafe_entry(
                 &entry.path,

@@ -159,6 +159,16 @@ pub enum Error {
         /// Why, and what to do.
         reason: String,
     },
+    /// A selective restore named tables or schemas the dump does not contain: refused rather
+    /// than an empty restore that looks like success. Nothing was restored.
+    #[error(
+        "not in the dump: {}; nothing was restored (see `pg_restore --list` or the manifest's row counts)",
+        .missing.join(", ")
+    )]
+    SelectionUnmatched {
+        /// Each missing table key (`schema.table`) or `schema NAME`.
+        missing: Vec<String>,
+    },
     /// A local I/O operation failed.
     #[error("{context}: {source}")]
     Io {

@@ -61,6 +61,7 @@ mod facts;
 mod restore;
 mod source;
 mod tls;
+mod toc;
 mod tools;
 mod verify;
 
@@ -70,7 +71,7 @@ pub use config::{ConnectionConfig, Password, PasswordSource, SslMode, read_key_f
 pub use drill::PgDrillRestorer;
 pub use error::{Error, Result};
 pub use facts::{DatabaseFacts, table_key};
-pub use restore::{RestoreOptions, RestoreProof, compare, restore_dump};
+pub use restore::{DatabaseSelection, RestoreOptions, RestoreProof, compare, restore_dump};
 pub use source::{DEFAULT_ENTRY, DumpCompression, PgDumpSource, PreparedDump, SOURCE_KIND};
 pub use tools::{PgTools, ToolVersion};
 pub use verify::PgRestoreListCheck;

@@ -12,6 +12,7 @@ use crate::config::{ConnectionConfig, Password};
 use crate::connect::{Session, connect, query_error, quote_ident};
 use crate::error::{Error, Result};
 use crate::facts::{self, DatabaseFacts};
+use crate::toc;
 use crate::tools::{PgTools, ToolVersion, clean_stderr, passfile_for};
 
 /// Where and how to restore.
@@ -35,6 +36,14 @@ pub struct RestoreOptions {
     pub break_glass: Option<BreakGlass>,
     /// The PostgreSQL programs.
     pub tools: PgTools,
+    /// Selective restore: only these tables, `schema.table` (the form of
+    /// [`crate::table_key`]; double-quote a name containing `.`), each with its data,
+    /// constraints, indexes, defaults, owned sequences and triggers. Empty (with
+    /// [`Self::schemas`] empty): the whole database.
+    pub tables: Vec<String>,
+    /// Selective restore: every object of these schemas. Combined with [`Self::tables`] as a
+    /// union.
+    pub schemas: Vec<String>,
 }
 
 impl RestoreOptions {
@@ -49,7 +58,32 @@ impl RestoreOptions {
             drop_after: false,
             break_glass: None,
             tools: PgTools::discover(),
+            tables: Vec::new(),
+            schemas: Vec::new(),
         }
+    }
+
+    /// Restores only these tables (`schema.table`), added to any given before; see
+    /// [`restore_dump`] for what comes with a table.
+    #[must_use]
+    pub fn with_tables<I, S>(mut self, tables: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.tables.extend(tables.into_iter().map(Into::into));
+        self
+    }
+
+    /// Restores every object of these schemas, added to any given before.
+    #[must_use]
+    pub fn with_schemas<I, S>(mut self, schemas: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.schemas.extend(schemas.into_iter().map(Into::into));
+        self
     }
 
     /// Sets the scratch database name.
@@ -86,6 +120,28 @@ impl RestoreOptions {
         self.tools = tools;
         self
     }
+
+    /// Whether only some tables or schemas are restored.
+    pub fn is_selective(&self) -> bool {
+        !self.tables.is_empty() || !self.schemas.is_empty()
+    }
+}
+
+/// What a selective database restore selected and restored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct DatabaseSelection {
+    /// The tables asked for (`schema.table`), as given.
+    pub tables: Vec<String>,
+    /// The schemas asked for.
+    pub schemas: Vec<String>,
+    /// The table keys whose definitions were restored (the tables asked for plus the tables
+    /// of the schemas asked for).
+    pub restored_tables: Vec<String>,
+    /// Table-of-contents items restored.
+    pub items_restored: usize,
+    /// Table-of-contents items in the dump.
+    pub items_in_dump: usize,
 }
 
 /// The evidence of one database restore: where, how long, and every check against the
@@ -116,8 +172,12 @@ pub struct RestoreProof {
     /// The facts of the restored database.
     pub restored: DatabaseFacts,
     /// Every check, in order: `pg_restore`, `tables_present`, one `row_count:<table>` per
-    /// table, `row_count_total`, `schema_fingerprint`, `large_objects`.
+    /// table, `row_count_total`, `schema_fingerprint`, `large_objects`. A selective restore
+    /// has `selection` first and no `schema_fingerprint`/`large_objects` (see
+    /// [`restore_dump`]).
     pub checks: Vec<Check>,
+    /// What a selective restore selected; `None` for a whole-database restore.
+    pub selection: Option<DatabaseSelection>,
 }
 
 impl RestoreProof {
@@ -144,7 +204,26 @@ impl RestoreProof {
 ///
 /// A failed proof is a [`RestoreProof`] whose [`RestoreProof::passed`] is false, not an `Err`.
 ///
+/// # Selective restore
+/// With [`RestoreOptions::tables`] / [`RestoreOptions::schemas`], the dump's table of contents
+/// (`pg_restore --list --verbose`, which prints each item's dependencies) is filtered into a
+/// `--use-list` file: each selected table with its data, constraints, indexes, defaults,
+/// owned sequences (and their values), triggers, policies, rules and comments; every object of
+/// a selected schema; and what those need (schemas, types, functions, sequences),
+/// recursively. Another table is never pulled in: a foreign key or a view that needs an
+/// unselected table is left out. Large objects are not restored. `pg_restore` restores the
+/// list in dependency order (also with `--jobs`). `pg_restore --table` is not used: it matches
+/// table names in every schema and restores no indexes or constraints.
+///
+/// The proof then covers only the selection: `selection` (what was restored), `tables_present`
+/// (exactly the selected tables exist in the scratch database — nothing else), one
+/// `row_count:<table>` per selected table against the manifest, and `row_count_total` over the
+/// selection. The schema fingerprint and the large-object count describe the whole database,
+/// so they are not compared.
+///
 /// # Errors
+/// [`Error::SelectionUnmatched`] naming every table or schema not in the dump (before a
+/// scratch database is created); [`Error::Config`] for a table not written `schema.table`;
 /// [`Error::RestoreTargetRefused`], [`Error::EmptyDump`], [`Error::ToolMissing`] /
 /// [`Error::ToolTooOld`] for `pg_restore`, [`Error::ToolFailed`] when `pg_restore` fails (the
 /// scratch database is kept for inspection unless `drop_after`), and the connection errors of
@@ -177,6 +256,11 @@ pub async fn restore_dump(
             server_version: format!("{dumped_by} (the pg_dump that wrote the dump)"),
         });
     }
+    let plan = if options.is_selective() {
+        Some(plan_selection(dump_file, options)?)
+    } else {
+        None
+    };
     let password = options.server.password.load()?;
     let pw = password.as_ref();
     let name = options.database.clone().unwrap_or_else(generated_name);
@@ -185,7 +269,20 @@ pub async fn restore_dump(
 
     let target = options.server.with_database(&name);
     let restore_started = Instant::now();
-    let result = run_pg_restore(dump_file, &target, options, clean, pw).await;
+    let list_file = match &plan {
+        Some(p) => Some(write_list(&p.list)?),
+        None => None,
+    };
+    let result = run_pg_restore(
+        dump_file,
+        &target,
+        options,
+        clean,
+        list_file.as_ref().map(tempfile::NamedTempFile::path),
+        pw,
+    )
+    .await;
+    drop(list_file);
     let pg_restore_seconds = restore_started.elapsed().as_secs_f64();
     if let Err(e) = result {
         if created && options.drop_after {
@@ -196,8 +293,9 @@ pub async fn restore_dump(
     let mut checks = vec![Check::pass(
         "pg_restore",
         format!(
-            "pg_restore --jobs {} into `{name}` succeeded in {pg_restore_seconds:.1} s",
-            options.jobs
+            "pg_restore --jobs {}{} into `{name}` succeeded in {pg_restore_seconds:.1} s",
+            options.jobs,
+            if plan.is_some() { " --use-list" } else { "" }
         ),
     )];
 
@@ -245,7 +343,17 @@ pub async fn restore_dump(
             dump_seconds: None,
         }
     };
-    checks.extend(compare(expected, &restored));
+    let selection = plan.map(|p| DatabaseSelection {
+        tables: options.tables.clone(),
+        schemas: options.schemas.clone(),
+        restored_tables: p.tables.into_iter().collect(),
+        items_restored: p.items.0,
+        items_in_dump: p.items.1,
+    });
+    match &selection {
+        None => checks.extend(compare(expected, &restored)),
+        Some(sel) => checks.extend(compare_selection(expected, &restored, sel)),
+    }
 
     let dropped = if created && options.drop_after {
         drop_database(&maintenance, &name, pw).await?;
@@ -269,6 +377,7 @@ pub async fn restore_dump(
         total_seconds: started.elapsed().as_secs_f64(),
         restored,
         checks,
+        selection,
     };
     tracing::info!(
         database = %proof.database,
@@ -371,6 +480,73 @@ pub fn compare(expected: &DatabaseFacts, restored: &DatabaseFacts) -> Vec<Check>
         ));
     }
     checks
+}
+
+/// The checks of a selective restore: what was selected, then [`compare`] over the selected
+/// tables only (schema fingerprint and large objects left out: they describe the whole
+/// database).
+fn compare_selection(
+    expected: &DatabaseFacts,
+    restored: &DatabaseFacts,
+    selection: &DatabaseSelection,
+) -> Vec<Check> {
+    let mut want = expected.clone();
+    want.row_counts
+        .retain(|k, _| selection.restored_tables.contains(k));
+    let mut checks = vec![Check::pass(
+        "selection",
+        format!(
+            "restored tables [{}] ({} of {} dump items); schema fingerprint and large objects \
+             describe the whole database and are not compared",
+            selection.restored_tables.join(", "),
+            selection.items_restored,
+            selection.items_in_dump
+        ),
+    )];
+    checks.extend(
+        compare(&want, restored)
+            .into_iter()
+            .filter(|c| c.name != "schema_fingerprint" && c.name != "large_objects"),
+    );
+    checks
+}
+
+/// Reads the dump's table of contents and chooses the items of the selection.
+fn plan_selection(dump_file: &Path, options: &RestoreOptions) -> Result<toc::Plan> {
+    let tables = options
+        .tables
+        .iter()
+        .map(|t| toc::parse_table(t))
+        .collect::<Result<Vec<_>>>()?;
+    let out = std::process::Command::new(options.tools.program("pg_restore"))
+        .arg("--list")
+        .arg("--verbose")
+        .arg(dump_file)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| Error::io("running pg_restore --list", e))?;
+    if !out.status.success() {
+        return Err(Error::ToolFailed {
+            tool: "pg_restore --list".to_owned(),
+            status: out.status.to_string(),
+            stderr: clean_stderr(&out.stderr, None),
+        });
+    }
+    let items = toc::parse_list(&String::from_utf8_lossy(&out.stdout));
+    toc::plan(&items, &tables, &options.schemas)
+}
+
+/// Writes the `--use-list` file (item lines only; no secret) to a private temporary file.
+fn write_list(list: &str) -> Result<tempfile::NamedTempFile> {
+    use std::io::Write as _;
+    let mut f = tempfile::Builder::new()
+        .prefix(".wst-use-list-")
+        .tempfile()
+        .map_err(|e| Error::io("creating the pg_restore --use-list file", e))?;
+    f.write_all(list.as_bytes())
+        .and_then(|()| f.flush())
+        .map_err(|e| Error::io("writing the pg_restore --use-list file", e))?;
+    Ok(f)
 }
 
 fn generated_name() -> String {
@@ -482,6 +658,7 @@ async fn run_pg_restore(
     target: &ConnectionConfig,
     options: &RestoreOptions,
     clean: bool,
+    use_list: Option<&Path>,
     pw: Option<&Password>,
 ) -> Result<()> {
     let passfile = passfile_for(pw)?;
@@ -499,6 +676,9 @@ async fn run_pg_restore(
     }
     if clean {
         cmd.arg("--clean").arg("--if-exists");
+    }
+    if let Some(list) = use_list {
+        cmd.arg("--use-list").arg(list);
     }
     cmd.arg("--dbname")
         .arg(target.conninfo())

@@ -1,0 +1,215 @@
+//! Include patterns for selective restore and filtered listings: archive roots (`wst-api/`),
+//! exact paths and globs (`wst-api/config/**`, `**/*.json`).
+
+use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+
+use crate::error::{Error, Result};
+use crate::manifest::{Manifest, ManifestEntry};
+
+/// A set of include patterns over archive paths (relative, `/`-separated).
+///
+/// Pattern forms (matched against archive paths such as `wst-api/config/app.json`):
+/// - a root or directory, `wst-api/` or `wst-api` — that entry and everything beneath it;
+/// - an exact path, `wst-api/config/app.json`;
+/// - a glob (the `globset` syntax): `*` and `?` never cross `/`, `**` spans directories
+///   (`**/*.json` matches `a.json` and `x/y/a.json`), `[ab]`, `{a,b}`, and `\` escapes.
+///
+/// An entry is selected when its path **or one of its parent directories** matches a pattern:
+/// matching a directory selects its whole subtree, as `tar -x member` and `restic restore
+/// --include` do. A leading `./` and a trailing `/` are ignored.
+#[derive(Debug, Clone)]
+pub struct Selection {
+    patterns: Vec<String>,
+    set: GlobSet,
+}
+
+impl Selection {
+    /// Compiles `patterns` (at least one).
+    ///
+    /// # Errors
+    /// [`Error::Config`] for an empty list, an empty or absolute pattern, a `..` component, a
+    /// `\` path separator (archive paths use `/`, also on Windows), or an invalid glob — each
+    /// naming the pattern.
+    pub fn new<I, S>(patterns: I) -> Result<Self>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let mut kept = Vec::new();
+        let mut builder = GlobSetBuilder::new();
+        for p in patterns {
+            let given = p.as_ref();
+            let bad = |why: &str| Error::Config(format!("include pattern `{given}`: {why}"));
+            let norm = given.trim();
+            let norm = norm.strip_prefix("./").unwrap_or(norm);
+            let norm = norm.trim_end_matches('/');
+            if norm.is_empty() {
+                return Err(bad("empty (give a root such as `wst-api/` or a glob)"));
+            }
+            if norm.starts_with('/') || norm.as_bytes().get(1) == Some(&b':') {
+                return Err(bad(
+                    "archive paths are relative (e.g. `wst-api/config/**`), not absolute",
+                ));
+            }
+            if norm.split('/').any(|c| c == "..") {
+                return Err(bad("`..` components are not allowed"));
+            }
+            if norm.contains('\\') && !norm.contains('/') && !has_glob_meta(norm) {
+                return Err(bad(
+                    "archive paths use `/` as the separator, also on Windows",
+                ));
+            }
+            let glob = GlobBuilder::new(norm)
+                .literal_separator(true)
+                .backslash_escape(true)
+                .build()
+                .map_err(|e| bad(&e.kind().to_string()))?;
+            builder.add(glob);
+            kept.push(given.to_owned());
+        }
+        if kept.is_empty() {
+            return Err(Error::Config(
+                "a selection needs at least one include pattern".into(),
+            ));
+        }
+        let set = builder
+            .build()
+            .map_err(|e| Error::Config(format!("include patterns: {e}")))?;
+        Ok(Self {
+            patterns: kept,
+            set,
+        })
+    }
+
+    /// The patterns as given.
+    pub fn patterns(&self) -> &[String] {
+        &self.patterns
+    }
+
+    /// Whether the entry at archive path `path` is selected (it or a parent directory matches).
+    pub fn matches(&self, path: &str) -> bool {
+        prefixes(path).any(|p| self.set.is_match(p))
+    }
+
+    /// Like [`Selection::matches`], also setting `hit[i]` for every pattern `i` that matched.
+    pub(crate) fn mark(&self, path: &str, hit: &mut [bool]) -> bool {
+        let mut any = false;
+        for p in prefixes(path) {
+            for i in self.set.matches(p) {
+                hit[i] = true;
+                any = true;
+            }
+        }
+        any
+    }
+
+    /// The manifest entries selected, in archive order.
+    pub fn filter<'m>(&self, manifest: &'m Manifest) -> Vec<&'m ManifestEntry> {
+        manifest
+            .entries
+            .iter()
+            .filter(|e| self.matches(&e.path))
+            .collect()
+    }
+
+    /// The patterns (as given) that select no entry of `manifest`.
+    pub fn unmatched(&self, manifest: &Manifest) -> Vec<String> {
+        let mut hit = vec![false; self.patterns.len()];
+        for e in &manifest.entries {
+            self.mark(&e.path, &mut hit);
+        }
+        self.unmatched_of(&hit)
+    }
+
+    pub(crate) fn unmatched_of(&self, hit: &[bool]) -> Vec<String> {
+        self.patterns
+            .iter()
+            .zip(hit)
+            .filter(|(_, h)| !**h)
+            .map(|(p, _)| p.clone())
+            .collect()
+    }
+}
+
+fn has_glob_meta(s: &str) -> bool {
+    s.contains(['*', '?', '[', '{'])
+}
+
+/// `a`, `a/b`, `a/b/c` for `a/b/c`.
+fn prefixes(path: &str) -> impl Iterator<Item = &str> {
+    path.match_indices('/')
+        .map(move |(i, _)| &path[..i])
+        .chain(std::iter::once(path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sel(p: &[&str]) -> Selection {
+        Selection::new(p).unwrap()
+    }
+
+    #[test]
+    fn roots_select_their_subtree_only() {
+        for s in [sel(&["wst-api/"]), sel(&["wst-api"]), sel(&["./wst-api/"])] {
+            assert!(s.matches("wst-api"));
+            assert!(s.matches("wst-api/config/app.json"));
+            assert!(!s.matches("wst-apix/a"));
+            assert!(!s.matches("wst/wst-api"));
+            assert!(!s.matches("wst_dev_database.backup"));
+        }
+    }
+
+    #[test]
+    fn globs_do_not_cross_separators_except_double_star() {
+        let s = sel(&["wst-api/config/*"]);
+        assert!(s.matches("wst-api/config/app.json"));
+        assert!(
+            s.matches("wst-api/config/sub/deep.txt"),
+            "a matched directory selects its subtree"
+        );
+        assert!(!s.matches("wst-api/config"));
+        assert!(!s.matches("wst-api/other/app.json"));
+        let j = sel(&["**/*.json"]);
+        assert!(j.matches("a.json"));
+        assert!(j.matches("wst-api/config/app.json"));
+        assert!(!j.matches("wst-api/config/app.jsonx"));
+        assert!(!j.matches("wst-api/config"));
+        let q = sel(&["wst/?.txt", "wst/{a,b}/**"]);
+        assert!(q.matches("wst/x.txt") && !q.matches("wst/xy.txt"));
+        assert!(q.matches("wst/b/c/d") && !q.matches("wst/c/d"));
+    }
+
+    #[test]
+    fn marks_which_patterns_matched() {
+        let s = sel(&["wst/", "**/*.json", "nothing/**"]);
+        let mut hit = vec![false; 3];
+        assert!(s.mark("wst/a.json", &mut hit));
+        assert!(!s.mark("other/a.txt", &mut hit));
+        assert_eq!(hit, [true, true, false]);
+        assert_eq!(s.unmatched_of(&hit), ["nothing/**"]);
+    }
+
+    #[test]
+    fn bad_patterns_are_refused_by_name() {
+        for bad in [
+            "",
+            "/",
+            "/etc/passwd",
+            "C:/x",
+            "wst/../etc",
+            "wst\\api",
+            "a/[z",
+        ] {
+            match Selection::new([bad]) {
+                Err(Error::Config(m)) => assert!(m.contains(&format!("`{bad}`")), "{m}"),
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
+        assert!(matches!(
+            Selection::new(Vec::<String>::new()),
+            Err(Error::Config(_))
+        ));
+    }
+}
