@@ -7,7 +7,7 @@
 
 use std::path::PathBuf;
 
-/// Everything that can go wrong in a wst-objstore sink.
+/// Everything that can go wrong in a wst-objstore sink, the bucket source or a bucket restore.
 ///
 /// Messages name the path, URL or option to check and never contain a credential (design
 /// invariant 7): URLs are shown without user info or query string, and option values are never
@@ -54,6 +54,52 @@ pub enum Error {
         /// Whether the failure looks transient (network, throttling, server error).
         retryable: bool,
     },
+    /// An object key under an [`ObjectStoreSource`](crate::ObjectStoreSource) prefix cannot be
+    /// an archive path (wst-core's archive path rule: relative, no empty, `.` or `..` segment, no
+    /// backslash, NUL, control character or drive prefix). Nothing is skipped silently: the
+    /// backup fails until the object is renamed or the prefix narrowed.
+    #[error(
+        "object key `{key}` cannot be archived: it has {reason}; rename the object or narrow the \
+         source prefix"
+    )]
+    InvalidKey {
+        /// The full object key as the store reported it.
+        key: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A non-empty object's key is also a folder of another key (`a` and `a/b`): an archive
+    /// (and a file system) cannot hold both a file and a directory at one path.
+    #[error(
+        "object key `{key}` is also a folder of `{other}`: an archive cannot hold both; rename \
+         one of them or narrow the source prefix"
+    )]
+    KeyConflict {
+        /// The object whose key is a folder of another.
+        key: String,
+        /// An object below it.
+        other: String,
+    },
+    /// An object kept changing between the listing and its download.
+    #[error(
+        "object `{key}` changed on each of {attempts} download attempts; retry the backup when \
+         writes to it have stopped"
+    )]
+    ObjectUnstable {
+        /// The full object key.
+        key: String,
+        /// Attempts made.
+        attempts: u32,
+    },
+    /// A restored object does not match what the artifact's manifest recorded (size or
+    /// SHA-256), or the artifact's object records and its entries disagree.
+    #[error("restored object `{key}` does not match the backup: {detail}")]
+    RestoreMismatch {
+        /// The object key in the restore target (or the archive path when not yet uploaded).
+        key: String,
+        /// Expected and found values.
+        detail: String,
+    },
     /// A background blocking task panicked or was cancelled by the runtime's shutdown.
     #[error("background I/O task for `{path}` did not finish: {detail}")]
     Task {
@@ -80,7 +126,13 @@ impl Error {
                     | std::io::ErrorKind::WouldBlock
             ),
             Self::ObjectStore { retryable, .. } => *retryable,
-            Self::Root { .. } | Self::UploadPoisoned { .. } | Self::Task { .. } => false,
+            Self::ObjectUnstable { .. } => true,
+            Self::Root { .. }
+            | Self::UploadPoisoned { .. }
+            | Self::Task { .. }
+            | Self::InvalidKey { .. }
+            | Self::KeyConflict { .. }
+            | Self::RestoreMismatch { .. } => false,
         }
     }
 

@@ -77,6 +77,8 @@ mod config;
 mod error;
 mod local;
 mod objstore;
+mod restore;
+mod source;
 #[cfg(feature = "test-servers")]
 pub mod testing;
 
@@ -91,4 +93,12 @@ pub use object_store;
 pub use objstore::{
     DEFAULT_MAX_CONCURRENCY, DEFAULT_PART_SIZE, MAX_PART_SIZE, MIN_PART_SIZE, ObjectStoreSink,
     ObjectStoreSinkBuilder,
+};
+pub use restore::{
+    DEFAULT_RESTORE_CONCURRENCY, DEFAULT_RESTORE_PART_SIZE, ObjectRestoreOptions,
+    ObjectRestoreReport, ObjectStoreTarget, ObjectStoreTargetBuilder, restore_objects,
+};
+pub use source::{
+    DEFAULT_PIECE_SIZE, DEFAULT_SOURCE_CONCURRENCY, MIN_PIECE_SIZE, ObjectStoreSource,
+    ObjectStoreSourceBuilder, ObjectStoreSourceConfig,
 };

@@ -76,9 +76,9 @@ const SECRET_ENV_VARS: &[&str] = &[
     "GOOGLE_SERVICE_ACCOUNT_KEY",
 ];
 
-const REDACTED: &str = "[REDACTED]";
+pub(crate) const REDACTED: &str = "[REDACTED]";
 
-fn is_secret_key(key: &str) -> bool {
+pub(crate) fn is_secret_key(key: &str) -> bool {
     let k = key.to_ascii_lowercase();
     !NON_SECRET_KEY_PARTS.iter().any(|p| k.contains(p))
 }
@@ -87,12 +87,12 @@ fn is_secret_key(key: &str) -> bool {
 /// error message, so that no credential reaches an error, a log or the audit trail (design
 /// invariant 7).
 #[derive(Clone, Default)]
-struct Redactor {
+pub(crate) struct Redactor {
     secrets: Vec<String>,
 }
 
 impl Redactor {
-    fn new(options: &[(String, String)]) -> Self {
+    pub(crate) fn new(options: &[(String, String)]) -> Self {
         let mut secrets: Vec<String> = options
             .iter()
             .filter(|(k, _)| is_secret_key(k))
@@ -106,7 +106,7 @@ impl Redactor {
         Self { secrets }
     }
 
-    fn redact(&self, text: &str) -> String {
+    pub(crate) fn redact(&self, text: &str) -> String {
         let mut out = strip_url_queries(text);
         for s in &self.secrets {
             if out.contains(s.as_str()) {
@@ -203,7 +203,7 @@ impl fmt::Debug for ObjectStoreSinkBuilder {
 }
 
 /// The URL without user info and query string, for display.
-fn redact_url(url: &str) -> String {
+pub(crate) fn redact_url(url: &str) -> String {
     match url::Url::parse(url) {
         Ok(mut u) => {
             let _ = u.set_username("");
@@ -350,12 +350,12 @@ impl ObjectStoreSinkBuilder {
     }
 }
 
-fn config(message: impl Into<String>) -> wst_core::Error {
+pub(crate) fn config(message: impl Into<String>) -> wst_core::Error {
     wst_core::Error::Config(message.into())
 }
 
 /// Builds the store for `url`; returns it, the object prefix (URL path) and the default medium.
-fn store_from_url(
+pub(crate) fn store_from_url(
     url_text: &str,
     options: &[(String, String)],
     from_env: bool,
