@@ -154,6 +154,11 @@ pub struct ObjectRestoreOptions {
     pub verify_read_back: bool,
     /// Caps for reading the artifact.
     pub limits: ReadLimits,
+    /// Selective restore: key prefixes relative to the source prefix, as folders (`acme`
+    /// selects `acme` and `acme/…`, not `acme-2/…`). Empty: every object. A prefix that
+    /// selects nothing fails the restore (wst-core's selective restore refuses unmatched
+    /// patterns), so a typo never passes as an empty restore.
+    pub prefixes: Vec<String>,
 }
 
 impl ObjectRestoreOptions {
@@ -167,6 +172,7 @@ impl ObjectRestoreOptions {
             part_size: DEFAULT_RESTORE_PART_SIZE,
             verify_read_back: true,
             limits: ReadLimits::default(),
+            prefixes: Vec::new(),
         }
     }
 }
@@ -199,6 +205,8 @@ pub struct ObjectRestoreReport {
     pub bytes: u64,
     /// Every restored object's key in the target, sorted.
     pub keys: Vec<String>,
+    /// The key prefixes of a selective restore, as given; empty when every object was restored.
+    pub selection: Vec<String>,
     /// The checks done: the artifact's (authentication, manifest) and this restore's (every
     /// object's size and SHA-256 as uploaded and, with `verify_read_back`, as read back).
     pub checks: Vec<Check>,
@@ -224,10 +232,10 @@ struct Job {
 /// 1. **Target guard.** The target prefix is listed; if it holds any object the restore is
 ///    refused unless `options.break_glass` is given (doctrine 026 L6: never restore over data,
 ///    e.g. production, without break-glass).
-/// 2. **Artifact restore.** The artifact is restored with [`wst_core::restore`] into a private
-///    temporary directory (authenticated, every entry checked against the manifest before it
-///    is visible). The whole artifact is extracted there (selection of one root needs a
-///    restore filter in wst-core), and only the files under `root` are uploaded.
+/// 2. **Artifact restore.** The entries under `root` (or under the selected `prefixes`) are
+///    restored with [`wst_core::restore`]'s selective restore into a private temporary
+///    directory: the whole artifact is authenticated and every entry compared with the
+///    manifest, but only the selected entries are written to disk.
 /// 3. **Upload.** Up to `max_concurrency` objects at a time, each streamed from its file (one
 ///    `PUT` up to `part_size`, multipart above), its size and SHA-256 computed on the bytes sent
 ///    and compared with the manifest's object record *before* the upload is committed (a
@@ -240,8 +248,9 @@ struct Job {
 ///
 /// # Errors
 /// [`wst_core::Error::RestoreTarget`] for a non-empty target without break-glass (nothing read
-/// or written); [`wst_core::Error::Config`] when the artifact has no object-store source at
-/// `root`; the errors of [`wst_core::restore`] (wrong key, tampering, limits);
+/// or written); [`wst_core::Error::SelectionUnmatched`] when nothing in the artifact lies
+/// under `root` or one of the `prefixes`; [`wst_core::Error::Config`] when `root` is not an
+/// object-store source's root; the errors of [`wst_core::restore`] (wrong key, tampering, limits);
 /// [`wst_core::Error::Sink`] naming the object for a target store failure, or with a
 /// [`Error::RestoreMismatch`] source for an object whose size or SHA-256 differs. Objects
 /// uploaded before a failure stay in the target (it is a scratch location).
@@ -275,7 +284,20 @@ pub async fn restore_objects(
             )
         })?;
     let extracted = temp.path().join("artifact");
-    let mut restore_options = RestoreOptions::isolated(&extracted);
+    let prefixes: Vec<String> = options
+        .prefixes
+        .iter()
+        .map(|p| p.trim_matches('/').to_owned())
+        .collect();
+    let include: Vec<String> = if prefixes.is_empty() {
+        vec![format!("{}/", glob_escape(&root))]
+    } else {
+        prefixes
+            .iter()
+            .map(|p| format!("{}/{}/", glob_escape(&root), glob_escape(p)))
+            .collect()
+    };
+    let mut restore_options = RestoreOptions::isolated(&extracted).include(include);
     restore_options.limits = options.limits;
     let artifact_restore = wst_core::restore(sink, name, cipher, &restore_options).await?;
 
@@ -299,11 +321,24 @@ pub async fn restore_objects(
         .as_str()
         .unwrap_or_default()
         .to_owned();
-    let records: Vec<ObjectRecord> = serde_json::from_value(description.details["objects"].clone())
-        .map_err(|e| wst_core::Error::Malformed {
-            artifact: name.to_string(),
-            detail: format!("object records of source `{}`: {e}", description.name),
+    let mut records: Vec<ObjectRecord> =
+        serde_json::from_value(description.details["objects"].clone()).map_err(|e| {
+            wst_core::Error::Malformed {
+                artifact: name.to_string(),
+                detail: format!("object records of source `{}`: {e}", description.name),
+            }
         })?;
+    if !prefixes.is_empty() {
+        records.retain(|r| {
+            let rel = relative_key(&r.key, &source_prefix).unwrap_or(&r.key);
+            prefixes.iter().any(|p| {
+                rel == p
+                    || rel
+                        .strip_prefix(p.as_str())
+                        .is_some_and(|t| t.starts_with('/'))
+            })
+        });
+    }
 
     let root_dir = root.split('/').fold(extracted.clone(), |p, c| p.join(c));
     let jobs = plan(target, &root_dir, &source_prefix, records, name)?;
@@ -361,6 +396,7 @@ pub async fn restore_objects(
         objects,
         bytes,
         keys,
+        selection: options.prefixes.clone(),
         checks,
         break_glass: options.break_glass.clone(),
         artifact_restore,
@@ -411,14 +447,7 @@ fn plan(
     };
     let mut jobs = Vec::with_capacity(records.len());
     for rec in records {
-        let rel = if source_prefix.is_empty() {
-            Some(rec.key.as_str())
-        } else {
-            rec.key
-                .strip_prefix(source_prefix)
-                .and_then(|r| r.strip_prefix('/'))
-        }
-        .ok_or_else(|| {
+        let rel = relative_key(&rec.key, source_prefix).ok_or_else(|| {
             malformed(format!(
                 "object `{}` is not under the source prefix `{source_prefix}`",
                 rec.key
@@ -443,6 +472,28 @@ fn plan(
         });
     }
     Ok(jobs)
+}
+
+/// `key` relative to `prefix` (a folder), or `None` when it is not below it.
+fn relative_key<'a>(key: &'a str, prefix: &str) -> Option<&'a str> {
+    if prefix.is_empty() {
+        Some(key)
+    } else {
+        key.strip_prefix(prefix)?.strip_prefix('/')
+    }
+}
+
+/// Escapes glob metacharacters so that a key prefix matches literally in a
+/// [`wst_core::Selection`] pattern.
+fn glob_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '{' | '}') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// Regular files below `dir` (0 when it does not exist).

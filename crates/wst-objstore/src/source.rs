@@ -1041,6 +1041,7 @@ async fn download(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use object_store::memory::InMemory;
 
     #[test]
     fn keys_follow_the_archive_path_rule() {
@@ -1058,6 +1059,85 @@ mod tests {
         ] {
             assert!(validate_key(bad).is_err(), "{bad:?} accepted");
         }
+    }
+
+    async fn listed(store: &InMemory, key: &str) -> Listed {
+        let path = Path::from(key);
+        let m = store.head(&path).await.expect("head");
+        Listed {
+            location: path,
+            rel: key.to_owned(),
+            size: m.size,
+            etag: m.e_tag.clone(),
+            last_modified: chrono_free::Time::of(&m),
+        }
+    }
+
+    fn bucket(store: &Arc<InMemory>) -> Bucket {
+        Bucket {
+            store: Arc::clone(store) as Arc<dyn ObjectStore>,
+            prefix: Path::default(),
+            shown: "memory://".into(),
+            redactor: Arc::default(),
+        }
+    }
+
+    /// An object replaced after its first piece: the download stops with `Changed` (the entry
+    /// is then zero-filled and flagged), never mixing two versions.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn object_replaced_between_pieces_stops_the_download() {
+        let store = Arc::new(InMemory::new());
+        let v1 = vec![1u8; 3 * MIN_PIECE_SIZE];
+        store
+            .put(&Path::from("big"), v1.clone().into())
+            .await
+            .expect("put");
+        let obj = listed(&store, "big").await;
+        let (tx, mut rx) = mpsc::channel(1);
+        let b = bucket(&store);
+        let task = tokio::spawn(async move { download(&b, &obj, MIN_PIECE_SIZE, &tx).await });
+        // Channel capacity 1: each piece is fetched only after the one before it was queued,
+        // so once we hold `Start` the task has fetched at most pieces 1 and 2.
+        let Some(Msg::Start(start)) = rx.recv().await else {
+            panic!("expected Start");
+        };
+        assert_eq!(start.size, v1.len() as u64);
+        assert!(!start.changed_since_listing);
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        store
+            .put(&Path::from("big"), vec![2u8; 3 * MIN_PIECE_SIZE].into())
+            .await
+            .expect("replace");
+        for n in 1..=2 {
+            let Some(Msg::Data(piece)) = rx.recv().await else {
+                panic!("expected piece {n} of the first version");
+            };
+            assert!(piece.len() == MIN_PIECE_SIZE && piece.iter().all(|&b| b == 1));
+        }
+        // Piece 3 is requested with `If-Match` of the first version: refused, not mixed in.
+        match rx.recv().await {
+            Some(Msg::Changed(reason)) => assert_eq!(reason, "was replaced"),
+            Some(Msg::Data(d)) => panic!("got a piece of version {}", d[0]),
+            _ => panic!("expected Changed"),
+        }
+        assert!(rx.recv().await.is_none());
+        task.await.expect("join").expect("download");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn vanished_object_is_reported_not_failed() {
+        let store = Arc::new(InMemory::new());
+        store
+            .put(&Path::from("gone"), b"x".to_vec().into())
+            .await
+            .expect("put");
+        let obj = listed(&store, "gone").await;
+        store.delete(&Path::from("gone")).await.expect("delete");
+        let (tx, mut rx) = mpsc::channel(1);
+        download(&bucket(&store), &obj, MIN_PIECE_SIZE, &tx)
+            .await
+            .expect("download");
+        assert!(matches!(rx.recv().await, Some(Msg::Vanished)));
     }
 
     #[test]

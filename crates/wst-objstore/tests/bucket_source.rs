@@ -496,16 +496,38 @@ async fn restore_checks_target_and_root() {
     let source = ObjectStoreSource::builder_for_store("bucket", Arc::clone(&store), "", "b")
         .build()
         .expect("source");
-    let report = backup(Arc::new(source), Arc::clone(&sink), Arc::clone(&cipher)).await;
+    let files = dir.path().join("files");
+    std::fs::create_dir_all(&files).expect("mkdir");
+    std::fs::write(files.join("a.txt"), "a").expect("write");
+    let report = BackupJob::builder(Arc::clone(&cipher))
+        .source(Arc::new(source))
+        .source(Arc::new(
+            wst_core::FileTreeSource::new(&files, "files").expect("files source"),
+        ))
+        .sink(Arc::clone(&sink))
+        .build()
+        .expect("job")
+        .run()
+        .await
+        .expect("backup");
     assert_eq!(report.outcome, RunOutcome::Success);
 
-    // An unknown root names the roots the artifact has.
+    // A root that is not in the artifact restores nothing and says so.
     let target = ObjectStoreTarget::for_store(Arc::new(InMemory::new()), "").expect("target");
     let mut options = ObjectRestoreOptions::new("nope");
     options.work_dir = Some(dir.path().to_path_buf());
     let err = restore_objects(&*sink, &report.artifact, &*cipher, &target, &options)
         .await
         .expect_err("unknown root");
+    assert!(
+        matches!(&err, wst_core::Error::SelectionUnmatched { patterns, .. } if patterns == &["nope/"]),
+        "{err}"
+    );
+    // A root of another kind of source names the object-store roots the artifact has.
+    options.root = "files".into();
+    let err = restore_objects(&*sink, &report.artifact, &*cipher, &target, &options)
+        .await
+        .expect_err("files root");
     assert!(
         matches!(&err, wst_core::Error::Config(m) if m.contains("[\"b/\"]")),
         "{err}"
@@ -565,4 +587,60 @@ fn config_and_url_checks() {
             .expect_err(root);
         assert!(matches!(err, wst_core::Error::Config(_)), "{root}: {err}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn selective_restore_of_key_prefixes() {
+    let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let objects: Vec<(String, Vec<u8>)> = [
+        "acme/p1.pdf",
+        "acme/sub/p2.pdf",
+        "acme-2/p3.pdf",
+        "globex/p4.pdf",
+        "initech/[draft] p5.pdf",
+    ]
+    .iter()
+    .enumerate()
+    .map(|(i, k)| ((*k).to_owned(), content(i, 100 + i)))
+    .collect();
+    put_all(&store, "tenants", &objects).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sink = local_sink(&dir.path().join("sink")).await;
+    let cipher = cipher();
+    let report = backup(
+        Arc::new(memory_source(&store, "tenants")),
+        Arc::clone(&sink),
+        Arc::clone(&cipher),
+    )
+    .await;
+    assert_eq!(report.entries, 5);
+
+    let target_store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let target = ObjectStoreTarget::for_store(Arc::clone(&target_store), "r").expect("target");
+    let mut options = ObjectRestoreOptions::new("buckets/b");
+    options.work_dir = Some(dir.path().to_path_buf());
+    options.prefixes = vec!["acme/".into(), "initech/[draft] p5.pdf".into()];
+    let restored = restore_objects(&*sink, &report.artifact, &*cipher, &target, &options)
+        .await
+        .expect("selective restore");
+    assert_eq!(
+        restored.keys,
+        vec![
+            "r/acme/p1.pdf",
+            "r/acme/sub/p2.pdf",
+            "r/initech/[draft] p5.pdf"
+        ]
+    );
+    assert_eq!(restored.selection, options.prefixes);
+    let got = dump(&target_store, "r").await;
+    assert_eq!(got.len(), 3, "nothing else appears in the target");
+    assert_eq!(got["acme/sub/p2.pdf"], objects[1].1);
+
+    // A prefix that selects nothing is an error, not an empty restore.
+    let other = ObjectStoreTarget::for_store(Arc::new(InMemory::new()), "").expect("target");
+    options.prefixes = vec!["umbrella".into()];
+    let err = restore_objects(&*sink, &report.artifact, &*cipher, &other, &options)
+        .await
+        .expect_err("unmatched prefix");
+    assert!(err.to_string().contains("umbrella"), "{err}");
 }
