@@ -42,8 +42,8 @@ pub use audit::{AuditEvent, AuditLog, AuditRecord, ChainReport, GENESIS};
 pub use cipher::{Cipher, KeyFingerprint, OpenReader, Opener, SealWriter, Sealer, cipher_error};
 pub use compliance::{ComplianceOptions, ComplianceReport, RuleStatus, compliance_status};
 pub use drill::{
-    DrillOptions, DrillReport, DrillSelection, EntryRestorer, ProofReport, complete_artifacts,
-    restore_drill,
+    CheckContext, DrillOptions, DrillReport, DrillSelection, EntryRestorer, PostRestoreCheck,
+    ProofReport, RestoredEntry, ScratchAccess, SmokeTest, complete_artifacts, restore_drill,
 };
 pub use error::{BoxError, Error, Result};
 pub use files::FileTreeSource;

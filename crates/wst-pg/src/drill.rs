@@ -1,24 +1,42 @@
 //! The database part of a restore drill: a [`wst_core::EntryRestorer`] for dumps written by
 //! [`PgDumpSource`](crate::PgDumpSource).
 
+use std::fmt::Write as _;
 use std::path::Path;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use async_trait::async_trait;
-use wst_core::{Check, EntryRestorer, ProofReport, SourceDescription};
+use wst_core::{Check, EntryRestorer, ProofReport, ScratchAccess, SourceDescription};
 
+use crate::checks::ScratchDatabase;
+use crate::config::ConnectionConfig;
 use crate::connect::{connect, query_error, quote_ident};
+use crate::error::Error;
 use crate::facts::DatabaseFacts;
 use crate::restore::{RestoreOptions, drop_database, restore_dump};
 use crate::source::SOURCE_KIND;
+use crate::tools::passfile_for;
 
 /// Restores a `postgresql` entry of a drilled artifact into a new scratch database on the
 /// configured server and proves it against the manifest's [`DatabaseFacts`] (row counts per
 /// table, schema fingerprint, large objects) — doctrine 026 R7, seeds/002 "restore to temporary
 /// instance … row counts match expected".
 ///
-/// Each drill restores into a fresh, generated scratch database (the options' `database` is
-/// ignored so that two drills never collide); with `drop_after` the database is dropped after
-/// the proof.
+/// Each drill restores into a fresh, generated scratch database
+/// `wst_restore_YYYYMMDD_HHMMSS_xxxxxx` (UTC; the options' `database` is ignored so that two
+/// drills never collide). With `drop_after` the database is dropped at the drill's cleanup
+/// ([`EntryRestorer::cleanup`]), after the post-restore checks ran — or at once when
+/// `pg_restore` fails.
+///
+/// For post-restore checks ([`EntryRestorer::scratch_access`]) it offers: the scratch
+/// database to wst-pg's [`SqlAssertion`](crate::SqlAssertion) and
+/// [`ObjectKeyCrossCheck`](crate::ObjectKeyCrossCheck), and to a
+/// [`wst_core::SmokeTest`] the variables `PGHOST`, `PGPORT`, `PGUSER`, `PGDATABASE` (the
+/// scratch database), `PGSSLMODE`, `PGCONNECT_TIMEOUT`, `PGSSLROOTCERT` (when set),
+/// `WST_SCRATCH_DATABASE` and `WST_SCRATCH_DATABASE_URL` (`postgresql://user@host:port/db?…`,
+/// never a password) and, when the server needs a password, `PGPASSFILE`: a private
+/// passfile (mode 0600 on Unix) deleted after the checks (design invariant 7). The smoke
+/// test's output is redacted of the password.
 ///
 /// With [`PgDrillRestorer::freshness_column`], the drill also reads the newest value of a
 /// timestamp column from the restored data, so that the report's data RPO (seeds/002 "RPO:
@@ -38,6 +56,12 @@ impl PgDrillRestorer {
             options,
             freshness: None,
         }
+    }
+
+    /// The server the scratch databases are created on (its `database` is the maintenance
+    /// database), and where its password comes from.
+    pub fn server(&self) -> &ConnectionConfig {
+        &self.options.server
     }
 
     /// Reads `max(column)` of `schema.table` (a `timestamp`/`timestamptz` column, e.g. an
@@ -90,13 +114,24 @@ impl EntryRestorer for PgDrillRestorer {
             source: Box::new(e),
         };
         let expected = DatabaseFacts::from_description(description).map_err(to_core)?;
-        // Keep the database until the freshness query ran; drop it here afterwards.
+        // The database stays until the drill's cleanup, after the post-restore checks.
         let mut options = self.options.clone();
-        let drop_after = options.drop_after;
-        options.drop_after &= self.freshness.is_none();
-        let mut proof = restore_dump(file, &expected, &options)
-            .await
-            .map_err(to_core)?;
+        let name = scratch_name();
+        options.database = Some(name.clone());
+        options.drop_after = false;
+        let mut proof = match restore_dump(file, &expected, &options).await {
+            Ok(proof) => proof,
+            Err(e) => {
+                // A fresh random name: whatever exists under it now, this restore created.
+                if self.options.drop_after
+                    && !matches!(e, Error::RestoreTargetRefused { .. })
+                    && let Err(drop) = self.drop(&name).await
+                {
+                    tracing::warn!(database = %name, error = %drop, "could not drop the scratch database after a failed restore");
+                }
+                return Err(to_core(e));
+            }
+        };
         let newest_data = match self.newest_data(&proof.database).await {
             Ok(t) => t,
             Err(e) => {
@@ -104,16 +139,6 @@ impl EntryRestorer for PgDrillRestorer {
                 None
             }
         };
-        if drop_after && !proof.dropped && proof.created_database {
-            let password = self.options.server.password.load().map_err(to_core)?;
-            let maintenance = connect(&self.options.server, password.as_ref())
-                .await
-                .map_err(to_core)?;
-            drop_database(&maintenance, &proof.database, password.as_ref())
-                .await
-                .map_err(to_core)?;
-            proof.dropped = true;
-        }
         let schema_matches = proof
             .checks
             .iter()
@@ -134,19 +159,155 @@ impl EntryRestorer for PgDrillRestorer {
                 "`{}` on {}{}",
                 proof.database,
                 proof.server,
-                if proof.dropped {
-                    " (dropped after the proof)"
+                if self.options.drop_after && proof.created_database {
+                    " (dropped after the post-restore checks)"
                 } else {
                     " (kept)"
                 }
             ),
         ));
         Ok(ProofReport {
+            kind: SOURCE_KIND.to_owned(),
+            source: description.name.clone(),
             target: format!("{} on {}", proof.database, proof.server),
+            scratch_name: Some(proof.database.clone()),
+            scratch_created: proof.created_database,
             checks,
             schema_matches,
             rows: Some((expected.total_rows(), proof.restored.total_rows())),
             newest_data,
         })
+    }
+
+    async fn scratch_access(&self, proof: &ProofReport) -> wst_core::Result<Option<ScratchAccess>> {
+        let Some(database) = &proof.scratch_name else {
+            return Ok(None);
+        };
+        let to_core = |e: Error| wst_core::Error::Source {
+            name: proof.source.clone(),
+            source: Box::new(e),
+        };
+        let conn = self.options.server.with_database(database.clone());
+        let password = conn.password.load().map_err(to_core)?;
+        let passfile = passfile_for(password.as_ref()).map_err(to_core)?;
+        let mut access = ScratchAccess::new()
+            .with_env("PGHOST", conn.host.clone())
+            .with_env("PGPORT", conn.port.to_string())
+            .with_env("PGUSER", conn.user.clone())
+            .with_env("PGDATABASE", database.clone())
+            .with_env("PGSSLMODE", conn.sslmode.as_str())
+            .with_env("PGCONNECT_TIMEOUT", conn.connect_timeout_secs.to_string())
+            .with_env("WST_SCRATCH_DATABASE", database.clone())
+            .with_env("WST_SCRATCH_DATABASE_URL", database_url(&conn));
+        if let Some(root) = &conn.sslrootcert {
+            access = access.with_env("PGSSLROOTCERT", root.display().to_string());
+        }
+        if let Some(pf) = passfile {
+            access = access
+                .with_env("PGPASSFILE", pf.path().display().to_string())
+                .keep_alive(pf);
+        }
+        if let Some(pw) = password {
+            access = access.with_redactor(move |text| pw.redact(text));
+        }
+        Ok(Some(
+            access.with_handle(ScratchDatabase { connection: conn }),
+        ))
+    }
+
+    async fn cleanup(&self, proof: &ProofReport) -> wst_core::Result<Vec<Check>> {
+        let Some(database) = &proof.scratch_name else {
+            return Ok(Vec::new());
+        };
+        if !(self.options.drop_after && proof.scratch_created) {
+            return Ok(Vec::new());
+        }
+        self.drop(database)
+            .await
+            .map_err(|e| wst_core::Error::Source {
+                name: proof.source.clone(),
+                source: Box::new(e),
+            })?;
+        Ok(vec![Check::pass(
+            "db:scratch_database_dropped",
+            format!("`{database}` dropped after the post-restore checks"),
+        )])
+    }
+}
+
+impl PgDrillRestorer {
+    /// Drops the scratch database `name` (if it exists) through the maintenance database.
+    async fn drop(&self, name: &str) -> crate::Result<()> {
+        let password = self.options.server.password.load()?;
+        let maintenance = connect(&self.options.server, password.as_ref()).await?;
+        drop_database(&maintenance, name, password.as_ref()).await
+    }
+}
+
+/// A new scratch database name, `wst_restore_YYYYMMDD_HHMMSS_xxxxxx` (UTC, 24 random-ish bits
+/// from the clock, the process id and a counter, so concurrent drills never collide).
+fn scratch_name() -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let now = jiff::Timestamp::now();
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let salt = (now.subsec_nanosecond().unsigned_abs()
+        ^ std::process::id().rotate_left(13)
+        ^ n.wrapping_mul(0x9e37_79b9))
+        & 0x00ff_ffff;
+    format!("wst_restore_{}_{salt:06x}", now.strftime("%Y%m%d_%H%M%S"))
+}
+
+/// `postgresql://user@host:port/database?sslmode=…` with every part percent-encoded (a Unix
+/// socket directory becomes an encoded host, as libpq accepts); never a password.
+fn database_url(conn: &ConnectionConfig) -> String {
+    format!(
+        "postgresql://{}@{}:{}/{}?sslmode={}",
+        percent_encode(&conn.user),
+        percent_encode(&conn.host),
+        conn.port,
+        percent_encode(&conn.database),
+        conn.sslmode.as_str()
+    )
+}
+
+/// RFC 3986 percent-encoding of everything but the unreserved characters.
+fn percent_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_encode_every_part_and_hold_no_password() {
+        let conn = ConnectionConfig::new("/run/postgresql", "ops@corp", "wst_restore_x")
+            .with_port(5433)
+            .with_password(crate::PasswordSource::Env("WST_TEST_PW".into()));
+        assert_eq!(
+            database_url(&conn),
+            "postgresql://ops%40corp@%2Frun%2Fpostgresql:5433/wst_restore_x?sslmode=prefer"
+        );
+    }
+
+    #[test]
+    fn scratch_names_are_fresh_valid_identifiers() {
+        let (a, b) = (scratch_name(), scratch_name());
+        assert_ne!(a, b);
+        for n in [a, b] {
+            assert!(n.starts_with("wst_restore_") && n.len() <= 63, "{n}");
+            assert!(
+                n.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+            );
+        }
     }
 }

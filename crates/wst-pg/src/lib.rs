@@ -51,6 +51,7 @@
 //! `PGSSLROOTCERT` for `pg_dump`/`pg_restore`; see [`SslMode`].
 #![deny(rustdoc::broken_intra_doc_links)]
 
+mod checks;
 #[cfg(feature = "cluster")]
 mod cluster;
 mod config;
@@ -65,6 +66,7 @@ mod toc;
 mod tools;
 mod verify;
 
+pub use checks::{Expectation, ObjectKeyCrossCheck, ObjectLocation, ObjectLookup, SqlAssertion};
 #[cfg(feature = "cluster")]
 pub use cluster::{DEMO_SQL, TestCluster};
 pub use config::{ConnectionConfig, Password, PasswordSource, SslMode, read_key_file};
