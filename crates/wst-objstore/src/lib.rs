@@ -51,13 +51,55 @@
 //! # }
 //! ```
 //!
+//! [`ObjectStoreSource`] is the other direction: a [`wst_core::Source`] that archives every
+//! object under a bucket prefix (proof payloads, certificate PDFs, exports) into the artifact,
+//! with each object's key, size, `ETag`, last-modified time and SHA-256 in the manifest, and
+//! [`restore_objects`] puts them back into a (scratch) bucket, each checked against the
+//! manifest:
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use wst_core::{BackupJob, Cipher, Sink};
+//! use wst_objstore::{ObjectRestoreOptions, ObjectStoreSource, ObjectStoreTarget, restore_objects};
+//!
+//! # async fn demo(cipher: Arc<dyn Cipher>, sink: Arc<dyn Sink>) -> wst_core::Result<()> {
+//! let proofs = ObjectStoreSource::builder("proofs", "s3://wst-proofs/tenants", "buckets/proofs")
+//!     .option("aws_region", "eu-west-1")
+//!     .build()?;
+//! let run = BackupJob::builder(Arc::clone(&cipher))
+//!     .source(Arc::new(proofs))
+//!     .sink(Arc::clone(&sink))
+//!     .build()?
+//!     .run()
+//!     .await?;
+//!
+//! // Into an empty scratch prefix; a non-empty one needs a break-glass authorization.
+//! let scratch = ObjectStoreTarget::builder("s3://wst-scratch/drill-1")
+//!     .option("aws_region", "eu-west-1")
+//!     .build()?;
+//! let report = restore_objects(
+//!     &*sink,
+//!     &run.artifact,
+//!     &*cipher,
+//!     &scratch,
+//!     &ObjectRestoreOptions::new("buckets/proofs"),
+//! )
+//! .await?;
+//! println!("{} objects, {} bytes restored", report.objects, report.bytes);
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! # Behaviour
 //! - Every sink honours the [`wst_core::Sink`] contract: nothing is visible under a name until
 //!   its upload completes; an aborted, failed or dropped upload leaves nothing under that name.
 //!   wst-core's conformance suite (feature `conformance`) checks this in this crate's tests, on
 //!   the local disk, `memory://`, `file://`, moto's S3 server and Azurite.
 //! - Memory is bounded: reads stream in chunks; uploads buffer at most one write buffer
-//!   (local disk) or `part size × (concurrency + 1)` (object stores).
+//!   (local disk) or `part size × (concurrency + 1)` (object stores). The bucket source holds
+//!   at most `(2 × max_concurrency + 1) × piece_size` bytes of object data (68 MiB by
+//!   default) plus about 200 bytes of metadata per listed object; a bucket restore at most
+//!   `2 × max_concurrency × part_size` (80 MiB by default).
 //! - Errors cross the trait boundary as [`wst_core::Error::Sink`] whose `source` is this crate's
 //!   [`Error`]; `retryable` tells a daemon whether to retry or alert. No credential appears in
 //!   an error or in `Debug` output (design invariant 7).

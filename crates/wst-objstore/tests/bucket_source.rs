@@ -589,7 +589,9 @@ fn config_and_url_checks() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+/// Also runs on a current-thread runtime: the archive writer blocks on a blocking thread while
+/// the downloads run on the runtime's one thread.
+#[tokio::test]
 async fn selective_restore_of_key_prefixes() {
     let store: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
     let objects: Vec<(String, Vec<u8>)> = [
@@ -643,4 +645,65 @@ async fn selective_restore_of_key_prefixes() {
         .await
         .expect_err("unmatched prefix");
     assert!(err.to_string().contains("umbrella"), "{err}");
+}
+
+/// `file://` URLs: a local directory as a bucket (`object_store`'s local file system store,
+/// with its own `ETag`s and range reads).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_url_round_trip() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let src = dir.path().join("bucket");
+    let objects: Vec<(String, Vec<u8>)> = vec![
+        ("a.txt".into(), b"alpha".to_vec()),
+        ("nested/deeper/b.bin".into(), content(7, 200_000)),
+        ("nested/empty".into(), Vec::new()),
+    ];
+    for (k, v) in &objects {
+        let p = src.join(k);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(p, v).expect("write");
+    }
+    let url = |p: &std::path::Path| {
+        url::Url::from_directory_path(p)
+            .expect("absolute path")
+            .to_string()
+    };
+    let source = ObjectStoreSource::builder("local-bucket", url(&src), "buckets/local")
+        .piece_size(64 * 1024)
+        .build()
+        .expect("source");
+    let sink = local_sink(&dir.path().join("sink")).await;
+    let cipher = cipher();
+    let report = backup(Arc::new(source), Arc::clone(&sink), Arc::clone(&cipher)).await;
+    assert_eq!(report.outcome, RunOutcome::Success, "{:?}", report.warnings);
+    assert_eq!(report.entries, 3);
+
+    let dst = dir.path().join("restored");
+    std::fs::create_dir_all(&dst).expect("mkdir");
+    let target = ObjectStoreTarget::builder(url(&dst))
+        .build()
+        .expect("target");
+    let mut options = ObjectRestoreOptions::new("buckets/local");
+    options.work_dir = Some(dir.path().to_path_buf());
+    let restored = restore_objects(&*sink, &report.artifact, &*cipher, &target, &options)
+        .await
+        .expect("restore");
+    assert_eq!(
+        restored.keys,
+        vec!["a.txt", "nested/deeper/b.bin", "nested/empty"]
+    );
+    for (k, v) in &objects {
+        assert_eq!(
+            &std::fs::read(dst.join(k)).expect("restored file"),
+            v,
+            "{k}"
+        );
+    }
+    let err = restore_objects(&*sink, &report.artifact, &*cipher, &target, &options)
+        .await
+        .expect_err("non-empty");
+    assert!(
+        matches!(err, wst_core::Error::RestoreTarget { .. }),
+        "{err}"
+    );
 }
