@@ -3,6 +3,7 @@
 use std::collections::HashSet;
 use std::io::{self, Read, Write};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use sha2::{Digest, Sha256};
 
@@ -42,8 +43,31 @@ pub(crate) fn validate_archive_path(
     Ok(())
 }
 
+/// The archive's output. A compressing output can take an entry's content as ready-made zstd
+/// frames ([`EntryWriter::add_zstd`]); a plain one cannot, and the archive then decompresses.
+pub(crate) trait FrameSink: Write {
+    /// Whether [`FrameSink::splice`] is supported.
+    fn can_splice(&self) -> bool;
+
+    /// Ends the current zstd frame, then copies `frames` (complete zstd frames decoding to
+    /// `plain` bytes) verbatim into the compressed stream. Returns the compressed bytes copied.
+    fn splice(&mut self, frames: &mut dyn Read, plain: u64) -> io::Result<u64>;
+}
+
+impl FrameSink for Vec<u8> {
+    fn can_splice(&self) -> bool {
+        false
+    }
+
+    fn splice(&mut self, _frames: &mut dyn Read, _plain: u64) -> io::Result<u64> {
+        Err(io::Error::other(
+            "a plain archive cannot take compressed frames",
+        ))
+    }
+}
+
 /// Writes entries into a tar stream and records the manifest.
-pub(crate) struct ArchiveWriter<W: Write> {
+pub(crate) struct ArchiveWriter<W: FrameSink> {
     tar: tar::Builder<W>,
     entries: Vec<ManifestEntry>,
     seen: HashSet<String>,
@@ -51,9 +75,11 @@ pub(crate) struct ArchiveWriter<W: Write> {
     bytes_read: u64,
     progress: Arc<dyn Progress>,
     buf: Vec<u8>,
+    /// Set by the pipeline when another source failed: the entry being read stops early.
+    abort: Arc<AtomicBool>,
 }
 
-impl<W: Write> ArchiveWriter<W> {
+impl<W: FrameSink> ArchiveWriter<W> {
     pub(crate) fn new(inner: W, progress: Arc<dyn Progress>) -> Self {
         let mut tar = tar::Builder::new(inner);
         tar.mode(tar::HeaderMode::Complete);
@@ -66,7 +92,23 @@ impl<W: Write> ArchiveWriter<W> {
             bytes_read: 0,
             progress,
             buf: vec![0; 256 * 1024],
+            abort: Arc::new(AtomicBool::new(false)),
         }
+    }
+
+    /// Stops the archive at the next read once `abort` is set (another source failed; there is
+    /// no point reading the rest of a large tree for an artifact that will not be published).
+    pub(crate) fn abort_on(&mut self, abort: Arc<AtomicBool>) {
+        self.abort = abort;
+    }
+
+    fn check_abort(&self) -> Result<()> {
+        if self.abort.load(Ordering::Relaxed) {
+            return Err(Error::Config(
+                "the archive stopped because another source failed".into(),
+            ));
+        }
+        Ok(())
     }
 
     pub(crate) fn bytes_read(&self) -> u64 {
@@ -118,8 +160,11 @@ impl<W: Write> ArchiveWriter<W> {
     }
 }
 
-impl<W: Write> EntryWriter for ArchiveWriter<W> {
-    fn add(&mut self, meta: &EntryMeta, content: &mut dyn Read) -> Result<EntryOutcome> {
+impl<W: FrameSink> ArchiveWriter<W> {
+    /// Checks an entry's path (safe, not seen before), announces it, and returns its tar
+    /// header with mode, mtime and owner set.
+    fn begin(&mut self, meta: &EntryMeta) -> Result<tar::Header> {
+        self.check_abort()?;
         validate_archive_path(&meta.path, false).map_err(|reason| Error::UnsafeEntry {
             path: meta.path.clone(),
             reason,
@@ -136,6 +181,36 @@ impl<W: Write> EntryWriter for ArchiveWriter<W> {
         header.set_mtime(meta.mtime.max(0) as u64);
         header.set_uid(0);
         header.set_gid(0);
+        Ok(header)
+    }
+
+    /// Records a written entry in the manifest (and a warning when it changed while read).
+    fn record(&mut self, meta: &EntryMeta, outcome: &EntryOutcome) {
+        if outcome.changed {
+            self.warnings.push(format!(
+                "`{}` changed while it was read; the stored copy may be inconsistent",
+                meta.path
+            ));
+        }
+        self.entries.push(ManifestEntry {
+            path: meta.path.clone(),
+            kind: meta.kind.clone(),
+            size: if meta.kind == EntryKind::File {
+                meta.size
+            } else {
+                0
+            },
+            mode: meta.mode & 0o7777,
+            mtime: meta.mtime,
+            sha256: hex::encode(outcome.sha256),
+            changed: outcome.changed,
+        });
+    }
+}
+
+impl<W: FrameSink> EntryWriter for ArchiveWriter<W> {
+    fn add(&mut self, meta: &EntryMeta, content: &mut dyn Read) -> Result<EntryOutcome> {
+        let mut header = self.begin(meta)?;
         let io_err = |e: io::Error| Error::io(format!("archiving `{}`", meta.path), e);
         let mut outcome = EntryOutcome {
             sha256: Sha256::digest([]).into(),
@@ -152,6 +227,7 @@ impl<W: Write> EntryWriter for ArchiveWriter<W> {
                     short: false,
                     error: None,
                     progress: &*self.progress,
+                    abort: &self.abort,
                 };
                 let res = self.tar.append_data(&mut header, &meta.path, &mut reader);
                 if let Some(e) = reader.error.take() {
@@ -195,31 +271,95 @@ impl<W: Write> EntryWriter for ArchiveWriter<W> {
                     .map_err(io_err)?;
             }
         }
-        if outcome.changed {
-            self.warnings.push(format!(
-                "`{}` changed while it was read; the stored copy may be inconsistent",
+        self.record(meta, &outcome);
+        Ok(outcome)
+    }
+
+    fn add_zstd(
+        &mut self,
+        meta: &EntryMeta,
+        frames: &mut dyn Read,
+        sha256: [u8; 32],
+    ) -> Result<EntryOutcome> {
+        if meta.kind != EntryKind::File {
+            return Err(Error::Config(format!(
+                "`{}`: only a file entry can arrive compressed",
                 meta.path
-            ));
+            )));
         }
-        self.entries.push(ManifestEntry {
-            path: meta.path.clone(),
-            kind: meta.kind.clone(),
-            size: if meta.kind == EntryKind::File {
-                meta.size
-            } else {
-                0
-            },
-            mode: meta.mode & 0o7777,
-            mtime: meta.mtime,
-            sha256: hex::encode(outcome.sha256),
-            changed: outcome.changed,
-        });
+        if !self.tar.get_ref().can_splice() {
+            let source_err = |source: io::Error| Error::SourceRead {
+                path: meta.path.clone().into(),
+                source,
+            };
+            let mut decoder = zstd::stream::read::Decoder::new(frames).map_err(source_err)?;
+            let outcome = self.add(meta, &mut decoder)?;
+            if outcome.changed || outcome.sha256 != sha256 {
+                return Err(source_err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "the compressed entry does not decode to the declared size and SHA-256",
+                )));
+            }
+            return Ok(outcome);
+        }
+        let mut header = self.begin(meta)?;
+        let io_err = |e: io::Error| Error::io(format!("archiving `{}`", meta.path), e);
+        header.set_entry_type(tar::EntryType::Regular);
+        header.set_size(meta.size);
+        // The header (with a GNU long-name record when the path needs one) and no content: the
+        // tar crate writes no padding for an empty reader. The content follows as frames.
+        self.tar
+            .append_data(&mut header, &meta.path, io::empty())
+            .map_err(io_err)?;
+        let mut tracked = TrackedReader {
+            inner: frames,
+            error: None,
+        };
+        let spliced = self.tar.get_mut().splice(&mut tracked, meta.size);
+        if let Some(e) = tracked.error.take() {
+            return Err(Error::SourceRead {
+                path: meta.path.clone().into(),
+                source: e,
+            });
+        }
+        spliced.map_err(io_err)?;
+        let padding = (512 - meta.size % 512) % 512;
+        self.tar
+            .get_mut()
+            .write_all(&[0u8; 512][..padding as usize])
+            .map_err(io_err)?;
+        self.bytes_read += meta.size;
+        self.progress.bytes(meta.size);
+        let outcome = EntryOutcome {
+            sha256,
+            changed: false,
+        };
+        self.record(meta, &outcome);
         Ok(outcome)
     }
 
     fn warn(&mut self, message: String) {
         tracing::warn!(%message, "archive warning");
         self.warnings.push(message);
+    }
+}
+
+/// Keeps a read error of the spliced frames apart from write errors of the archive.
+struct TrackedReader<'a> {
+    inner: &'a mut dyn Read,
+    error: Option<io::Error>,
+}
+
+impl Read for TrackedReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self.inner.read(buf) {
+            Err(e) if e.kind() != io::ErrorKind::Interrupted => {
+                let kind = e.kind();
+                self.error = Some(e);
+                Err(io::Error::new(kind, "source read failed"))
+            }
+            other => other,
+        }
     }
 }
 
@@ -233,12 +373,18 @@ struct ExactReader<'a> {
     short: bool,
     error: Option<io::Error>,
     progress: &'a dyn Progress,
+    abort: &'a AtomicBool,
 }
 
 impl Read for ExactReader<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if self.remaining == 0 {
             return Ok(0);
+        }
+        if self.abort.load(Ordering::Relaxed) {
+            return Err(io::Error::other(
+                "the archive stopped because another source failed",
+            ));
         }
         let want = buf
             .len()

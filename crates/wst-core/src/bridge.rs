@@ -177,6 +177,19 @@ impl<W: Write> Write for Counting<W> {
     }
 }
 
+impl<W: crate::archive::FrameSink> crate::archive::FrameSink for Counting<W> {
+    fn can_splice(&self) -> bool {
+        self.inner.can_splice()
+    }
+
+    /// Counts the `plain` (decompressed) bytes: `n` is the tar stream's length.
+    fn splice(&mut self, frames: &mut dyn Read, plain: u64) -> io::Result<u64> {
+        let copied = self.inner.splice(frames, plain)?;
+        self.n += plain;
+        Ok(copied)
+    }
+}
+
 /// Converts a join error of a blocking task into an [`Error`].
 pub(crate) fn join_error(e: &tokio::task::JoinError) -> Error {
     Error::Config(format!("internal task failed: {e}"))

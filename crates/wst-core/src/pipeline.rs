@@ -2,13 +2,16 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use bytes::Bytes;
+use futures::StreamExt;
 use futures::future::join_all;
+use futures::stream::FuturesUnordered;
 use tokio::sync::mpsc;
 
-use crate::archive::ArchiveWriter;
+use crate::archive::{ArchiveWriter, FrameSink};
 use crate::artifact::{ArtifactName, DEFAULT_PREFIX, SIDECAR_FORMAT, Sidecar, SidecarVerification};
 use crate::bridge::{Counting, FanOut, Msg, join_error};
 use crate::cipher::{Cipher, SealWriter};
@@ -201,8 +204,17 @@ struct Archived {
     entries: u64,
     bytes_read: u64,
     warnings: Vec<String>,
-    /// Each source's kind (`files`, `postgresql`, …), in configured order.
-    kinds: Vec<String>,
+    /// Each source's outcome (name, kind, preparation seconds), in configured order.
+    sources: Vec<SourceOutcome>,
+}
+
+/// A source's preparation result, sent to the archiving thread as soon as it is ready.
+struct Prepared {
+    /// Position in the configured order.
+    index: usize,
+    name: String,
+    result: Result<Box<dyn PreparedSource>>,
+    seconds: f64,
 }
 
 struct SinkRun {
@@ -230,25 +242,7 @@ impl BackupJob {
         let _span = tracing::info_span!("backup", artifact = %name).entered();
         tracing::info!(artifact = %name, sinks = self.sinks.len(), "backup started");
 
-        // 1. Prepare every source concurrently (database snapshot + dump spooling).
-        self.progress.stage(Stage::Preparing);
-        let prepared = join_all(self.sources.iter().map(|s| async move {
-            let t = Instant::now();
-            let r = s.prepare().await;
-            (s.name(), r, t.elapsed().as_secs_f64())
-        }))
-        .await;
-        let mut ready: Vec<Box<dyn PreparedSource>> = Vec::new();
-        let mut source_outcomes = Vec::new();
-        let mut timings = BTreeMap::new();
-        for (source_name, result, seconds) in prepared {
-            let ps = result?;
-            timings.insert(format!("prepare:{source_name}"), seconds);
-            source_outcomes.push((source_name, seconds));
-            ready.push(ps);
-        }
-
-        // 2. Open an upload on every sink.
+        // 1. Open an upload on every sink.
         let object = name.artifact_object();
         let uploads = join_all(self.sinks.iter().map(|s| s.put(&object))).await;
         let mut tasks = Vec::new();
@@ -283,19 +277,66 @@ impl BackupJob {
             ));
         }
 
-        // 3. Archive on a blocking thread: tar → zstd → cipher → fan-out.
-        self.progress.stage(Stage::Archiving);
+        // 2. Prepare every source concurrently (database snapshot + dump) while a blocking
+        //    thread archives each source as soon as it is ready (tar → zstd → cipher →
+        //    fan-out): a database dump overlaps the file walk instead of preceding it.
+        self.progress.stage(Stage::Preparing);
         let cipher = Arc::clone(&self.cipher);
         let progress = Arc::clone(&self.progress);
         let (level, workers) = (self.zstd_level, self.zstd_workers);
         let artifact = name.to_string();
+        let count = self.sources.len();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Prepared>();
+        let abort = Arc::new(AtomicBool::new(false));
+        let archive_abort = Arc::clone(&abort);
         let archive_clock = Instant::now();
-        let archived = tokio::task::spawn_blocking(move || {
+        let mut archive_task = tokio::task::spawn_blocking(move || {
             archive(
-                ready, cipher, progress, level, workers, senders, artifact, started, timings,
+                &ready_rx,
+                count,
+                &archive_abort,
+                cipher,
+                progress,
+                level,
+                workers,
+                senders,
+                artifact,
+                started,
             )
-        })
-        .await
+        });
+        let sources = &self.sources;
+        let prepare_all = async move {
+            let mut pending: FuturesUnordered<_> = sources
+                .iter()
+                .enumerate()
+                .map(|(index, s)| async move {
+                    let t = Instant::now();
+                    let result = s.prepare().await;
+                    Prepared {
+                        index,
+                        name: s.name(),
+                        result,
+                        seconds: t.elapsed().as_secs_f64(),
+                    }
+                })
+                .collect();
+            while let Some(prepared) = pending.next().await {
+                if prepared.result.is_err() {
+                    // Stop archiving other sources now: the run fails with this error.
+                    abort.store(true, Ordering::Relaxed);
+                }
+                // The archive thread stopped (an error): drop the other preparations.
+                if ready_tx.send(prepared).is_err() {
+                    break;
+                }
+            }
+        };
+        // If the archive ends first (it failed), the unfinished preparations are dropped, which
+        // stops them (e.g. kills pg_dump).
+        let archived = tokio::select! {
+            a = &mut archive_task => a,
+            () = prepare_all => archive_task.await,
+        }
         .map_err(|e| join_error(&e));
         let archive_seconds = archive_clock.elapsed().as_secs_f64();
 
@@ -483,15 +524,7 @@ impl BackupJob {
             cipher_suite: self.cipher.suite(),
             key_fingerprints: self.cipher.recipients(),
             sinks,
-            sources: source_outcomes
-                .into_iter()
-                .zip(archived.kinds)
-                .map(|((name, prepare_seconds), kind)| SourceOutcome {
-                    name,
-                    kind,
-                    prepare_seconds,
-                })
-                .collect(),
+            sources: archived.sources,
             verification: self.verify_on_run.then_some(verification),
             warnings: archived.warnings,
             outcome,
@@ -620,9 +653,13 @@ async fn drive_upload(mut up: Box<dyn SinkUpload>, mut rx: mpsc::Receiver<Msg>) 
     }
 }
 
+/// Archives the sources as they become ready: the lowest configured index among the ready ones
+/// first, so the archive follows the configured order whenever preparation allows.
 #[allow(clippy::too_many_arguments, clippy::needless_pass_by_value)]
 fn archive(
-    mut ready: Vec<Box<dyn PreparedSource>>,
+    ready_rx: &std::sync::mpsc::Receiver<Prepared>,
+    count: usize,
+    abort: &Arc<AtomicBool>,
     cipher: Arc<dyn Cipher>,
     progress: Arc<dyn Progress>,
     level: i32,
@@ -630,7 +667,6 @@ fn archive(
     senders: Vec<mpsc::Sender<Msg>>,
     artifact: String,
     started: jiff::Timestamp,
-    mut timings: BTreeMap<String, f64>,
 ) -> Result<Archived> {
     // Stage 2 on its own thread: seal (AES-256-GCM) and fan the ciphertext out to the sinks,
     // while this thread reads, hashes and feeds zstd. The stages overlap on separate cores.
@@ -644,57 +680,87 @@ fn archive(
         tx: Some(tx),
         buf: Vec::with_capacity(STAGE_CHUNK),
     };
-    #[allow(unused_mut)]
-    let mut encoder = zstd::stream::write::Encoder::new(pipe, level)
-        .map_err(|e| Error::io("starting zstd", e))?;
-    #[cfg(feature = "zstdmt")]
-    if workers > 0 {
-        encoder
-            .multithread(workers)
-            .map_err(|e| Error::io("starting zstd workers", e))?;
-    }
-    let _ = workers;
+    let encoder = FrameEncoder::new(pipe, level, workers)?;
     let mut writer = ArchiveWriter::new(
         Counting {
             inner: encoder,
             n: 0,
         },
-        progress,
+        Arc::clone(&progress),
     );
-    let mut descriptions: Vec<SourceDescription> = Vec::new();
+    writer.abort_on(Arc::clone(abort));
+    let mut timings = BTreeMap::new();
+    let mut descriptions: Vec<Option<SourceDescription>> = vec![None; count];
+    let mut outcomes: Vec<Option<SourceOutcome>> = vec![None; count];
+    let mut waiting: BTreeMap<usize, (String, Box<dyn PreparedSource>)> = BTreeMap::new();
     let t = Instant::now();
-    for ps in &mut ready {
-        let ts = Instant::now();
-        ps.write_entries(&mut writer)?;
-        let d = ps.description();
-        timings.insert(format!("archive:{}", d.name), ts.elapsed().as_secs_f64());
-        descriptions.push(d);
-    }
+    let written = (|| {
+        for _ in 0..count {
+            // Take everything that is ready, then archive the lowest configured index.
+            if waiting.is_empty() {
+                let first = ready_rx.recv().map_err(|_| {
+                    Error::Config("a source stopped without reporting its preparation".into())
+                })?;
+                accept(first, &mut waiting, &mut timings, &mut outcomes)?;
+            }
+            while let Ok(more) = ready_rx.try_recv() {
+                accept(more, &mut waiting, &mut timings, &mut outcomes)?;
+            }
+            let Some((index, (name, mut ps))) = waiting.pop_first() else {
+                break;
+            };
+            progress.stage(Stage::Archiving);
+            let ts = Instant::now();
+            if let Err(e) = ps.write_entries(&mut writer) {
+                if abort.load(Ordering::Relaxed) {
+                    // Stopped because a source failed: that source's error is the cause (it is
+                    // sent right after the flag is set).
+                    return Err(ready_rx.iter().find_map(|p| p.result.err()).unwrap_or(e));
+                }
+                return Err(e);
+            }
+            let d = ps.description();
+            timings.insert(format!("archive:{name}"), ts.elapsed().as_secs_f64());
+            if let Some(Some(outcome)) = outcomes.get_mut(index) {
+                outcome.kind.clone_from(&d.kind);
+            }
+            descriptions[index] = Some(d);
+        }
+        Ok::<_, Error>(())
+    })();
     timings.insert("archive".into(), t.elapsed().as_secs_f64());
     let entries = writer.entry_count() as u64;
     let bytes_read = writer.bytes_read();
     let warnings = writer.warnings().to_vec();
-    let kinds: Vec<String> = descriptions.iter().map(|d| d.kind.clone()).collect();
-    let finished = writer
-        .finish(artifact, started, descriptions, timings)
-        .and_then(|(counting, _manifest)| {
-            let tar_bytes = counting.n;
-            let pipe = counting
-                .inner
-                .finish()
-                .map_err(|e| Error::io("finishing zstd", e))?;
-            pipe.end()?;
-            Ok(tar_bytes)
-        });
+    let descriptions: Vec<SourceDescription> = descriptions.into_iter().flatten().collect();
+    let finished = written.and_then(|()| {
+        writer
+            .finish(artifact, started, descriptions, timings)
+            .and_then(|(counting, _manifest)| {
+                let tar_bytes = counting.n;
+                let pipe = counting
+                    .inner
+                    .finish()
+                    .map_err(|e| Error::io("finishing zstd", e))?;
+                pipe.end()?;
+                Ok(tar_bytes)
+            })
+    });
     // Without the end marker (any error above) the sealing stage aborts: no final chunk is
     // ever sealed for a failed archive, so no sink can hold a complete-looking artifact.
     let sealed = sealer
         .join()
         .map_err(|_| Error::Config("the sealing thread panicked".into()))?;
     let (tar_bytes, (ciphertext_bytes, sha256)) = match (finished, sealed) {
-        (Ok(t), Ok(c)) => (t, c),
-        // The sealing stage's error (a cipher failure, every sink failed) is the cause.
+        (Ok(t), Ok(SealEnd::Sealed(c))) => (t, c),
+        // The sealing stage's own error (a cipher failure, every sink failed) is the cause of
+        // whatever the archiving side saw; otherwise the archiving side's (a source's) error.
         (_, Err(e)) | (Err(e), Ok(_)) => return Err(e),
+        (Ok(_), Ok(SealEnd::ArchiveStopped)) => {
+            return Err(Error::Config(
+                "the archive stopped before its end; nothing was sealed".into(),
+            ));
+        }
     };
     Ok(Archived {
         tar_bytes,
@@ -703,8 +769,109 @@ fn archive(
         entries,
         bytes_read,
         warnings,
-        kinds,
+        sources: outcomes.into_iter().flatten().collect(),
     })
+}
+
+/// Takes one preparation result: records its timing and outcome, queues the prepared source,
+/// or returns the source's error (which fails the run).
+fn accept(
+    prepared: Prepared,
+    waiting: &mut BTreeMap<usize, (String, Box<dyn PreparedSource>)>,
+    timings: &mut BTreeMap<String, f64>,
+    outcomes: &mut [Option<SourceOutcome>],
+) -> Result<()> {
+    let ps = prepared.result?;
+    timings.insert(format!("prepare:{}", prepared.name), prepared.seconds);
+    if let Some(slot) = outcomes.get_mut(prepared.index) {
+        *slot = Some(SourceOutcome {
+            name: prepared.name.clone(),
+            kind: String::new(),
+            prepare_seconds: prepared.seconds,
+        });
+    }
+    waiting.insert(prepared.index, (prepared.name, ps));
+    Ok(())
+}
+
+/// The zstd stage: compresses the tar stream into the pipe to the sealing stage, and splices
+/// entries that arrive already compressed ([`crate::EntryWriter::add_zstd`]) between its own
+/// frames. The artifact's payload is then a sequence of zstd frames, which decodes as one
+/// stream (RFC 8878 §3.1; `docs/FORMAT.md`).
+struct FrameEncoder {
+    encoder: Option<zstd::stream::write::Encoder<'static, StagePipe>>,
+    level: i32,
+    workers: u32,
+}
+
+impl FrameEncoder {
+    fn new(pipe: StagePipe, level: i32, workers: u32) -> Result<Self> {
+        Ok(Self {
+            encoder: Some(
+                Self::encoder(pipe, level, workers).map_err(|e| Error::io("starting zstd", e))?,
+            ),
+            level,
+            workers,
+        })
+    }
+
+    fn encoder(
+        pipe: StagePipe,
+        level: i32,
+        workers: u32,
+    ) -> std::io::Result<zstd::stream::write::Encoder<'static, StagePipe>> {
+        #[allow(unused_mut)]
+        let mut encoder = zstd::stream::write::Encoder::new(pipe, level)?;
+        #[cfg(feature = "zstdmt")]
+        if workers > 0 {
+            encoder.multithread(workers)?;
+        }
+        let _ = workers;
+        Ok(encoder)
+    }
+
+    fn current(
+        &mut self,
+    ) -> std::io::Result<&mut zstd::stream::write::Encoder<'static, StagePipe>> {
+        self.encoder
+            .as_mut()
+            .ok_or_else(|| std::io::Error::other("zstd stage failed earlier"))
+    }
+
+    /// Ends the last frame; returns the pipe to the sealing stage.
+    fn finish(mut self) -> std::io::Result<StagePipe> {
+        self.encoder
+            .take()
+            .ok_or_else(|| std::io::Error::other("zstd stage failed earlier"))?
+            .finish()
+    }
+}
+
+impl std::io::Write for FrameEncoder {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.current()?.write(data)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.current()?.flush()
+    }
+}
+
+impl FrameSink for FrameEncoder {
+    fn can_splice(&self) -> bool {
+        true
+    }
+
+    fn splice(&mut self, frames: &mut dyn std::io::Read, _plain: u64) -> std::io::Result<u64> {
+        let encoder = self
+            .encoder
+            .take()
+            .ok_or_else(|| std::io::Error::other("zstd stage failed earlier"))?;
+        let mut pipe = encoder.finish()?;
+        let copied = std::io::copy(frames, &mut pipe)?;
+        self.encoder = Some(Self::encoder(pipe, self.level, self.workers)?);
+        Ok(copied)
+    }
 }
 
 /// Bytes per message from the archiving thread to the sealing thread.
@@ -763,11 +930,19 @@ impl std::io::Write for StagePipe {
 
 /// The sealing stage: encrypts the compressed stream and fans it out to the sinks. Seals the
 /// final chunk (and sends the sinks their end marker) only after [`SealMsg::End`].
+/// How the sealing stage ended without an error of its own.
+enum SealEnd {
+    /// Every byte sealed and handed to the sinks: ciphertext bytes and SHA-256.
+    Sealed((u64, [u8; 32])),
+    /// The archiving side stopped before the end marker (its error is the cause).
+    ArchiveStopped,
+}
+
 fn seal_stage(
     cipher: &dyn Cipher,
     senders: Vec<mpsc::Sender<Msg>>,
     rx: &std::sync::mpsc::Receiver<SealMsg>,
-) -> Result<(u64, [u8; 32])> {
+) -> Result<SealEnd> {
     use std::io::Write as _;
     let fan = FanOut::new(senders, FANOUT_CHUNK);
     let mut seal = SealWriter::new(cipher, fan)?;
@@ -779,15 +954,12 @@ fn seal_stage(
         match rx.recv() {
             Ok(SealMsg::Data(chunk)) => seal.write_all(&chunk).map_err(seal_err)?,
             Ok(SealMsg::End) => break,
-            Err(_) => {
-                // The archive failed: drop the sealer unfinished; the sinks abort.
-                return Err(Error::Config(
-                    "the archive stopped before its end; nothing was sealed".into(),
-                ));
-            }
+            // The archive failed: drop the sealer unfinished; the sinks abort.
+            Err(_) => return Ok(SealEnd::ArchiveStopped),
         }
     }
     let fan = seal.finish().map_err(seal_err)?;
     fan.close()
+        .map(SealEnd::Sealed)
         .map_err(|e| Error::io("writing to the sinks", e))
 }

@@ -154,9 +154,10 @@ fn read_blocking<V: Visitor>(
     let mut entries = Vec::new();
     let mut manifest = None;
     let result = (|| -> std::result::Result<OpenReader<StreamReader>, ReadFailure> {
-        let decoder = zstd::stream::read::Decoder::new(open)
-            .map_err(|e| classify(e, "zstd"))?
-            .single_frame();
+        // The payload is one or more zstd frames (entries compressed by their source are
+        // spliced in as their own frames; FORMAT.md); bytes after the last frame that are not
+        // a frame fail here as malformed.
+        let decoder = zstd::stream::read::Decoder::new(open).map_err(|e| classify(e, "zstd"))?;
         let mut tar = tar::Archive::new(decoder);
         let mut total = 0u64;
         let iter = tar.entries().map_err(|e| classify(e, "tar"))?;

@@ -64,6 +64,44 @@ pub trait EntryWriter {
     /// failed), [`Error::SourceRead`](crate::Error::SourceRead) when `content` fails.
     fn add(&mut self, meta: &EntryMeta, content: &mut dyn Read) -> Result<EntryOutcome>;
 
+    /// Adds one file entry whose content the source has already compressed: `frames` holds
+    /// complete zstd frames (RFC 8878) that decode to exactly `meta.size` bytes with SHA-256
+    /// `sha256`. A source that compresses while it produces its data (e.g. `wst-pg` compresses
+    /// `pg_dump`'s output as it is written) uses this so the data is compressed once, overlapped
+    /// with its production, instead of spooled raw and compressed again by the archive.
+    ///
+    /// The backup pipeline's archive writer ends its current zstd frame and splices `frames`
+    /// verbatim into the compressed stream (concatenated frames decode as one stream, so readers
+    /// see an ordinary tar entry). This default implementation, for other writers, decompresses
+    /// `frames` through [`EntryWriter::add`] and checks the digest.
+    ///
+    /// The caller vouches for `meta.size` and `sha256`; the pipeline's read-back verification
+    /// (decrypt, decompress, hash every entry against the manifest) proves them on every run.
+    ///
+    /// # Errors
+    /// As [`EntryWriter::add`]; [`Error::SourceRead`](crate::Error::SourceRead) when `frames`
+    /// cannot be read or decoded, or decodes to other bytes than declared.
+    fn add_zstd(
+        &mut self,
+        meta: &EntryMeta,
+        frames: &mut dyn Read,
+        sha256: [u8; 32],
+    ) -> Result<EntryOutcome> {
+        let source_err = |source: std::io::Error| crate::Error::SourceRead {
+            path: meta.path.clone().into(),
+            source,
+        };
+        let mut decoder = zstd::stream::read::Decoder::new(frames).map_err(source_err)?;
+        let outcome = self.add(meta, &mut decoder)?;
+        if outcome.changed || outcome.sha256 != sha256 {
+            return Err(source_err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "the compressed entry does not decode to the declared size and SHA-256",
+            )));
+        }
+        Ok(outcome)
+    }
+
     /// Records a warning in the run report (e.g. "file changed while read").
     fn warn(&mut self, message: String);
 }

@@ -18,7 +18,8 @@
 //!
 //! // Restore drill: a new scratch database on a test server, proven against the facts.
 //! let server = conn.with_database("postgres");
-//! let proof = wst_pg::restore_dump(dump.path(), facts, &RestoreOptions::new(server).with_jobs(2)).await?;
+//! dump.write_dump("/var/tmp/drill.backup".as_ref())?; // the spool is zstd-compressed
+//! let proof = wst_pg::restore_dump("/var/tmp/drill.backup".as_ref(), facts, &RestoreOptions::new(server).with_jobs(2)).await?;
 //! assert!(proof.passed());
 //! # Ok(())
 //! # }
@@ -29,9 +30,11 @@
 //! - **Consistency.** The facts (row counts, schema fingerprint, large objects, database size)
 //!   are read inside a `REPEATABLE READ` transaction whose snapshot `pg_dump` imports
 //!   (`--snapshot`), so they describe exactly the dumped data, even under concurrent writes.
-//! - **Format.** `pg_dump --format=custom` (doctrine 026 R2), spooled to a private temporary
-//!   file because a tar entry needs its size first; `pg_dump`'s own compression is off by
-//!   default ([`DumpCompression`]) because the artifact is zstd-compressed as a whole.
+//! - **Format.** `pg_dump --format=custom` (doctrine 026 R2) written to a pipe and
+//!   zstd-compressed as it arrives into a private temporary spool (a tar entry needs its size
+//!   first); the compressed frames are spliced into the artifact unchanged, so the dump is
+//!   compressed once and overlapped with `pg_dump`, as in `pg_dump | zstd`. `pg_dump`'s own
+//!   compression is off by default ([`DumpCompression`]).
 //! - **Credentials.** The password comes from a key file ([`read_key_file`], doctrine 026 R6)
 //!   or an environment variable, reaches child programs through a private passfile (never
 //!   argv), and is redacted from every error; [`Password`]'s `Debug` prints `[REDACTED]`.
@@ -46,6 +49,7 @@
 //! | feature | what |
 //! |---|---|
 //! | `cluster` | [`TestCluster`]: a throwaway cluster (`initdb` in a temp dir) for tests, examples, benchmarks |
+//! | `zstdmt` | compress the dump with zstd worker threads while `pg_dump` writes it ([`PgDumpSource::with_zstd`]) |
 //!
 //! TLS: rustls (ring) with libpq `sslmode` semantics for wst-pg's own session, `PGSSLMODE` /
 //! `PGSSLROOTCERT` for `pg_dump`/`pg_restore`; see [`SslMode`].

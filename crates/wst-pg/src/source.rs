@@ -68,6 +68,18 @@ pub struct PgDumpSource {
     compression: DumpCompression,
     tools: PgTools,
     spool_dir: Option<PathBuf>,
+    zstd_level: i32,
+    zstd_workers: u32,
+}
+
+/// zstd worker threads used by default: the available cores, at most 4, with the `zstdmt`
+/// feature; 0 (compress on the reading thread) without it.
+fn default_zstd_workers() -> u32 {
+    if cfg!(feature = "zstdmt") {
+        std::thread::available_parallelism().map_or(1, |n| n.get().min(4) as u32)
+    } else {
+        0
+    }
 }
 
 impl PgDumpSource {
@@ -81,6 +93,8 @@ impl PgDumpSource {
             compression: DumpCompression::default(),
             tools: PgTools::discover(),
             spool_dir: None,
+            zstd_level: 3,
+            zstd_workers: default_zstd_workers(),
         }
     }
 
@@ -113,10 +127,22 @@ impl PgDumpSource {
     }
 
     /// Spools the dump in `dir` instead of the system temporary directory. It needs room for
-    /// the whole dump.
+    /// the compressed dump (the spool holds zstd frames, not the raw dump).
     #[must_use]
     pub fn with_spool_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.spool_dir = Some(dir.into());
+        self
+    }
+
+    /// The zstd level (1–19, default 3, as `BackupJob`'s default) and worker threads (0:
+    /// compress on the reading thread; more need the `zstdmt` feature and are ignored
+    /// without it; default: the available cores, at most 4) used to compress the dump while
+    /// `pg_dump` writes it. The compressed frames are spliced into the artifact as they are
+    /// ([`EntryWriter::add_zstd`]), so this level, not the job's, applies to the dump.
+    #[must_use]
+    pub fn with_zstd(mut self, level: i32, workers: u32) -> Self {
+        self.zstd_level = level.clamp(1, 19);
+        self.zstd_workers = workers;
         self
     }
 
@@ -207,19 +233,16 @@ impl PgDumpSource {
         // End the exporting transaction only now that pg_dump has finished with the snapshot.
         let commit = client.batch_execute("COMMIT").await;
         drop(session);
-        let ((file, dump_seconds), collected) = joined?;
+        let ((spooled, dump_seconds), collected) = joined?;
         commit.map_err(|e| query_error("ending the snapshot transaction", &e, pw))?;
-        let dump_bytes = file
-            .as_file()
-            .metadata()
-            .map_err(|e| Error::io("reading the spooled dump's size", e))?
-            .len();
+        let dump_bytes = spooled.plain_bytes;
         if dump_bytes == 0 {
             return Err(Error::EmptyDump { database });
         }
         tracing::info!(
             database = %database,
             bytes = dump_bytes,
+            compressed_bytes = spooled.compressed_bytes,
             seconds = dump_seconds,
             "pg_dump finished"
         );
@@ -244,18 +267,24 @@ impl PgDumpSource {
         Ok(PreparedDump {
             name: self.name.clone(),
             entry: self.entry.clone(),
-            file,
+            spooled,
             facts,
         })
     }
 
-    async fn spool_dump(
-        &self,
-        snapshot_id: &str,
-        password: Option<&Password>,
-    ) -> Result<tempfile::NamedTempFile> {
+    /// Runs `pg_dump` on the exported snapshot, writing the custom-format archive to a pipe
+    /// that a blocking thread hashes (SHA-256) and zstd-compresses into the private spool as
+    /// it arrives: compression overlaps the dump, as in `pg_dump | zstd`, and the spool holds
+    /// only the compressed bytes.
+    ///
+    /// Written to a pipe, the archive's table of contents carries no data offsets; `pg_restore`
+    /// (PostgreSQL 12 and later) finds the data blocks by scanning and still restores with
+    /// `--jobs` (measured on PostgreSQL 15: same restore time as an archive written to a file).
+    async fn spool_dump(&self, snapshot_id: &str, password: Option<&Password>) -> Result<Spooled> {
+        use tokio::io::AsyncReadExt as _;
+
         let mut builder = tempfile::Builder::new();
-        builder.prefix(".wst-pgdump-").suffix(".backup");
+        builder.prefix(".wst-pgdump-").suffix(".backup.zst");
         let file = match &self.spool_dir {
             Some(dir) => builder.tempfile_in(dir),
             None => builder.tempfile(),
@@ -267,18 +296,14 @@ impl PgDumpSource {
             .arg(format!("--snapshot={snapshot_id}"))
             .arg(format!("--compress={}", self.compression.arg()))
             .arg("--no-password")
-            // The spool is a temporary file: durability is the sinks' job, so skip pg_dump's
-            // final fsync of it.
-            .arg("--no-sync")
-            .arg("--file")
-            .arg(file.path())
             .arg("--dbname")
             .arg(self.conn.conninfo())
-            .stdout(std::process::Stdio::null())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped());
         let mut cmd = tokio::process::Command::from(cmd);
         cmd.kill_on_drop(true);
-        let out = cmd.output().await.map_err(|e| {
+        let mut child = cmd.spawn().map_err(|e| {
             if e.kind() == std::io::ErrorKind::NotFound {
                 Error::ToolMissing {
                     tool: "pg_dump".to_owned(),
@@ -288,16 +313,124 @@ impl PgDumpSource {
                 Error::io("running pg_dump", e)
             }
         })?;
+        let (Some(mut stdout), Some(mut stderr)) = (child.stdout.take(), child.stderr.take())
+        else {
+            return Err(Error::io(
+                "running pg_dump",
+                std::io::Error::other("pg_dump's output pipes are missing"),
+            ));
+        };
+        let (tx, rx) = tokio::sync::mpsc::channel::<Vec<u8>>(SPOOL_DEPTH);
+        let (level, workers) = (self.zstd_level, self.zstd_workers);
+        let compress =
+            tokio::task::spawn_blocking(move || compress_spool(file, rx, level, workers));
+        let pump = async move {
+            loop {
+                let mut buf = vec![0u8; SPOOL_CHUNK];
+                let mut filled = 0;
+                // Fill whole chunks: fewer, larger hand-offs to the compressing thread.
+                while filled < buf.len() {
+                    let n = stdout.read(&mut buf[filled..]).await?;
+                    if n == 0 {
+                        break;
+                    }
+                    filled += n;
+                }
+                if filled == 0 {
+                    return Ok::<_, std::io::Error>(());
+                }
+                buf.truncate(filled);
+                let last = filled < SPOOL_CHUNK;
+                if tx.send(buf).await.is_err() {
+                    return Err(std::io::Error::other("the dump compressor stopped"));
+                }
+                if last {
+                    return Ok(());
+                }
+            }
+        };
+        let errors = async move {
+            let mut text = Vec::new();
+            stderr.read_to_end(&mut text).await.map(|_| text)
+        };
+        let (pumped, stderr_text) = tokio::join!(pump, errors);
+        let status = child.wait().await;
         drop(passfile);
-        if !out.status.success() {
+        let status = status.map_err(|e| Error::io("running pg_dump", e))?;
+        // The pump is done and dropped its sender: the compressor finishes (or has failed).
+        let compressed = compress
+            .await
+            .map_err(|e| Error::Config(format!("the dump compressor failed: {e}")))?;
+        if pumped.is_err() {
+            // The compressor stopped first (e.g. the spool's disk is full): its error is the
+            // cause of the broken pipe pg_dump saw.
+            if let Err(e) = compressed {
+                return Err(Error::io("compressing the dump into the spool file", e));
+            }
+        }
+        let stderr_text = stderr_text.unwrap_or_default();
+        if !status.success() {
             return Err(Error::ToolFailed {
                 tool: "pg_dump".to_owned(),
-                status: out.status.to_string(),
-                stderr: clean_stderr(&out.stderr, password),
+                status: status.to_string(),
+                stderr: clean_stderr(&stderr_text, password),
             });
         }
-        Ok(file)
+        pumped.map_err(|e| Error::io("reading pg_dump's output", e))?;
+        compressed.map_err(|e| Error::io("compressing the dump into the spool file", e))
     }
+}
+
+/// Bytes per hand-off from `pg_dump`'s pipe to the compressing thread.
+const SPOOL_CHUNK: usize = 1024 * 1024;
+/// Hand-offs buffered; memory ≈ depth × 1 MiB plus zstd's buffers.
+const SPOOL_DEPTH: usize = 4;
+
+/// The compressed dump: spool file, raw size and SHA-256 of the raw (custom-format) bytes.
+#[derive(Debug)]
+struct Spooled {
+    file: tempfile::NamedTempFile,
+    plain_bytes: u64,
+    plain_sha256: [u8; 32],
+    compressed_bytes: u64,
+}
+
+/// Hashes and compresses what arrives on `rx` into `file` until the channel closes.
+fn compress_spool(
+    file: tempfile::NamedTempFile,
+    mut rx: tokio::sync::mpsc::Receiver<Vec<u8>>,
+    level: i32,
+    workers: u32,
+) -> std::io::Result<Spooled> {
+    use sha2::Digest as _;
+    use std::io::Write as _;
+
+    let out = std::io::BufWriter::with_capacity(1 << 20, file.reopen()?);
+    #[allow(unused_mut)]
+    let mut encoder = zstd::stream::write::Encoder::new(out, level)?;
+    #[cfg(feature = "zstdmt")]
+    if workers > 0 {
+        encoder.multithread(workers)?;
+    }
+    let _ = workers;
+    let mut hasher = sha2::Sha256::new();
+    let mut plain_bytes = 0u64;
+    while let Some(chunk) = rx.blocking_recv() {
+        hasher.update(&chunk);
+        plain_bytes += chunk.len() as u64;
+        encoder.write_all(&chunk)?;
+    }
+    let out = encoder.finish()?;
+    let inner = out
+        .into_inner()
+        .map_err(std::io::IntoInnerError::into_error)?;
+    let compressed_bytes = inner.metadata()?.len();
+    Ok(Spooled {
+        file,
+        plain_bytes,
+        plain_sha256: hasher.finalize().into(),
+        compressed_bytes,
+    })
 }
 
 #[async_trait]
@@ -317,13 +450,13 @@ impl Source for PgDumpSource {
     }
 }
 
-/// A finished, spooled dump with its facts: the [`PreparedSource`] of [`PgDumpSource`].
-/// The spool file is deleted when this is dropped.
+/// A finished dump with its facts: the [`PreparedSource`] of [`PgDumpSource`]. The dump is
+/// spooled zstd-compressed; the spool file is deleted when this is dropped.
 #[derive(Debug)]
 pub struct PreparedDump {
     name: String,
     entry: String,
-    file: tempfile::NamedTempFile,
+    spooled: Spooled,
     facts: DatabaseFacts,
 }
 
@@ -333,9 +466,31 @@ impl PreparedDump {
         &self.facts
     }
 
-    /// The spooled dump file (valid while `self` lives).
-    pub fn path(&self) -> &Path {
-        self.file.path()
+    /// The spool file (valid while `self` lives): the custom-format dump as zstd frames.
+    pub fn spool_path(&self) -> &Path {
+        self.spooled.file.path()
+    }
+
+    /// The dump's size in bytes (custom format, uncompressed).
+    pub fn dump_bytes(&self) -> u64 {
+        self.spooled.plain_bytes
+    }
+
+    /// Writes the uncompressed custom-format dump to `path` (created or truncated), e.g. for
+    /// `pg_restore` outside a backup.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the spool cannot be read or decoded, or `path` cannot be written.
+    pub fn write_dump(&self, path: &Path) -> Result<()> {
+        let spool =
+            File::open(self.spool_path()).map_err(|e| Error::io("opening the dump spool", e))?;
+        let mut decoder = zstd::stream::read::Decoder::new(spool)
+            .map_err(|e| Error::io("decoding the dump spool", e))?;
+        let mut out = File::create(path)
+            .map_err(|e| Error::io(format!("creating `{}`", path.display()), e))?;
+        std::io::copy(&mut decoder, &mut out)
+            .map_err(|e| Error::io(format!("writing `{}`", path.display()), e))?;
+        Ok(())
     }
 
     /// The archive entry name.
@@ -360,33 +515,22 @@ impl PreparedSource for PreparedDump {
         self.source_description()
     }
 
+    /// Adds the dump as one file entry, its compressed frames spliced into the artifact
+    /// ([`EntryWriter::add_zstd`]).
     fn write_entries(&mut self, out: &mut dyn EntryWriter) -> wst_core::Result<()> {
-        let path = self.file.path().to_owned();
+        let path = self.spooled.file.path().to_owned();
         let mut file = File::open(&path).map_err(|source| wst_core::Error::SourceRead {
             path: path.clone(),
             source,
         })?;
-        let size = file
-            .metadata()
-            .map_err(|source| wst_core::Error::SourceRead {
-                path: path.clone(),
-                source,
-            })?
-            .len();
         let meta = EntryMeta {
             path: self.entry.clone(),
             kind: EntryKind::File,
-            size,
+            size: self.spooled.plain_bytes,
             mode: 0o600,
             mtime: self.facts.snapshot_time.as_second(),
         };
-        let outcome = out.add(&meta, &mut file)?;
-        if outcome.changed {
-            return Err(wst_core::Error::Source {
-                name: self.name.clone(),
-                source: "the spooled dump changed while it was archived".into(),
-            });
-        }
+        out.add_zstd(&meta, &mut file, self.spooled.plain_sha256)?;
         Ok(())
     }
 }

@@ -67,6 +67,8 @@ async fn counts_match_exactly_under_concurrent_inserts() {
         .dump()
         .await
         .expect("dump under load");
+
+    let dump_file = common::plain_dump(&dump);
     assert!(
         load.try_wait().unwrap().is_none(),
         "the load must still be running when the dump finishes"
@@ -96,7 +98,7 @@ async fn counts_match_exactly_under_concurrent_inserts() {
     );
 
     let proof = wst_pg::restore_dump(
-        dump.path(),
+        &dump_file,
         facts,
         &RestoreOptions::new(cluster.connection("postgres"))
             .with_jobs(2)

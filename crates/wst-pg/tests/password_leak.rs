@@ -78,6 +78,7 @@ async fn password_never_leaks() {
         .with_spool_dir(artifacts.path());
     writeln!(seen, "{source:?}\n{:?}", cluster.connection("wst_dev")).unwrap();
     let dump = source.dump().await.expect("dump");
+    let dump_file = common::plain_dump(&dump);
     let argv = std::fs::read_to_string(record.join("argv.txt")).unwrap();
     assert!(argv.contains("--snapshot="), "the wrapper ran: {argv}");
     let env = std::fs::read_to_string(record.join("env.txt")).unwrap();
@@ -95,11 +96,11 @@ async fn password_never_leaks() {
 
     let checks = PgRestoreListCheck::from_facts("wst_dev_database.backup", dump.facts())
         .with_tools(cluster.tools().clone())
-        .check("wst_dev_database.backup", dump.path());
+        .check("wst_dev_database.backup", &dump_file);
     assert!(checks.iter().all(|c| c.passed), "{checks:?}");
     writeln!(seen, "{checks:?}").unwrap();
     let proof = wst_pg::restore_dump(
-        dump.path(),
+        &dump_file,
         dump.facts(),
         &RestoreOptions::new(cluster.connection("postgres")).with_tools(cluster.tools().clone()),
     )
@@ -135,7 +136,7 @@ echo "pg_dump: error: password is $(cut -d: -f5 "$PGPASSFILE")" >&2; exit 1"#,
     );
     errors.push(
         wst_pg::restore_dump(
-            dump.path(),
+            &dump_file,
             dump.facts(),
             &RestoreOptions::new(cluster.connection("postgres"))
                 .with_database("wst_dev")

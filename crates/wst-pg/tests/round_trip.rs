@@ -84,6 +84,7 @@ async fn round_trip_counts_fingerprint_and_schema_match() {
 
     // A second dump (direct API) for the restore; same data, so the same facts.
     let dump = source.dump().await.expect("dump");
+    let dump_file = common::plain_dump(&dump);
     assert_eq!(dump.facts().row_counts, facts.row_counts);
     assert_eq!(dump.facts().schema_fingerprint, facts.schema_fingerprint);
 
@@ -91,7 +92,7 @@ async fn round_trip_counts_fingerprint_and_schema_match() {
     let check = PgRestoreListCheck::from_facts("wst_dev_database.backup", &facts)
         .with_tools(cluster.tools().clone());
     assert!(check.applies_to("wst_dev_database.backup"));
-    let checks = check.check("wst_dev_database.backup", dump.path());
+    let checks = check.check("wst_dev_database.backup", &dump_file);
     let names: Vec<&str> = checks.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(
         names,
@@ -105,7 +106,7 @@ async fn round_trip_counts_fingerprint_and_schema_match() {
     assert!(checks.iter().all(|c| c.passed), "{checks:?}");
     let strict = PgRestoreListCheck::new("e", vec!["public.no_such_table".into()])
         .with_tools(cluster.tools().clone());
-    let failed = strict.check_file(dump.path());
+    let failed = strict.check_file(&dump_file);
     assert!(
         !failed[2].passed && failed[2].detail.contains("public.no_such_table"),
         "{failed:?}"
@@ -116,7 +117,7 @@ async fn round_trip_counts_fingerprint_and_schema_match() {
         .with_database("drill_1")
         .with_jobs(2)
         .with_tools(cluster.tools().clone());
-    let proof = wst_pg::restore_dump(dump.path(), &facts, &options)
+    let proof = wst_pg::restore_dump(&dump_file, &facts, &options)
         .await
         .expect("restore");
     assert!(proof.passed(), "{:#?}", proof.checks);
@@ -175,7 +176,7 @@ async fn round_trip_counts_fingerprint_and_schema_match() {
     let options = RestoreOptions::new(cluster.connection("postgres"))
         .with_drop_after(true)
         .with_tools(cluster.tools().clone());
-    let proof = wst_pg::restore_dump(dump.path(), &facts, &options)
+    let proof = wst_pg::restore_dump(&dump_file, &facts, &options)
         .await
         .expect("restore 2");
     assert!(proof.passed(), "{:#?}", proof.checks);
@@ -203,12 +204,13 @@ async fn restore_refuses_source_and_non_empty_targets_without_break_glass() {
         .dump()
         .await
         .expect("dump");
+    let dump_file = common::plain_dump(&dump);
     let facts = dump.facts().clone();
     let base =
         RestoreOptions::new(cluster.connection("postgres")).with_tools(cluster.tools().clone());
 
     // Never the source database.
-    let err = wst_pg::restore_dump(dump.path(), &facts, &base.clone().with_database("wst_dev"))
+    let err = wst_pg::restore_dump(&dump_file, &facts, &base.clone().with_database("wst_dev"))
         .await
         .unwrap_err();
     assert!(
@@ -217,7 +219,7 @@ async fn restore_refuses_source_and_non_empty_targets_without_break_glass() {
     );
     assert!(err.to_string().contains("source database"), "{err}");
     let err = wst_pg::restore_dump(
-        dump.path(),
+        &dump_file,
         &facts,
         &base
             .clone()
@@ -237,7 +239,7 @@ async fn restore_refuses_source_and_non_empty_targets_without_break_glass() {
     // An existing empty database is accepted.
     cluster.create_database("empty_target").unwrap();
     let proof = wst_pg::restore_dump(
-        dump.path(),
+        &dump_file,
         &facts,
         &base.clone().with_database("empty_target"),
     )
@@ -254,7 +256,7 @@ async fn restore_refuses_source_and_non_empty_targets_without_break_glass() {
         )
         .unwrap();
     let err = wst_pg::restore_dump(
-        dump.path(),
+        &dump_file,
         &facts,
         &base.clone().with_database("empty_target"),
     )
@@ -280,7 +282,7 @@ async fn restore_refuses_source_and_non_empty_targets_without_break_glass() {
         reason: "INC-42 restore over drill database".into(),
     };
     let proof = wst_pg::restore_dump(
-        dump.path(),
+        &dump_file,
         &facts,
         &base
             .clone()
@@ -305,13 +307,14 @@ async fn restore_of_a_damaged_or_empty_dump_fails_with_the_reason() {
         .dump()
         .await
         .expect("dump");
+    let dump_file = common::plain_dump(&dump);
     let dir = tempfile::tempdir().unwrap();
     let options = RestoreOptions::new(cluster.connection("postgres"))
         .with_drop_after(true)
         .with_tools(cluster.tools().clone());
 
     // Truncated to half: pg_restore fails, its stderr is reported, the scratch db is dropped.
-    let bytes = std::fs::read(dump.path()).unwrap();
+    let bytes = std::fs::read(&*dump_file).unwrap();
     let truncated = dir.path().join("truncated.backup");
     std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
     let err = wst_pg::restore_dump(

@@ -111,3 +111,10 @@ pub fn schema_only(cluster: &TestCluster, database: &str) -> String {
         .collect::<Vec<_>>()
         .join("\n")
 }
+
+/// The uncompressed custom-format dump of `dump` in a temporary file (deleted on drop).
+pub fn plain_dump(dump: &wst_pg::PreparedDump) -> tempfile::TempPath {
+    let path = tempfile::NamedTempFile::new().unwrap().into_temp_path();
+    dump.write_dump(&path).expect("decompress the spooled dump");
+    path
+}
