@@ -9,6 +9,7 @@
 
 mod common;
 
+use std::collections::HashSet;
 use std::fs;
 use std::ops::Not as _;
 use std::path::Path;
@@ -17,12 +18,12 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use common::{cipher, local_sink};
 use wst::core::{
-    ArtifactVerifier, BackupJob, Check, CheckContext, Cipher, DrillOptions, DrillReport,
+    ArtifactVerifier, BackupJob, BoxError, Check, CheckContext, Cipher, DrillOptions, DrillReport,
     EntryRestorer, FileTreeSource, PostRestoreCheck, Sink, SmokeTest, restore_drill,
 };
 use wst::pg::{
-    Expectation, ObjectKeyCrossCheck, PgDrillRestorer, PgDumpSource, RestoreOptions, SqlAssertion,
-    TestCluster,
+    Expectation, ObjectKeyCrossCheck, ObjectLookup, PgDrillRestorer, PgDumpSource, RestoreOptions,
+    SqlAssertion, TestCluster,
 };
 
 const PROOFS: usize = 50;
@@ -378,8 +379,30 @@ async fn post_restore_checks_prove_the_scratch_database_and_objects_before_clean
     //    that key.
     fs::remove_file(bucket.join("2026/0007.pdf")).unwrap();
     let verifier = backup(&cluster, &bucket, &sink, &cipher).await;
-    let options =
-        DrillOptions::new("shop", "otto", tmp.path().join("scratch")).with_check(cross_check());
+    // The same keys against another store (e.g. a restored scratch bucket) missing two objects,
+    // and against one that cannot be reached.
+    let bucket_keys: HashSet<String> = (1..=PROOFS)
+        .filter(|i| ![12, 31].contains(i))
+        .map(|i| key(i).strip_prefix("proofs/").unwrap().to_owned())
+        .collect();
+    let options = DrillOptions::new("shop", "otto", tmp.path().join("scratch"))
+        .with_check(cross_check())
+        .with_check(Arc::new(
+            ObjectKeyCrossCheck::in_store(
+                "proofs_in_bucket",
+                "SELECT pdf_key FROM proofs ORDER BY id",
+                Arc::new(SetLookup(Some(bucket_keys))),
+            )
+            .strip_key_prefix("proofs/"),
+        ))
+        .with_check(Arc::new(ObjectKeyCrossCheck::in_store(
+            "bucket_down",
+            "SELECT pdf_key FROM proofs",
+            Arc::new(SetLookup(None)),
+        )))
+        .with_check(Arc::new(
+            SqlAssertion::returns_no_rows("elsewhere", "SELECT 1").for_source("billing"),
+        ));
     let report = restore_drill(
         &*sink,
         &*cipher,
@@ -406,11 +429,49 @@ async fn post_restore_checks_prove_the_scratch_database_and_objects_before_clean
         "{}",
         cross.detail
     );
-    assert_eq!(report.issues().len(), 1, "{:?}", report.issues());
+    assert_eq!(
+        check(&report, "cross_check:proofs_in_bucket").detail,
+        format!(
+            "2 of 50 keys from `{}` missing in memory://scratch-bucket: {}, {}",
+            report.proofs[0].scratch_name.as_deref().unwrap(),
+            key(12),
+            key(31)
+        )
+    );
+    assert_eq!(
+        check(&report, "cross_check:bucket_down").detail,
+        "looking up objects in memory://scratch-bucket failed: connection refused"
+    );
+    assert!(
+        check(&report, "sql:elsewhere")
+            .detail
+            .starts_with("no scratch database of source `billing` was restored"),
+    );
+    assert_eq!(report.issues().len(), 4, "{:?}", report.issues());
     assert!(!database_exists(
         &cluster,
         report.proofs[0].scratch_name.as_deref().unwrap()
     ));
+}
+
+/// An object store holding `keys` (relative to its prefix); `None`: unreachable.
+#[derive(Debug)]
+struct SetLookup(Option<HashSet<String>>);
+
+#[async_trait]
+impl ObjectLookup for SetLookup {
+    fn describe(&self) -> String {
+        "memory://scratch-bucket".to_owned()
+    }
+
+    async fn missing(&self, keys: &[String]) -> Result<Vec<String>, BoxError> {
+        let present = self.0.as_ref().ok_or("connection refused")?;
+        Ok(keys
+            .iter()
+            .filter(|k| !present.contains(*k))
+            .cloned()
+            .collect())
+    }
 }
 
 /// A check that misbehaves: panics, or returns nothing.
