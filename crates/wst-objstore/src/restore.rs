@@ -142,7 +142,8 @@ pub struct ObjectRestoreOptions {
     /// directory). It needs room for the artifact's content; it is removed afterwards.
     pub work_dir: Option<PathBuf>,
     /// Authorization to write into a target prefix that already holds objects (doctrine 026
-    /// L6 break-glass). Without it such a target is refused before anything is read.
+    /// L6 break-glass). Without it such a target is refused before anything is read. With it,
+    /// objects of the same key are replaced and other objects are left as they are.
     pub break_glass: Option<BreakGlass>,
     /// Objects uploaded concurrently (at least 1). Default: [`DEFAULT_RESTORE_CONCURRENCY`].
     pub max_concurrency: usize,
@@ -189,6 +190,8 @@ pub struct ObjectRestoreReport {
     pub source: String,
     /// The source bucket URL recorded in the manifest (no credentials).
     pub source_url: String,
+    /// The source key prefix recorded in the manifest (empty for a whole bucket).
+    pub source_prefix: String,
     /// The target URL (no credentials).
     pub target: String,
     /// The target key prefix.
@@ -214,6 +217,20 @@ pub struct ObjectRestoreReport {
     pub break_glass: Option<BreakGlass>,
     /// The temporary restore of the artifact the objects were uploaded from.
     pub artifact_restore: RestoreReport,
+}
+
+impl ObjectRestoreReport {
+    /// The target key a source object key (as the application stores it, e.g. in a database
+    /// row) was restored to, or `None` when it is not under the source prefix. Restoring under
+    /// the same prefix as the source keeps keys unchanged.
+    pub fn target_key(&self, source_key: &str) -> Option<String> {
+        let rel = relative_key(source_key, &self.source_prefix)?;
+        Some(if self.target_prefix.is_empty() {
+            rel.to_owned()
+        } else {
+            format!("{}/{rel}", self.target_prefix)
+        })
+    }
 }
 
 /// One object to upload.
@@ -244,7 +261,9 @@ struct Job {
 ///    root may be.
 ///
 /// Restored objects get the store's current time as last-modified time (stores do not let a
-/// client set it); the original is in the manifest.
+/// client set it); the original is in the manifest. On Windows, a key with a character Windows
+/// forbids in file names (`:`, `*`, `?`, `"`, `<`, `>`, `|`) cannot pass through the temporary
+/// directory: the restore fails naming the entry (restore on a Unix host instead).
 ///
 /// # Errors
 /// [`wst_core::Error::RestoreTarget`] for a non-empty target without break-glass (nothing read
@@ -384,6 +403,7 @@ pub async fn restore_objects(
         artifact: name.clone(),
         root,
         source: description.name.clone(),
+        source_prefix: source_prefix.clone(),
         source_url: description.details["url"]
             .as_str()
             .unwrap_or_default()

@@ -518,32 +518,29 @@ struct Listed {
     rel: String,
     size: u64,
     etag: Option<String>,
-    last_modified: chrono_free::Time,
+    last_modified: ObjectTime,
 }
 
-/// Timestamps without a chrono dependency of our own: `object_store` hands out
-/// `chrono::DateTime<Utc>`; we keep seconds and nanoseconds and render with jiff.
-mod chrono_free {
-    /// A UTC time as seconds and nanoseconds since the Unix epoch.
-    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-    pub(super) struct Time {
-        pub(super) secs: i64,
-        pub(super) nanos: u32,
+/// An object's last-modified time, UTC, as seconds and nanoseconds since the Unix epoch
+/// (`object_store` hands out `chrono` times; we keep the numbers and render with jiff).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ObjectTime {
+    secs: i64,
+    nanos: u32,
+}
+
+impl ObjectTime {
+    fn of(m: &object_store::ObjectMeta) -> Self {
+        Self {
+            secs: m.last_modified.timestamp(),
+            nanos: m.last_modified.timestamp_subsec_nanos(),
+        }
     }
 
-    impl Time {
-        pub(super) fn of(t: &object_store::ObjectMeta) -> Self {
-            Self {
-                secs: t.last_modified.timestamp(),
-                nanos: t.last_modified.timestamp_subsec_nanos(),
-            }
-        }
-
-        /// RFC 3339, UTC (e.g. `2026-11-21T05:38:04.123Z`).
-        pub(super) fn rfc3339(self) -> String {
-            jiff::Timestamp::new(self.secs, self.nanos.cast_signed())
-                .map_or_else(|_| format!("@{}", self.secs), |t| t.to_string())
-        }
+    /// RFC 3339, UTC (e.g. `2026-11-21T05:38:04.123Z`).
+    fn rfc3339(self) -> String {
+        jiff::Timestamp::new(self.secs, self.nanos.cast_signed())
+            .map_or_else(|_| format!("@{}", self.secs), |t| t.to_string())
     }
 }
 
@@ -594,7 +591,7 @@ impl Source for ObjectStoreSource {
                 rel: rel.to_owned(),
                 size: m.size,
                 etag: m.e_tag.clone(),
-                last_modified: chrono_free::Time::of(&m),
+                last_modified: ObjectTime::of(&m),
                 location: m.location,
             });
         }
@@ -689,7 +686,7 @@ enum Msg {
 struct Start {
     size: u64,
     etag: Option<String>,
-    last_modified: chrono_free::Time,
+    last_modified: ObjectTime,
     changed_since_listing: bool,
     listed_size: u64,
 }
@@ -965,7 +962,7 @@ async fn download(
                             || !same_etag(m.e_tag.as_deref(), obj.etag.as_deref());
                         size = m.size;
                         etag.clone_from(&m.e_tag);
-                        last_modified = chrono_free::Time::of(&m);
+                        last_modified = ObjectTime::of(&m);
                         continue;
                     }
                     Err(object_store::Error::NotFound { .. }) => {
@@ -986,7 +983,7 @@ async fn download(
                     m.size != obj.size || !same_etag(m.e_tag.as_deref(), obj.etag.as_deref());
                 size = m.size;
                 etag.clone_from(&m.e_tag);
-                last_modified = chrono_free::Time::of(&m);
+                last_modified = ObjectTime::of(&m);
             }
             Err(object_store::Error::NotFound { .. }) => {
                 let _ = tx.send(Msg::Vanished).await;
@@ -1069,7 +1066,7 @@ mod tests {
             rel: key.to_owned(),
             size: m.size,
             etag: m.e_tag.clone(),
-            last_modified: chrono_free::Time::of(&m),
+            last_modified: ObjectTime::of(&m),
         }
     }
 

@@ -214,6 +214,11 @@ async fn thousand_objects_on_moto_round_trip_byte_for_byte() {
             .keys
             .contains(&"restored/exports/empty.csv".to_owned())
     );
+    assert_eq!(
+        restored.target_key("data/exports/empty.csv").as_deref(),
+        Some("restored/exports/empty.csv")
+    );
+    assert_eq!(restored.target_key("elsewhere/x"), None);
 
     // The manifest lists every key with its size and ETag (and last-modified, SHA-256).
     let description = restored
