@@ -6,8 +6,12 @@
 //!   keygen --out FILE          generate an encryption key file (0600)
 //!   backup                     backup → verify → replicate catch-up → prune (when configured)
 //!   verify [ARTIFACT]          deep-verify an artifact (default: the newest) on every sink
-//!   restore --target DIR [--database NAME] [ARTIFACT]
-//!                              restore into an isolated directory (and a scratch database)
+//!   ls [--manifest | --report] [--include GLOB]... [ARTIFACT]
+//!                              list an artifact's entries and sources without restoring it
+//!   restore --target DIR [--include GLOB]... [--database NAME [--table S.T]... [--schema S]...]
+//!           [--no-files] [ARTIFACT]
+//!                              restore (all or selected entries) into an isolated directory,
+//!                              and the database (all or selected tables) into a scratch one
 //!   drill                      restore drill with RTO/RPO report (doctrine R7)
 //!   prune [--dry-run]          apply retention on every sink
 //!   replicate                  copy missing artifacts between sinks
@@ -30,9 +34,10 @@ use clap::{Parser, Subcommand};
 use serde::Deserialize;
 use wst::core::{
     ArtifactName, ArtifactVerifier, AuditEvent, AuditLog, BackupJob, BreakGlass, Cipher,
-    ComplianceOptions, DrillOptions, EntryRestorer, FileTreeSource, Medium, PruneOptions,
-    ReplicateOptions, RestoreOptions, RunOutcome, Sink, ThreeTwoOneOptions, Verifier,
-    complete_artifacts, compliance_status, prune_audited, replicate, restore, restore_drill,
+    ComplianceOptions, DrillOptions, EntryRestorer, FileTreeSource, ListedEntry, Medium,
+    PruneOptions, ReadLimits, ReplicateOptions, RestoreOptions, RunOutcome, Sink,
+    ThreeTwoOneOptions, Verifier, complete_artifacts, compliance_status, list_artifact,
+    prune_audited, replicate, restore, restore_drill,
 };
 use wst::crypto::{AeadCipher, KdfParams, Key, Passphrase};
 use wst::objstore::{LocalDiskSink, ObjectStoreSink};
@@ -76,14 +81,47 @@ enum Command {
         /// The artifact name (default: the newest complete one).
         artifact: Option<String>,
     },
+    /// List an artifact's entries (like `restic ls -l`) and sources without restoring it. The
+    /// artifact has no index: listing downloads, decrypts and decompresses it once.
+    Ls {
+        /// Print the manifest as JSON instead (sources with their facts, timings, entries).
+        #[arg(long, conflicts_with = "report")]
+        manifest: bool,
+        /// Print the newest restore-drill report of this artifact (from the drill's
+        /// `scratch_dir`) instead; reads no artifact.
+        #[arg(long)]
+        report: bool,
+        /// Only entries matching this root or glob (repeatable), e.g. `wst-api/`, `**/*.json`.
+        #[arg(long, value_name = "GLOB")]
+        include: Vec<String>,
+        /// The sink to read from (default: the first).
+        #[arg(long)]
+        sink: Option<String>,
+        /// The artifact name (default: the newest complete one).
+        artifact: Option<String>,
+    },
     /// Restore into an isolated directory (and a scratch database).
     Restore {
         /// An empty or new directory.
         #[arg(long)]
         target: PathBuf,
+        /// Restore only entries matching this root or glob (repeatable): `wst-api/`,
+        /// `wst-api/config/**`, `**/*.json`. A pattern matching nothing fails the restore.
+        #[arg(long, value_name = "GLOB")]
+        include: Vec<String>,
         /// Also restore the database dump into this new scratch database.
         #[arg(long)]
         database: Option<String>,
+        /// Restore only this table into the scratch database (repeatable; `schema.table`),
+        /// with its data, constraints, indexes and owned sequences.
+        #[arg(long, value_name = "SCHEMA.TABLE", requires = "database")]
+        table: Vec<String>,
+        /// Restore only the objects of this schema into the scratch database (repeatable).
+        #[arg(long, value_name = "SCHEMA", requires = "database")]
+        schema: Vec<String>,
+        /// Restore no files, only the database (needs --database).
+        #[arg(long, requires = "database", conflicts_with = "include")]
+        no_files: bool,
         /// The sink to read from (default: the first).
         #[arg(long)]
         sink: Option<String>,
@@ -254,6 +292,19 @@ fn default_age() -> i64 {
 }
 fn default_copies() -> usize {
     3
+}
+
+/// The `restore` command's arguments.
+struct RestoreRequest {
+    target: PathBuf,
+    include: Vec<String>,
+    database: Option<String>,
+    tables: Vec<String>,
+    schemas: Vec<String>,
+    no_files: bool,
+    sink: Option<String>,
+    break_glass: Option<BreakGlass>,
+    artifact: Option<String>,
 }
 
 /// An operator-facing failure with its exit code.
@@ -593,17 +644,47 @@ impl Ops {
         Ok(u8::from(!all_passed))
     }
 
-    async fn restore(
-        &self,
-        target: &Path,
-        database: Option<&str>,
-        sink: Option<&str>,
-        break_glass: Option<BreakGlass>,
-        artifact: Option<&str>,
-    ) -> Out<u8> {
-        let sink = self.sink(sink)?;
-        let name = self.artifact(&*sink, artifact).await?;
-        let mut options = RestoreOptions::isolated(target).protect(self.protected());
+    /// `restore`: files (all, or the `--include` selection) into an isolated directory, and
+    /// with `--database` the dump (all, or `--table`/`--schema`) into a scratch database.
+    async fn restore(&self, req: RestoreRequest) -> Out<u8> {
+        let RestoreRequest {
+            target,
+            include,
+            database,
+            tables,
+            schemas,
+            no_files,
+            sink,
+            break_glass,
+            artifact,
+        } = req;
+        let target = target.as_path();
+        let sink = self.sink(sink.as_deref())?;
+        let name = self.artifact(&*sink, artifact.as_deref()).await?;
+        let entry = self.entry();
+        let db_entry = || -> Out<String> {
+            entry
+                .clone()
+                .ok_or_else(|| usage("--database needs a [database] section"))
+        };
+        // The database restore reads the dump from the restored files: add its entry to a file
+        // selection (and remove it afterwards when the operator did not select it).
+        let mut patterns = include.clone();
+        let mut drop_dump = false;
+        if database.is_some() && (no_files || !include.is_empty()) {
+            let e = db_entry()?;
+            let selected = !no_files
+                && wst::core::Selection::new(&include)
+                    .map_err(|e| usage(e.to_string()))?
+                    .matches(&e);
+            if !selected {
+                patterns.push(e);
+                drop_dump = true;
+            }
+        }
+        let mut options = RestoreOptions::isolated(target)
+            .protect(self.protected())
+            .include(patterns);
         options.allow_non_empty = break_glass.is_some();
         options.break_glass.clone_from(&break_glass);
         let result = restore(&*sink, &name, &*self.cipher, &options).await;
@@ -638,7 +719,8 @@ impl Ops {
         )?;
         let mut proof_json = serde_json::Value::Null;
         let mut code = 0;
-        if let Some(db_name) = database {
+        let mut dump_bytes = 0;
+        if let Some(db_name) = database.as_deref() {
             let db = self
                 .config
                 .database
@@ -656,13 +738,23 @@ impl Ops {
             let facts = wst::pg::DatabaseFacts::from_description(desc)?;
             let mut opts = wst::pg::RestoreOptions::new(pg_connection(db, url)?)
                 .with_database(db_name)
-                .with_jobs(db.jobs.unwrap_or(2));
+                .with_jobs(db.jobs.unwrap_or(2))
+                .with_tables(tables)
+                .with_schemas(schemas);
             if let Some(bg) = &break_glass {
                 opts = opts.with_break_glass(bg.clone());
             }
-            let proof =
-                wst::pg::restore_dump(&target.join(desc.root.trim_end_matches('/')), &facts, &opts)
-                    .await?;
+            let dump = target.join(desc.root.trim_end_matches('/'));
+            let proof = wst::pg::restore_dump(&dump, &facts, &opts).await;
+            if drop_dump {
+                dump_bytes = std::fs::metadata(&dump).map_or(0, |m| m.len());
+                std::fs::remove_file(&dump).ok();
+                if no_files {
+                    // Only removed when empty: the target held nothing but the dump.
+                    std::fs::remove_dir(target).ok();
+                }
+            }
+            let proof = proof?;
             audit_restore(
                 proof.passed(),
                 proof.total_seconds,
@@ -674,22 +766,185 @@ impl Ops {
         }
         let out = serde_json::json!({ "files": report, "database": proof_json });
         self.print(&out, || {
-            println!(
-                "restored {} ({} entries, {} bytes) into {} in {:.1} s",
-                report.artifact,
-                report.entries,
-                report.bytes,
-                target.display(),
-                report.duration_seconds
-            );
+            if no_files {
+                println!(
+                    "read the dump of {} ({} bytes) in {:.1} s; no files restored",
+                    report.artifact, report.bytes, report.duration_seconds
+                );
+            } else {
+                println!(
+                    "restored {} ({} entries, {} bytes) into {} in {:.1} s",
+                    report.artifact,
+                    report.entries - u64::from(drop_dump),
+                    report.bytes - dump_bytes,
+                    target.display(),
+                    report.duration_seconds
+                );
+            }
+            if !report.selection.is_empty() {
+                println!(
+                    "  selection: {} ({} other entries authenticated, not written)",
+                    include.join(", "),
+                    report.skipped
+                );
+            }
             if !proof_json.is_null() {
                 println!(
                     "database proof: {}",
                     if code == 0 { "PASS" } else { "FAIL" }
                 );
+                if let Some(t) = proof_json["selection"]["restored_tables"].as_array() {
+                    let t: Vec<&str> = t.iter().filter_map(|v| v.as_str()).collect();
+                    println!("  tables restored: {}", t.join(", "));
+                }
+                for c in proof_json["checks"].as_array().into_iter().flatten() {
+                    if c["passed"] == false {
+                        println!("  FAILED {}: {}", c["name"], c["detail"]);
+                    }
+                }
             }
         });
         Ok(code)
+    }
+
+    /// `ls`: the entries (or the manifest, or the newest drill report) of an artifact.
+    async fn ls(
+        &self,
+        sink: Option<&str>,
+        artifact: Option<&str>,
+        include: &[String],
+        manifest: bool,
+        report: bool,
+    ) -> Out<u8> {
+        let sink = self.sink(sink)?;
+        let name = self.artifact(&*sink, artifact).await?;
+        if report {
+            return self.print_drill_report(&name);
+        }
+        let listing = list_artifact(&*sink, &name, &*self.cipher, ReadLimits::default()).await?;
+        if manifest {
+            println!("{}", serde_json::to_string_pretty(&listing.manifest)?);
+            return Ok(0);
+        }
+        let selection = if include.is_empty() {
+            None
+        } else {
+            Some(wst::core::Selection::new(include).map_err(|e| usage(e.to_string()))?)
+        };
+        let entries: Vec<&ListedEntry> = match &selection {
+            Some(sel) => listing.select(sel),
+            None => listing.entries.iter().collect(),
+        };
+        if self.json {
+            let mut value = serde_json::to_value(&listing)?;
+            value["entries"] = serde_json::to_value(&entries)?;
+            println!("{}", serde_json::to_string_pretty(&value)?);
+            return Ok(0);
+        }
+        let created = listing.sidecar.as_ref().map_or_else(
+            || "no sidecar: incomplete".to_owned(),
+            |s| s.created.to_string(),
+        );
+        let verified = match listing
+            .sidecar
+            .as_ref()
+            .and_then(|s| s.verification.as_ref())
+        {
+            Some(v) if v.passed => format!("verified PASS ({} checks)", v.checks_passed),
+            Some(v) => format!("verified FAIL ({} checks failed)", v.checks_failed),
+            None => "not verified".to_owned(),
+        };
+        println!(
+            "{} on {}: created {created}, {} bytes, {verified}, {} entries, {} content bytes",
+            listing.artifact,
+            listing.sink,
+            listing.ciphertext_bytes,
+            listing.entries.len(),
+            listing.content_bytes()
+        );
+        println!("sources:");
+        for s in &listing.manifest.sources {
+            let facts = match wst::pg::DatabaseFacts::from_description(s) {
+                Ok(f) => format!(
+                    "  ({} tables, {} rows, database {})",
+                    f.row_counts.len(),
+                    f.total_rows(),
+                    f.database
+                ),
+                Err(_) => String::new(),
+            };
+            println!("  {:<12} {:<16} {}{facts}", s.kind, s.name, s.root);
+        }
+        for w in &listing.manifest.warnings {
+            println!("warning: {w}");
+        }
+        println!("entries:");
+        for e in &entries {
+            println!("{e}");
+        }
+        if let Some(sel) = &selection {
+            let unmatched = sel.unmatched(&listing.manifest);
+            if !unmatched.is_empty() {
+                return Err(failed(format!(
+                    "no entry matches `{}`",
+                    unmatched.join("`, `")
+                )));
+            }
+        }
+        Ok(0)
+    }
+
+    /// Prints the newest drill report of `name` found in the drill's `scratch_dir`.
+    fn print_drill_report(&self, name: &ArtifactName) -> Out<u8> {
+        let cfg =
+            self.config.drill.as_ref().ok_or_else(|| {
+                usage("the configuration has no [drill] section (where reports are)")
+            })?;
+        let wanted = name.to_string();
+        let mut found: Option<(String, PathBuf, serde_json::Value)> = None;
+        for item in std::fs::read_dir(&cfg.scratch_dir).map_err(|e| {
+            failed(format!(
+                "no drill report for {wanted}: cannot list `{}`: {e}",
+                cfg.scratch_dir.display()
+            ))
+        })? {
+            let path = item?.path();
+            let is_report = path.extension().is_some_and(|e| e == "json")
+                && path
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("restore-test-"));
+            if !is_report {
+                continue;
+            }
+            let Ok(value) = serde_json::from_slice::<serde_json::Value>(&std::fs::read(&path)?)
+            else {
+                continue;
+            };
+            if value["artifact"] != wanted.as_str() {
+                continue;
+            }
+            let date = value["date"].as_str().unwrap_or_default().to_owned();
+            if found.as_ref().is_none_or(|(d, _, _)| date > *d) {
+                found = Some((date, path, value));
+            }
+        }
+        let Some((_, path, value)) = found else {
+            return Err(failed(format!(
+                "no drill report for {wanted} in `{}` (run `drill`)",
+                cfg.scratch_dir.display()
+            )));
+        };
+        if self.json {
+            println!("{}", serde_json::to_string_pretty(&value)?);
+        } else {
+            match std::fs::read_to_string(path.with_extension("md")) {
+                Ok(md) => print!("{md}"),
+                Err(_) => println!("{}", serde_json::to_string_pretty(&value)?),
+            }
+            println!("report: {}", path.display());
+        }
+        Ok(u8::from(value["passed"] != true))
     }
 
     async fn drill(&self, sink: Option<&str>) -> Out<u8> {
@@ -1010,25 +1265,49 @@ async fn run(cli: Cli) -> Out<u8> {
     match cli.command {
         Command::Backup => ops.backup().await,
         Command::Verify { artifact } => ops.verify(artifact.as_deref()).await,
+        Command::Ls {
+            manifest,
+            report,
+            include,
+            sink,
+            artifact,
+        } => {
+            ops.ls(
+                sink.as_deref(),
+                artifact.as_deref(),
+                &include,
+                manifest,
+                report,
+            )
+            .await
+        }
         Command::Restore {
             target,
+            include,
             database,
+            table,
+            schema,
+            no_files,
             sink,
             break_glass_by,
             reason,
             artifact,
         } => {
-            let bg = break_glass_by.map(|by| BreakGlass {
+            let break_glass = break_glass_by.map(|by| BreakGlass {
                 authorized_by: by,
                 reason: reason.unwrap_or_default(),
             });
-            ops.restore(
-                &target,
-                database.as_deref(),
-                sink.as_deref(),
-                bg,
-                artifact.as_deref(),
-            )
+            ops.restore(RestoreRequest {
+                target,
+                include,
+                database,
+                tables: table,
+                schemas: schema,
+                no_files,
+                sink,
+                break_glass,
+                artifact,
+            })
             .await
         }
         Command::Drill { sink } => ops.drill(sink.as_deref()).await,

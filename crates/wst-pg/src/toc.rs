@@ -70,10 +70,13 @@ const RELATIONS: &[&str] = &[
     "INDEX",
 ];
 
-/// Items that belong to a selected table (or a sequence of it): its data, constraints,
-/// indexes, defaults, owned sequences and their values, triggers, policies, rules, comments,
-/// statistics — what a whole-database restore would create for it.
+/// Items that belong to a selected table: its partitions and inheritance children (a parent's
+/// `count(*)` includes their rows), its data, constraints, indexes, defaults, owned sequences
+/// and their values, triggers, policies, rules, comments, statistics — what a whole-database
+/// restore would create for it.
 const ATTACHED: &[&str] = &[
+    "TABLE",
+    "TABLE ATTACH",
     "TABLE DATA",
     "SEQUENCE",
     "SEQUENCE OWNED BY",
@@ -207,11 +210,15 @@ pub(crate) struct Plan {
 /// Chooses the items for a restore of only `tables` (`(schema, table)`) and every object of
 /// `schemas`:
 /// 1. seeds: the `TABLE` items of the tables; every item in the schemas (and the schemas);
-/// 2. attached: items of the kinds in `ATTACHED` that depend on a selected item — the table's
-///    data, constraints, indexes, defaults, owned sequences and their values, triggers …;
-/// 3. dependencies: what selected items depend on (schemas, types, functions, sequences),
-///    recursively — but never another relation: an item that needs an unselected table
-///    (a foreign key to it, a view over it) is left out;
+/// 2. attached: items of the kinds in `ATTACHED` that depend on an item of 1 or 2 — the
+///    table's partitions and inheritance children, data, constraints, indexes, defaults, owned
+///    sequences and their values, triggers …;
+/// 3. dependencies: what those depend on (schemas, types, functions, sequences and their
+///    values), recursively — but never another relation, and nothing that merely belongs to a
+///    dependency (a table typed by a pulled type is not restored). An item that needs an
+///    unselected table (a foreign key to it, a view over it) is left out; a selected table
+///    itself is always created (a partition standalone; an inheritance child without its
+///    parent fails in `pg_restore`, naming the parent);
 ///
 /// repeated until nothing changes; plus the session settings (`ENCODING`, `STDSTRINGS`,
 /// `SEARCHPATH`). Large objects and the `DATABASE` item are never selected. `pg_restore`
@@ -271,44 +278,53 @@ pub(crate) fn plan(
             "DATABASE" | "BLOB" | "BLOBS" | "BLOB METADATA" | "LARGE OBJECT"
         ) || (i.desc == "COMMENT" && i.namespace.is_none() && i.tag.starts_with("DATABASE "))
     };
-    let mut selected: HashSet<u32> = HashSet::new();
+    // `full`: the selection proper (seeds and what belongs to them); `pulled`: definitions
+    // they need (schemas, types, functions, sequences), without what belongs to those.
+    let mut full: HashSet<u32> = HashSet::new();
+    let mut pulled: HashSet<u32> = HashSet::new();
     loop {
-        let before = selected.len();
+        let before = (full.len(), pulled.len());
         for i in items {
-            if selected.contains(&i.id) || excluded(i) {
+            if full.contains(&i.id) || excluded(i) {
                 continue;
             }
-            let candidate = seeds.contains(&i.id)
-                || (ATTACHED.contains(&i.desc.as_str())
-                    && i.deps.iter().any(|d| selected.contains(d)));
+            let seed = seeds.contains(&i.id);
+            let candidate = seed
+                || (ATTACHED.contains(&i.desc.as_str()) && i.deps.iter().any(|d| full.contains(d)))
+                || (i.desc == "SEQUENCE SET" && i.deps.iter().any(|d| pulled.contains(d)));
+            // A selected table is created even when it depends on an unselected one (a
+            // partition is created standalone; an inheritance child then fails loudly).
+            let table_seed = seed && i.desc == "TABLE";
             let needs_unselected_relation = i
                 .deps
                 .iter()
-                .any(|d| is_relation(d) && !selected.contains(d));
-            if candidate && !needs_unselected_relation {
-                selected.insert(i.id);
+                .any(|d| is_relation(d) && !full.contains(d) && !pulled.contains(d));
+            if candidate && (table_seed || !needs_unselected_relation) {
+                full.insert(i.id);
+                pulled.remove(&i.id);
             }
         }
         // Dependencies (not relations), recursively.
-        let mut stack: Vec<u32> = selected.iter().copied().collect();
+        let mut stack: Vec<u32> = full.iter().chain(&pulled).copied().collect();
         while let Some(id) = stack.pop() {
             let Some(item) = by_id.get(&id) else { continue };
             for d in &item.deps {
-                if selected.contains(d) || is_relation(d) {
+                if full.contains(d) || pulled.contains(d) || is_relation(d) {
                     continue;
                 }
                 if let Some(dep) = by_id.get(d)
                     && !excluded(dep)
                 {
-                    selected.insert(*d);
+                    pulled.insert(*d);
                     stack.push(*d);
                 }
             }
         }
-        if selected.len() == before {
+        if (full.len(), pulled.len()) == before {
             break;
         }
     }
+    let selected: HashSet<u32> = full.union(&pulled).copied().collect();
     let mut list = String::new();
     let mut restored = BTreeSet::new();
     let mut count = 0;
@@ -494,6 +510,56 @@ mod tests {
         assert_eq!(
             schema.tables,
             BTreeSet::from(["app.orders".to_owned(), "app.users".to_owned()])
+        );
+    }
+
+    /// Partitions, an inheritance child and a table typed by a composite type.
+    const FAMILY: &str = "\
+3385; 0 0 ENCODING - ENCODING 
+7; 2615 16385 SCHEMA - app postgres
+850; 1247 16500 TYPE app pair postgres
+;\tdepends on: 7
+217; 1259 16392 TABLE app users postgres
+;\tdepends on: 7 850
+226; 1259 16449 TABLE app kid postgres
+;\tdepends on: 7 217
+230; 1259 16460 TABLE app typed postgres
+;\tdepends on: 7 850
+224; 1259 16441 TABLE app events postgres
+;\tdepends on: 7
+225; 1259 16444 TABLE app events_2025 postgres
+;\tdepends on: 7 224
+3233; 0 0 TABLE ATTACH app events_2025 postgres
+;\tdepends on: 225 224
+3377; 0 16392 TABLE DATA app users postgres
+;\tdepends on: 217
+3398; 0 16449 TABLE DATA app kid postgres
+;\tdepends on: 226
+3399; 0 16460 TABLE DATA app typed postgres
+;\tdepends on: 230
+3397; 0 16444 TABLE DATA app events_2025 postgres
+;\tdepends on: 225
+";
+
+    #[test]
+    fn parents_bring_children_and_pulled_types_bring_nothing_else() {
+        let items = parse_list(FAMILY);
+        let t = |s: &str| vec![("app".to_owned(), s.to_owned())];
+        let users = plan(&items, &t("users"), &[]).unwrap();
+        assert_eq!(ids(&users), [3385, 7, 850, 217, 226, 3377, 3398]);
+        assert_eq!(
+            users.tables,
+            BTreeSet::from(["app.kid".to_owned(), "app.users".to_owned()]),
+            "an inheritance child (counted in the parent's count(*)) comes along; \
+             the table typed by the pulled type does not"
+        );
+        let events = plan(&items, &t("events"), &[]).unwrap();
+        assert_eq!(ids(&events), [3385, 7, 224, 225, 3233, 3397]);
+        let partition = plan(&items, &t("events_2025"), &[]).unwrap();
+        assert_eq!(
+            ids(&partition),
+            [3385, 7, 225, 3397],
+            "standalone, not attached"
         );
     }
 

@@ -171,7 +171,7 @@ async fn one_table_of_a_multi_schema_database_and_nothing_else() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_schema_and_unknown_names() {
+async fn a_schema_a_partitioned_table_and_unknown_names() {
     let Some(cluster) = common::demo_cluster(1) else {
         return;
     };
@@ -200,6 +200,27 @@ async fn a_schema_and_unknown_names() {
             .unwrap(),
         "105",
         "the standalone sequence of the schema kept its value"
+    );
+
+    // A partitioned table brings its partitions (where its rows are).
+    let proof = wst_pg::restore_dump(
+        &dump,
+        &facts,
+        &options(&cluster, "only_events").with_tables(["sales.events"]),
+    )
+    .await
+    .unwrap();
+    assert!(proof.passed(), "{:#?}", proof.checks);
+    assert_eq!(
+        proof.restored.row_counts.keys().collect::<Vec<_>>(),
+        ["sales.events_2025", "sales.events_2026"]
+    );
+    assert_eq!(proof.restored.total_rows(), 300);
+    assert_eq!(
+        cluster
+            .psql("only_events", "SELECT count(*) FROM sales.events")
+            .unwrap(),
+        "300"
     );
 
     // Unknown names are refused before any database is created.
