@@ -525,6 +525,14 @@ async fn files_only_drill_runs_smoke_tests_and_never_skips_a_check() {
         .with_check(Arc::new(
             SmokeTest::new("no_such_program", "/nonexistent/wst-smoke", Vec::<String>::new()),
         ))
+        .with_check(Arc::new(SmokeTest::new(
+            "leaves_a_daemon",
+            "sh",
+            [
+                "-c",
+                r#"sleep 300 & echo $! > "$WST_RESTORE_DIR/../daemon.pid"; echo started"#,
+            ],
+        )))
         .with_check(Arc::new(SqlAssertion::returns_no_rows("needs_db", "SELECT 1")))
         .with_check(Arc::new(ObjectKeyCrossCheck::in_restored_tree(
             "needs_db_too",
@@ -572,6 +580,24 @@ async fn files_only_drill_runs_smoke_tests_and_never_skips_a_check() {
         check(&report, "check:silent").detail,
         "the check returned no result (a check must pass or fail)"
     );
-    assert_eq!(report.post_restore_checks.len(), 6);
+    // A process the smoke test left behind holding its output is killed with its group.
+    let daemon = check(&report, "smoke:leaves_a_daemon");
+    assert!(daemon.passed, "{daemon:?}");
+    assert!(
+        daemon.detail.contains("stdout: started;"),
+        "{}",
+        daemon.detail
+    );
+    let pid = fs::read_to_string(tmp.path().join("scratch/daemon.pid")).unwrap();
+    #[cfg(target_os = "linux")]
+    {
+        let stat = fs::read_to_string(format!("/proc/{}/stat", pid.trim())).unwrap_or_default();
+        assert!(
+            stat.is_empty() || stat.contains(") Z "),
+            "the daemon {} still runs: {stat}",
+            pid.trim()
+        );
+    }
+    assert_eq!(report.post_restore_checks.len(), 7);
     assert!(report.cleaned_up && !report.restore_target.exists());
 }

@@ -302,23 +302,26 @@ const SMOKE_INHERITED: &[&str] = &[
 /// (basic smoke test)"): runs a program — directly, no shell — against the restored data;
 /// exit status 0 passes.
 ///
-/// The child runs in the restore target with a minimal environment: the variables in
-/// `SMOKE_INHERITED` (`PATH`, `HOME`, `LANG`, `TMPDIR`, Windows' `SystemRoot` …) from the
-/// drill's process, then `WST_RESTORE_DIR` (the restore target) and `WST_ARTIFACT`, then the
-/// variables of the restored entry's [`ScratchAccess`] (wst-pg: `PGHOST`, `PGPORT`, `PGUSER`,
-/// `PGDATABASE`, `PGSSLMODE`, `PGPASSFILE` when a password is needed, and
-/// `WST_SCRATCH_DATABASE_URL` without password), then [`SmokeTest::with_env`]'s. Nothing else
-/// is inherited, so production credentials in the drill's environment never reach it.
+/// The child runs in the restore target with a minimal environment: from the drill's process
+/// only `PATH`, `HOME`, `USER`, `LOGNAME`, `LANG`, `LC_ALL`, `LC_CTYPE`, `TZ`, `TMPDIR`/`TMP`/
+/// `TEMP` and Windows' `SystemRoot`, `ComSpec`, `PATHEXT`, `USERPROFILE`, `APPDATA`,
+/// `LOCALAPPDATA`, `WINDIR` (plus those named with [`SmokeTest::inherit`]); then
+/// `WST_RESTORE_DIR` (the restore target) and `WST_ARTIFACT`; then the variables of the
+/// restored entry's [`ScratchAccess`] (wst-pg: `PGHOST`, `PGPORT`, `PGUSER`, `PGDATABASE`,
+/// `PGSSLMODE`, `PGPASSFILE` when a password is needed, and `WST_SCRATCH_DATABASE_URL`
+/// without password); then [`SmokeTest::with_env`]'s. Nothing else is inherited, so database
+/// URLs, `PG*` variables or cloud credentials in the drill's environment never reach it.
 ///
 /// With several restored entries offering access, the first (in manifest order) is used
 /// unless [`SmokeTest::for_source`] names one.
 ///
 /// The check (named `smoke:<name>`) records the exit status, the duration (seconds) and the
 /// last [`SmokeTest::with_tail_bytes`] bytes of stdout and stderr, passed through the access's
-/// redactor. After [`SmokeTest::with_timeout_secs`] the child is killed. On Unix the child
-/// leads its own process group, and processes it left behind (still holding its output open
-/// once it exited or timed out) are killed with the group (`kill -s KILL -- -<pgid>`); on
-/// Windows only the child itself is killed.
+/// redactor. After [`SmokeTest::with_timeout_secs`] the child is killed and the check fails.
+/// On Unix the child leads its own process group, which is killed (`kill -s KILL -- -<pgid>`)
+/// on timeout and when processes the child left behind still hold its output open 2 s after
+/// it exited, so nothing it started outlives the check and the scratch database; on Windows
+/// only the child itself is killed.
 #[derive(Debug, Clone)]
 pub struct SmokeTest {
     name: String,
@@ -426,50 +429,66 @@ impl SmokeTest {
     }
 }
 
-/// Reads `reader` to its end, keeping only the last `limit` bytes; returns them and the total.
+/// The last bytes of a child's output stream, filled while it is read.
+#[derive(Debug, Default)]
+struct Tail {
+    kept: Vec<u8>,
+    total: u64,
+    ended: bool,
+}
+
+/// Reads `reader` to its end into `tail`, keeping only the last `limit` bytes.
 async fn read_tail<R: tokio::io::AsyncRead + Unpin>(
     reader: Option<R>,
     limit: usize,
-) -> (Vec<u8>, u64) {
+    tail: Arc<std::sync::Mutex<Tail>>,
+) {
     use tokio::io::AsyncReadExt as _;
-    let Some(mut reader) = reader else {
-        return (Vec::new(), 0);
-    };
-    let mut kept = Vec::new();
-    let mut total = 0u64;
     let mut chunk = vec![0u8; 8192];
-    loop {
-        match reader.read(&mut chunk).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => {
-                total += n as u64;
-                kept.extend_from_slice(&chunk[..n]);
-                if kept.len() > limit.saturating_mul(2).max(8192) {
-                    kept.drain(..kept.len() - limit);
-                }
+    if let Some(mut reader) = reader {
+        while let Ok(n) = reader.read(&mut chunk).await {
+            if n == 0 {
+                break;
+            }
+            let mut t = tail
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            t.total += n as u64;
+            t.kept.extend_from_slice(&chunk[..n]);
+            if t.kept.len() > limit {
+                let cut = t.kept.len() - limit;
+                t.kept.drain(..cut);
             }
         }
     }
-    if kept.len() > limit {
-        kept.drain(..kept.len() - limit);
-    }
-    (kept, total)
+    tail.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .ended = true;
 }
 
 /// A recorded output tail on one line: redacted, trimmed, newlines shown as `⏎`.
-fn show_tail(bytes: &[u8], total: u64, access: Option<&ScratchAccess>) -> String {
+fn show_tail(tail: &std::sync::Mutex<Tail>, access: Option<&ScratchAccess>) -> String {
+    let tail = tail
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let (bytes, total) = (&tail.kept, tail.total);
     let text = String::from_utf8_lossy(bytes);
     let text = match access {
         Some(a) => a.redact(&text),
         None => text.into_owned(),
     };
     let text = text.trim().replace("\r\n", "\n").replace('\n', " ⏎ ");
-    if text.is_empty() {
+    let text = if text.is_empty() {
         "(empty)".to_owned()
     } else if total > bytes.len() as u64 {
         format!("…{text}")
     } else {
         text
+    };
+    if tail.ended {
+        text
+    } else {
+        format!("{text} (still held open by a process the program left running)")
     }
 }
 
@@ -531,8 +550,17 @@ impl PostRestoreCheck for SmokeTest {
             }
         };
         let pgid = child.id();
-        let stdout = tokio::spawn(read_tail(child.stdout.take(), self.tail_bytes));
-        let stderr = tokio::spawn(read_tail(child.stderr.take(), self.tail_bytes));
+        let (out, err) = (Arc::default(), Arc::default());
+        let stdout = tokio::spawn(read_tail(
+            child.stdout.take(),
+            self.tail_bytes,
+            Arc::clone(&out),
+        ));
+        let stderr = tokio::spawn(read_tail(
+            child.stderr.take(),
+            self.tail_bytes,
+            Arc::clone(&err),
+        ));
         let limit = Duration::from_secs(self.timeout_secs);
         let (status, passed) = match tokio::time::timeout(limit, child.wait()).await {
             Ok(Ok(s)) => (describe_exit(s), s.success()),
@@ -546,18 +574,18 @@ impl PostRestoreCheck for SmokeTest {
         let seconds = started.elapsed().as_secs_f64();
         // Output still open after the child ended: something it started holds it; end it.
         let grace = Duration::from_secs(2);
-        let both = async { (stdout.await, stderr.await) };
-        tokio::pin!(both);
-        let outputs = if let Ok(o) = tokio::time::timeout(grace, &mut both).await {
-            o
-        } else {
-            kill_group(pgid).await;
-            tokio::time::timeout(grace, &mut both)
-                .await
-                .unwrap_or_else(|_| (Ok((Vec::new(), 0)), Ok((Vec::new(), 0))))
+        let (abort_out, abort_err) = (stdout.abort_handle(), stderr.abort_handle());
+        let both = async {
+            let _ = (stdout.await, stderr.await);
         };
-        let (out, out_total) = outputs.0.unwrap_or_default();
-        let (err, err_total) = outputs.1.unwrap_or_default();
+        tokio::pin!(both);
+        if tokio::time::timeout(grace, &mut both).await.is_err() {
+            kill_group(pgid).await;
+            if tokio::time::timeout(grace, &mut both).await.is_err() {
+                abort_out.abort();
+                abort_err.abort();
+            }
+        }
         let source = entry.map_or_else(
             || "no scratch system".to_owned(),
             |e| format!("source `{}`", e.proof.source),
@@ -565,8 +593,8 @@ impl PostRestoreCheck for SmokeTest {
         let detail = format!(
             "`{program}` {status} after {seconds:.2} s (timeout {} s; {source}); stdout: {}; stderr: {}",
             self.timeout_secs,
-            show_tail(&out, out_total, access),
-            show_tail(&err, err_total, access),
+            show_tail(&out, access),
+            show_tail(&err, access),
         );
         vec![Check {
             name,
