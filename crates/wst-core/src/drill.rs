@@ -1219,3 +1219,142 @@ async fn post_restore(
     drop(entries); // private files (passfiles) go before the scratch systems do
     (results, application)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report() -> DrillReport {
+        DrillReport {
+            project: "wst".into(),
+            tested_by: "otto".into(),
+            date: jiff::Timestamp::UNIX_EPOCH,
+            artifact: "wst-backup-20260101-020000".into(),
+            selection: DrillSelection::Newest,
+            sink: "local-c".into(),
+            backup_time: jiff::Timestamp::UNIX_EPOCH,
+            backup_size: 1,
+            restore_target: PathBuf::from("/scratch/restore-test"),
+            proofs: Vec::new(),
+            rto_seconds: 1.0,
+            rpo_seconds: 1.0,
+            data_rpo_seconds: None,
+            rto_target_seconds: 60.0,
+            rpo_target_seconds: 60.0,
+            checks: Vec::new(),
+            post_restore_checks: Vec::new(),
+            application_connected: None,
+            passed: true,
+            cleaned_up: true,
+        }
+    }
+
+    #[test]
+    fn markdown_has_a_post_restore_section_and_lists_each_check_once() {
+        let mut r = report();
+        let sql = Check::fail(
+            "sql:orphans",
+            "expected no rows, got 1 row × 1 column: [`7`]",
+        );
+        let smoke = Check::pass("smoke:app", "`app` exited with status 0 after 0.10 s");
+        r.checks = vec![Check::pass("verify", "ok"), sql.clone(), smoke.clone()];
+        r.post_restore_checks = vec![sql, smoke];
+        r.application_connected = Some(true);
+        r.passed = false;
+        let md = r.to_markdown();
+        let section = md
+            .split("## POST_RESTORE_CHECKS\n")
+            .nth(1)
+            .and_then(|rest| rest.split("## RESULT").next())
+            .expect("section before RESULT");
+        assert_eq!(
+            section,
+            "- [FAIL] sql:orphans: expected no rows, got 1 row × 1 column: [`7`]\n\
+             - [PASS] smoke:app: `app` exited with status 0 after 0.10 s\n"
+        );
+        assert!(md.contains("- application connected: yes\n"), "{md}");
+        assert_eq!(md.matches("smoke:app").count(), 1, "{md}");
+        assert!(md.contains("- [PASS] verify: ok"), "{md}");
+        assert!(md.contains("ISSUES: sql:orphans: expected no rows"), "{md}");
+    }
+
+    #[test]
+    fn without_checks_the_report_is_as_before() {
+        let md = report().to_markdown();
+        assert!(!md.contains("POST_RESTORE_CHECKS"), "{md}");
+        assert!(md.contains("- application connected: not tested\n"), "{md}");
+    }
+
+    #[test]
+    fn reports_written_before_post_restore_checks_still_read() {
+        let mut json = serde_json::to_value(report()).unwrap();
+        let object = json.as_object_mut().unwrap();
+        object.remove("post_restore_checks");
+        object.remove("application_connected");
+        object.insert(
+            "proofs".into(),
+            serde_json::json!([{
+                "target": "wst_restore_x on wst@db:5432",
+                "checks": [],
+                "schema_matches": true,
+                "rows": [3, 3],
+                "newest_data": null
+            }]),
+        );
+        let old: DrillReport = serde_json::from_value(json).unwrap();
+        assert!(old.post_restore_checks.is_empty());
+        assert_eq!(old.application_connected, None);
+        assert_eq!(old.proofs[0].kind, "");
+        assert_eq!(old.proofs[0].scratch_name, None);
+        assert!(!old.proofs[0].scratch_created);
+    }
+
+    #[test]
+    fn scratch_access_redacts_and_hands_out_its_handle() {
+        #[derive(Debug, PartialEq)]
+        struct Db(&'static str);
+        let access = ScratchAccess::new()
+            .with_env("PGDATABASE", "old")
+            .with_env("PGDATABASE", "wst_restore_x")
+            .with_env("PGHOST", "db")
+            .with_redactor(|t| t.replace("hunter2", "[REDACTED]"))
+            .with_handle(Db("wst_restore_x"));
+        assert_eq!(
+            access.env(),
+            [
+                ("PGDATABASE".to_owned(), "wst_restore_x".to_owned()),
+                ("PGHOST".to_owned(), "db".to_owned())
+            ]
+        );
+        assert_eq!(access.redact("pw hunter2!"), "pw [REDACTED]!");
+        assert_eq!(access.handle::<Db>(), Some(&Db("wst_restore_x")));
+        assert_eq!(access.handle::<String>(), None);
+        assert_eq!(ScratchAccess::new().redact("hunter2"), "hunter2");
+    }
+
+    #[test]
+    fn tails_keep_the_end_and_mark_what_was_cut_or_left_open() {
+        let tail = std::sync::Mutex::new(Tail {
+            kept: b"line 2\nline 3\n".to_vec(),
+            total: 20,
+            ended: true,
+        });
+        assert_eq!(show_tail(&tail, None), "…line 2 ⏎ line 3");
+        let open = std::sync::Mutex::new(Tail::default());
+        assert_eq!(
+            show_tail(&open, None),
+            "(empty) (still held open by a process the program left running)"
+        );
+    }
+
+    #[tokio::test]
+    async fn read_tail_keeps_only_the_last_bytes() {
+        let data: Vec<u8> = (0..50_000u32).map(|i| (i % 251) as u8).collect();
+        let tail = Arc::new(std::sync::Mutex::new(Tail::default()));
+        read_tail(Some(&data[..]), 100, Arc::clone(&tail)).await;
+        let t = tail.lock().unwrap();
+        assert!(t.ended);
+        assert_eq!(t.total, 50_000);
+        assert_eq!(t.kept, data[50_000 - 100..]);
+    }
+}
