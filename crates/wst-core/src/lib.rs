@@ -3,7 +3,9 @@
 //! A backup run reads [`Source`]s once, writes a tar stream, compresses it with zstd, seals it
 //! with a [`Cipher`] and writes the ciphertext to every [`Sink`] concurrently. The tar ends with a
 //! [`Manifest`] (every entry's size and SHA-256); beside the artifact each sink stores a plaintext
-//! [`Sidecar`] with non-sensitive facts.
+//! [`Sidecar`] with non-sensitive facts. [`list_artifact`] browses an artifact (entries,
+//! manifest, sidecar) without restoring it; [`restore`] restores all of it, or only the
+//! entries an include [`Selection`] selects, into an isolated directory.
 #![deny(rustdoc::broken_intra_doc_links)]
 
 mod archive;

@@ -145,6 +145,7 @@ fn prefixes(path: &str) -> impl Iterator<Item = &str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::{Just, Strategy};
 
     fn sel(p: &[&str]) -> Selection {
         Selection::new(p).unwrap()
@@ -189,6 +190,39 @@ mod tests {
         assert!(!s.mark("other/a.txt", &mut hit));
         assert_eq!(hit, [true, true, false]);
         assert_eq!(s.unmatched_of(&hit), ["nothing/**"]);
+    }
+
+    fn arb_path() -> impl proptest::strategy::Strategy<Value = String> {
+        proptest::collection::vec("[a-c]{1,2}(\\.json)?", 1..5).prop_map(|v| v.join("/"))
+    }
+
+    proptest::proptest! {
+        /// A root selects exactly itself and the paths beneath it, never a sibling sharing
+        /// its name as a prefix.
+        #[test]
+        fn a_root_selects_exactly_its_subtree(root in arb_path(), path in arb_path()) {
+            let s = Selection::new([format!("{root}/")]).unwrap();
+            let inside = path == root || path.starts_with(&format!("{root}/"));
+            proptest::prop_assert_eq!(s.matches(&path), inside);
+        }
+
+        /// Whatever the patterns, a selected directory's descendants are selected too (a
+        /// restored directory is never missing its contents).
+        #[test]
+        fn selection_is_closed_under_descendants(
+            patterns in proptest::collection::vec(
+                proptest::prop_oneof![arb_path(), Just("**/*.json".to_owned()), Just("a/*".to_owned())],
+                1..3,
+            ),
+            dir in arb_path(),
+            rest in arb_path(),
+        ) {
+            let s = Selection::new(&patterns).unwrap();
+            if s.matches(&dir) {
+                let child = format!("{dir}/{rest}");
+                proptest::prop_assert!(s.matches(&child));
+            }
+        }
     }
 
     #[test]
