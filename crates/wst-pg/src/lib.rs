@@ -43,6 +43,10 @@
 //!   server, `pg_dump` failing (redacted stderr), empty dump (F3).
 //! - **Restore** ([`restore_dump`]) never targets the source database and refuses an existing
 //!   non-empty database without a [`BreakGlass`] authorization (design invariant 4).
+//! - **Restore drill** ([`PgDrillRestorer`]): a fresh scratch database per drill, proven
+//!   against the manifest, then open to post-restore checks — [`SqlAssertion`],
+//!   [`ObjectKeyCrossCheck`] (read-only, through a cursor) and `wst_core::SmokeTest` (libpq
+//!   environment with a private passfile) — and dropped only after them.
 //!
 //! # Features
 //!
