@@ -6,10 +6,10 @@
 //!   keygen --out FILE          generate an encryption key file (0600)
 //!   backup                     backup → verify → replicate catch-up → prune (when configured)
 //!   verify [ARTIFACT]          deep-verify an artifact (default: the newest) on every sink
-//!   ls [--manifest | --report] [--include GLOB]... [ARTIFACT]
+//!   ls [--manifest | --report] [--include GLOB]... [--exclude GLOB]... [ARTIFACT]
 //!                              list an artifact's entries and sources without restoring it
-//!   restore --target DIR [--include GLOB]... [--database NAME [--table S.T]... [--schema S]...]
-//!           [--no-files] [ARTIFACT]
+//!   restore --target DIR [--include GLOB]... [--exclude GLOB]... [--no-database]
+//!           [--database NAME [--table S.T]... [--schema S]... [--no-files]] [ARTIFACT]
 //!                              restore (all or selected entries) into an isolated directory,
 //!                              and the database (all or selected tables) into a scratch one
 //!   drill                      restore drill with RTO/RPO report (doctrine R7)
@@ -94,6 +94,9 @@ enum Command {
         /// Only entries matching this root or glob (repeatable), e.g. `wst-api/`, `**/*.json`.
         #[arg(long, value_name = "GLOB")]
         include: Vec<String>,
+        /// Leave out entries matching this root or glob (repeatable).
+        #[arg(long, value_name = "GLOB")]
+        exclude: Vec<String>,
         /// The sink to read from (default: the first).
         #[arg(long)]
         sink: Option<String>,
@@ -109,6 +112,12 @@ enum Command {
         /// `wst-api/config/**`, `**/*.json`. A pattern matching nothing fails the restore.
         #[arg(long, value_name = "GLOB")]
         include: Vec<String>,
+        /// Leave out entries matching this root or glob (repeatable), even when included.
+        #[arg(long, value_name = "GLOB")]
+        exclude: Vec<String>,
+        /// Leave the database dump entry out of the restored files.
+        #[arg(long, conflicts_with = "database")]
+        no_database: bool,
         /// Also restore the database dump into this new scratch database.
         #[arg(long)]
         database: Option<String>,
@@ -298,6 +307,8 @@ fn default_copies() -> usize {
 struct RestoreRequest {
     target: PathBuf,
     include: Vec<String>,
+    exclude: Vec<String>,
+    no_database: bool,
     database: Option<String>,
     tables: Vec<String>,
     schemas: Vec<String>,
@@ -408,6 +419,21 @@ async fn build_sink(s: &SinkConfig) -> Out<Arc<dyn Sink>> {
             .medium(medium)
             .offsite(s.offsite)
             .build()?,
+    ))
+}
+
+/// The selection of `--include`/`--exclude` (`None`: every entry).
+fn selection(include: &[String], exclude: &[String]) -> Out<Option<wst::core::Selection>> {
+    if include.is_empty() && exclude.is_empty() {
+        return Ok(None);
+    }
+    let base = if include.is_empty() {
+        wst::core::Selection::all()
+    } else {
+        wst::core::Selection::new(include).map_err(|e| usage(e.to_string()))?
+    };
+    Ok(Some(
+        base.exclude(exclude).map_err(|e| usage(e.to_string()))?,
     ))
 }
 
@@ -650,6 +676,8 @@ impl Ops {
         let RestoreRequest {
             target,
             include,
+            mut exclude,
+            no_database,
             database,
             tables,
             schemas,
@@ -667,24 +695,33 @@ impl Ops {
                 .clone()
                 .ok_or_else(|| usage("--database needs a [database] section"))
         };
+        if no_database && let Some(e) = &entry {
+            exclude.push(e.clone());
+        }
         // The database restore reads the dump from the restored files: add its entry to a file
         // selection (and remove it afterwards when the operator did not select it).
         let mut patterns = include.clone();
         let mut drop_dump = false;
-        if database.is_some() && (no_files || !include.is_empty()) {
+        if database.is_some() {
             let e = db_entry()?;
-            let selected = !no_files
-                && wst::core::Selection::new(&include)
-                    .map_err(|e| usage(e.to_string()))?
-                    .matches(&e);
-            if !selected {
-                patterns.push(e);
-                drop_dump = true;
+            if selection(&[], &exclude)?.is_some_and(|s| !s.matches(&e)) {
+                return Err(usage(format!(
+                    "--exclude leaves out `{e}`, the dump --database restores"
+                )));
+            }
+            if no_files || !include.is_empty() {
+                let selected =
+                    !no_files && selection(&include, &[])?.is_some_and(|s| s.matches(&e));
+                if !selected {
+                    patterns.push(e);
+                    drop_dump = true;
+                }
             }
         }
         let mut options = RestoreOptions::isolated(target)
             .protect(self.protected())
-            .include(patterns);
+            .include(patterns)
+            .exclude(exclude.clone());
         options.allow_non_empty = break_glass.is_some();
         options.break_glass.clone_from(&break_glass);
         let result = restore(&*sink, &name, &*self.cipher, &options).await;
@@ -781,10 +818,20 @@ impl Ops {
                     report.duration_seconds
                 );
             }
-            if !report.selection.is_empty() {
+            if !include.is_empty() || !exclude.is_empty() {
                 println!(
-                    "  selection: {} ({} other entries authenticated, not written)",
-                    include.join(", "),
+                    "  selection: {}{}{} ({} other entries authenticated, not written)",
+                    if include.is_empty() {
+                        "everything".to_owned()
+                    } else {
+                        include.join(", ")
+                    },
+                    if exclude.is_empty() {
+                        ""
+                    } else {
+                        " excluding "
+                    },
+                    exclude.join(", "),
                     report.skipped
                 );
             }
@@ -813,6 +860,7 @@ impl Ops {
         sink: Option<&str>,
         artifact: Option<&str>,
         include: &[String],
+        exclude: &[String],
         manifest: bool,
         report: bool,
     ) -> Out<u8> {
@@ -826,11 +874,7 @@ impl Ops {
             println!("{}", serde_json::to_string_pretty(&listing.manifest)?);
             return Ok(0);
         }
-        let selection = if include.is_empty() {
-            None
-        } else {
-            Some(wst::core::Selection::new(include).map_err(|e| usage(e.to_string()))?)
-        };
+        let selection = selection(include, exclude)?;
         let entries: Vec<&ListedEntry> = match &selection {
             Some(sel) => listing.select(sel),
             None => listing.entries.iter().collect(),
@@ -1269,6 +1313,7 @@ async fn run(cli: Cli) -> Out<u8> {
             manifest,
             report,
             include,
+            exclude,
             sink,
             artifact,
         } => {
@@ -1276,6 +1321,7 @@ async fn run(cli: Cli) -> Out<u8> {
                 sink.as_deref(),
                 artifact.as_deref(),
                 &include,
+                &exclude,
                 manifest,
                 report,
             )
@@ -1284,6 +1330,8 @@ async fn run(cli: Cli) -> Out<u8> {
         Command::Restore {
             target,
             include,
+            exclude,
+            no_database,
             database,
             table,
             schema,
@@ -1300,6 +1348,8 @@ async fn run(cli: Cli) -> Out<u8> {
             ops.restore(RestoreRequest {
                 target,
                 include,
+                exclude,
+                no_database,
                 database,
                 tables: table,
                 schemas: schema,

@@ -269,6 +269,51 @@ async fn selective_restore_writes_exactly_the_selection_and_its_parents() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn excludes_leave_subtrees_out() {
+    let f = backed_up().await;
+    let target = f.dir.join("restore");
+    let report = restore(
+        &*f.sink,
+        &f.name,
+        &*f.cipher,
+        &RestoreOptions::isolated(&target)
+            .include(["wst-api/"])
+            .exclude(["wst-api/config/secrets/", "*.md"]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        tree_paths(&target),
+        [
+            "wst-api",
+            "wst-api/config",
+            "wst-api/config/app.json",
+            "wst-api/src",
+            "wst-api/src/main.rs"
+        ]
+        .into_iter()
+        .map(str::to_owned)
+        .collect::<BTreeSet<_>>()
+    );
+    assert_eq!(report.exclude, ["wst-api/config/secrets/", "*.md"]);
+
+    // Excludes alone: everything else.
+    let target = f.dir.join("restore-all-but");
+    let report = restore(
+        &*f.sink,
+        &f.name,
+        &*f.cipher,
+        &RestoreOptions::isolated(&target).exclude(["wst"]),
+    )
+    .await
+    .unwrap();
+    assert!(report.selection.is_empty());
+    let got = tree_paths(&target);
+    assert_eq!(got.len(), 7, "{got:?}");
+    assert!(got.iter().all(|p| p.starts_with("wst-api")), "{got:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pattern_matching_nothing_is_named_and_nothing_is_restored() {
     let f = backed_up().await;
     let target = f.dir.join("restore");

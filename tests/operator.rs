@@ -339,6 +339,25 @@ fn browse_and_select(config: &Path, t: &Path, cluster: &TestCluster) {
         "1"
     );
 
+    // Files without the dump and without one subtree.
+    let files_only = t.join("files-only");
+    let r = wst(
+        config,
+        &[
+            "restore",
+            "--target",
+            files_only.to_str().unwrap(),
+            "--no-database",
+            "--exclude",
+            "wst/public/",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(
+        tree_paths(&files_only),
+        ["wst", "wst-api", "wst-api/src", "wst-api/src/main.rs"]
+    );
+
     // A pattern that matches nothing fails, names the pattern and restores nothing.
     let none = t.join("none");
     let r = wst(

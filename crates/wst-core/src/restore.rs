@@ -46,8 +46,11 @@ pub struct RestoreOptions {
     pub limits: ReadLimits,
     /// Include patterns for a selective restore (see [`Selection`] for the forms: roots such as
     /// `wst-api/`, exact paths, globs such as `wst-api/config/**` or `**/*.json`). Empty:
-    /// restore every entry.
+    /// restore every entry not excluded.
     pub include: Vec<String>,
+    /// Exclude patterns (the same forms): matching entries and their subtrees are not
+    /// written, even when an include pattern matches them.
+    pub exclude: Vec<String>,
 }
 
 impl RestoreOptions {
@@ -60,6 +63,7 @@ impl RestoreOptions {
             break_glass: None,
             limits: ReadLimits::default(),
             include: Vec::new(),
+            exclude: Vec::new(),
         }
     }
 
@@ -71,6 +75,17 @@ impl RestoreOptions {
         S: Into<String>,
     {
         self.include.extend(patterns.into_iter().map(Into::into));
+        self
+    }
+
+    /// Leaves out the entries the exclude `patterns` match (added to any given before).
+    #[must_use]
+    pub fn exclude<I, S>(mut self, patterns: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.exclude.extend(patterns.into_iter().map(Into::into));
         self
     }
 
@@ -102,10 +117,13 @@ pub struct RestoreReport {
     pub entries: u64,
     /// Content bytes restored.
     pub bytes: u64,
-    /// The include patterns of a selective restore, as given; empty when every entry was
-    /// restored.
+    /// The include patterns of a selective restore, as given; empty when every entry (not
+    /// excluded) was restored.
     #[serde(default)]
     pub selection: Vec<String>,
+    /// The exclude patterns, as given.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exclude: Vec<String>,
     /// Entries outside the selection: authenticated and compared with the manifest, not
     /// written (0 for a full restore).
     #[serde(default)]
@@ -130,15 +148,17 @@ pub struct RestoreReport {
 /// setuid/setgid bits; caps on entry count and sizes.
 ///
 /// # Selective restore
-/// With [`RestoreOptions::include`], only the selected entries (an entry whose path or a parent
-/// directory matches a pattern, see [`Selection`]) are written, with the parent directories
+/// With [`RestoreOptions::include`] / [`RestoreOptions::exclude`], only the selected entries
+/// (an entry whose path or a parent directory matches an include pattern and no exclude
+/// pattern, see [`Selection`]) are written, with the parent directories
 /// they need (created with their archived mode and mtime). Every other entry is still read,
 /// authenticated and compared with the manifest but not written: the artifact has no index,
 /// so a selective restore costs one full read of the stream, like a full one, and promotion
 /// still waits for the whole stream to authenticate. The report's `manifest_entries` check
 /// covers the selected entries; the integrity of the rest gates promotion. Rules:
-/// - a pattern that selects no entry fails the restore with [`Error::SelectionUnmatched`]
-///   naming it (never a silent empty restore);
+/// - an include pattern that selects no entry fails the restore with
+///   [`Error::SelectionUnmatched`] naming it (never a silent empty restore); an exclude
+///   pattern may match nothing;
 /// - a selected hard link whose target is not selected fails with
 ///   [`Error::SelectionIncomplete`] naming both: the target's content passed earlier in the
 ///   stream and was not kept, so the link can be neither made nor copied (GNU `tar -x member`
@@ -159,10 +179,12 @@ pub async fn restore(
 ) -> Result<RestoreReport> {
     let started = jiff::Timestamp::now();
     let clock = std::time::Instant::now();
-    let selection = if options.include.is_empty() {
+    let selection = if options.include.is_empty() && options.exclude.is_empty() {
         None
+    } else if options.include.is_empty() {
+        Some(Selection::all().exclude(&options.exclude)?)
     } else {
-        Some(Selection::new(&options.include)?)
+        Some(Selection::new(&options.include)?.exclude(&options.exclude)?)
     };
     check_target(options)?;
     let parent = absolute_parent(&options.target)?;
@@ -241,10 +263,10 @@ pub async fn restore(
             (check, n, skipped)
         }
     };
-    let selection_patterns = extract
+    let (selection_patterns, exclude_patterns) = extract
         .selection
         .as_ref()
-        .map(|s| s.patterns().to_vec())
+        .map(|s| (s.patterns().to_vec(), s.excludes().to_vec()))
         .unwrap_or_default();
     let bytes = extract.bytes;
     let staged = staging.keep();
@@ -275,6 +297,7 @@ pub async fn restore(
         entries: restored,
         bytes,
         selection: selection_patterns,
+        exclude: exclude_patterns,
         skipped,
         opened_with: out.opened_with,
         sources: manifest.sources,

@@ -1,12 +1,12 @@
-//! Include patterns for selective restore and filtered listings: archive roots (`wst-api/`),
-//! exact paths and globs (`wst-api/config/**`, `**/*.json`).
+//! Include and exclude patterns for selective restore and filtered listings: archive roots
+//! (`wst-api/`), exact paths and globs (`wst-api/config/**`, `**/*.json`).
 
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 
 use crate::error::{Error, Result};
 use crate::manifest::{Manifest, ManifestEntry};
 
-/// A set of include patterns over archive paths (relative, `/`-separated).
+/// Include (and optionally exclude) patterns over archive paths (relative, `/`-separated).
 ///
 /// Pattern forms (matched against archive paths such as `wst-api/config/app.json`):
 /// - a root or directory, `wst-api/` or `wst-api` — that entry and everything beneath it;
@@ -14,17 +14,21 @@ use crate::manifest::{Manifest, ManifestEntry};
 /// - a glob (the `globset` syntax): `*` and `?` never cross `/`, `**` spans directories
 ///   (`**/*.json` matches `a.json` and `x/y/a.json`), `[ab]`, `{a,b}`, and `\` escapes.
 ///
-/// An entry is selected when its path **or one of its parent directories** matches a pattern:
-/// matching a directory selects its whole subtree, as `tar -x member` and `restic restore
-/// --include` do. A leading `./` and a trailing `/` are ignored.
+/// A pattern matches an entry when it matches the entry's path **or one of its parent
+/// directories**: matching a directory covers its whole subtree, as `tar -x member` and
+/// `restic restore --include/--exclude` do. An entry is selected when an include pattern
+/// matches it (or there are no include patterns) and no exclude pattern does. A leading `./`
+/// and a trailing `/` are ignored.
 #[derive(Debug, Clone)]
 pub struct Selection {
     patterns: Vec<String>,
-    set: GlobSet,
+    set: Option<GlobSet>,
+    excludes: Vec<String>,
+    exclude_set: Option<GlobSet>,
 }
 
 impl Selection {
-    /// Compiles `patterns` (at least one).
+    /// Selects what the include `patterns` match (at least one).
     ///
     /// # Errors
     /// [`Error::Config`] for an empty list, an empty or absolute pattern, a `..` component, a
@@ -35,72 +39,85 @@ impl Selection {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        let mut kept = Vec::new();
-        let mut builder = GlobSetBuilder::new();
-        for p in patterns {
-            let given = p.as_ref();
-            let bad = |why: &str| Error::Config(format!("include pattern `{given}`: {why}"));
-            let norm = given.trim();
-            let norm = norm.strip_prefix("./").unwrap_or(norm);
-            let norm = norm.trim_end_matches('/');
-            if norm.is_empty() {
-                return Err(bad("empty (give a root such as `wst-api/` or a glob)"));
-            }
-            if norm.starts_with('/') || norm.as_bytes().get(1) == Some(&b':') {
-                return Err(bad(
-                    "archive paths are relative (e.g. `wst-api/config/**`), not absolute",
-                ));
-            }
-            if norm.split('/').any(|c| c == "..") {
-                return Err(bad("`..` components are not allowed"));
-            }
-            if norm.contains('\\') && !norm.contains('/') && !has_glob_meta(norm) {
-                return Err(bad(
-                    "archive paths use `/` as the separator, also on Windows",
-                ));
-            }
-            let glob = GlobBuilder::new(norm)
-                .literal_separator(true)
-                .backslash_escape(true)
-                .build()
-                .map_err(|e| bad(&e.kind().to_string()))?;
-            builder.add(glob);
-            kept.push(given.to_owned());
-        }
-        if kept.is_empty() {
+        let (patterns, set) = compile(patterns, "include")?;
+        if patterns.is_empty() {
             return Err(Error::Config(
                 "a selection needs at least one include pattern".into(),
             ));
         }
-        let set = builder
-            .build()
-            .map_err(|e| Error::Config(format!("include patterns: {e}")))?;
         Ok(Self {
-            patterns: kept,
-            set,
+            patterns,
+            set: Some(set),
+            excludes: Vec::new(),
+            exclude_set: None,
         })
     }
 
-    /// The patterns as given.
+    /// Selects every entry (use [`Selection::exclude`] to leave some out).
+    pub fn all() -> Self {
+        Self {
+            patterns: Vec::new(),
+            set: None,
+            excludes: Vec::new(),
+            exclude_set: None,
+        }
+    }
+
+    /// Leaves out what the exclude `patterns` match (added to any given before). An exclude
+    /// pattern that matches nothing is not an error: it cannot make a restore silently empty.
+    ///
+    /// # Errors
+    /// [`Error::Config`] as for [`Selection::new`].
+    pub fn exclude<I, S>(mut self, patterns: I) -> Result<Self>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let mut all = std::mem::take(&mut self.excludes);
+        all.extend(patterns.into_iter().map(|p| p.as_ref().to_owned()));
+        let (excludes, set) = compile(&all, "exclude")?;
+        self.exclude_set = (!excludes.is_empty()).then_some(set);
+        self.excludes = excludes;
+        Ok(self)
+    }
+
+    /// The include patterns as given (empty: everything not excluded).
     pub fn patterns(&self) -> &[String] {
         &self.patterns
     }
 
-    /// Whether the entry at archive path `path` is selected (it or a parent directory matches).
-    pub fn matches(&self, path: &str) -> bool {
-        prefixes(path).any(|p| self.set.is_match(p))
+    /// The exclude patterns as given.
+    pub fn excludes(&self) -> &[String] {
+        &self.excludes
     }
 
-    /// Like [`Selection::matches`], also setting `hit[i]` for every pattern `i` that matched.
+    /// Whether the entry at archive path `path` is selected.
+    pub fn matches(&self, path: &str) -> bool {
+        let excluded = self
+            .exclude_set
+            .as_ref()
+            .is_some_and(|x| prefixes(path).any(|p| x.is_match(p)));
+        !excluded
+            && self
+                .set
+                .as_ref()
+                .is_none_or(|set| prefixes(path).any(|p| set.is_match(p)))
+    }
+
+    /// Like [`Selection::matches`], also setting `hit[i]` for every include pattern `i` that
+    /// selected it (`hit` has one slot per include pattern).
     pub(crate) fn mark(&self, path: &str, hit: &mut [bool]) -> bool {
-        let mut any = false;
-        for p in prefixes(path) {
-            for i in self.set.matches(p) {
-                hit[i] = true;
-                any = true;
+        if !self.matches(path) {
+            return false;
+        }
+        if let Some(set) = &self.set {
+            for p in prefixes(path) {
+                for i in set.matches(p) {
+                    hit[i] = true;
+                }
             }
         }
-        any
+        true
     }
 
     /// The manifest entries selected, in archive order.
@@ -112,7 +129,8 @@ impl Selection {
             .collect()
     }
 
-    /// The patterns (as given) that select no entry of `manifest`.
+    /// The include patterns (as given) that select no entry of `manifest` (an entry they match
+    /// but an exclude pattern leaves out does not count).
     pub fn unmatched(&self, manifest: &Manifest) -> Vec<String> {
         let mut hit = vec![false; self.patterns.len()];
         for e in &manifest.entries {
@@ -129,6 +147,50 @@ impl Selection {
             .map(|(p, _)| p.clone())
             .collect()
     }
+}
+
+/// Validates and compiles patterns; `what` (`include`/`exclude`) names them in errors.
+fn compile<I, S>(patterns: I, what: &str) -> Result<(Vec<String>, GlobSet)>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<str>,
+{
+    let mut kept = Vec::new();
+    let mut builder = GlobSetBuilder::new();
+    for p in patterns {
+        let given = p.as_ref();
+        let bad = |why: &str| Error::Config(format!("{what} pattern `{given}`: {why}"));
+        let norm = given.trim();
+        let norm = norm.strip_prefix("./").unwrap_or(norm);
+        let norm = norm.trim_end_matches('/');
+        if norm.is_empty() {
+            return Err(bad("empty (give a root such as `wst-api/` or a glob)"));
+        }
+        if norm.starts_with('/') || norm.as_bytes().get(1) == Some(&b':') {
+            return Err(bad(
+                "archive paths are relative (e.g. `wst-api/config/**`), not absolute",
+            ));
+        }
+        if norm.split('/').any(|c| c == "..") {
+            return Err(bad("`..` components are not allowed"));
+        }
+        if norm.contains('\\') && !norm.contains('/') && !has_glob_meta(norm) {
+            return Err(bad(
+                "archive paths use `/` as the separator, also on Windows",
+            ));
+        }
+        let glob = GlobBuilder::new(norm)
+            .literal_separator(true)
+            .backslash_escape(true)
+            .build()
+            .map_err(|e| bad(&e.kind().to_string()))?;
+        builder.add(glob);
+        kept.push(given.to_owned());
+    }
+    let set = builder
+        .build()
+        .map_err(|e| Error::Config(format!("{what} patterns: {e}")))?;
+    Ok((kept, set))
 }
 
 fn has_glob_meta(s: &str) -> bool {
@@ -223,6 +285,36 @@ mod tests {
                 proptest::prop_assert!(s.matches(&child));
             }
         }
+    }
+
+    #[test]
+    fn excludes_cut_subtrees_out_of_includes_or_of_everything() {
+        let s = sel(&["wst-api/"])
+            .exclude(["wst-api/config/secrets/", "**/*.log"])
+            .unwrap();
+        assert!(s.matches("wst-api/config/app.json"));
+        assert!(!s.matches("wst-api/config/secrets"));
+        assert!(!s.matches("wst-api/config/secrets/key.pem"));
+        assert!(!s.matches("wst-api/logs/a.log"));
+        assert!(!s.matches("wst/index.html"));
+        assert_eq!(s.excludes(), ["wst-api/config/secrets/", "**/*.log"]);
+        let all = Selection::all()
+            .exclude(["wst_dev_database.backup"])
+            .unwrap();
+        assert!(all.matches("wst/index.html"));
+        assert!(!all.matches("wst_dev_database.backup"));
+        assert!(all.patterns().is_empty());
+        // An include whose every match is excluded selects nothing.
+        let none = sel(&["wst-api/config/secrets/"])
+            .exclude(["wst-api/config/secrets"])
+            .unwrap();
+        let mut hit = vec![false];
+        assert!(!none.mark("wst-api/config/secrets/key.pem", &mut hit));
+        assert_eq!(none.unmatched_of(&hit), ["wst-api/config/secrets/"]);
+        assert!(matches!(
+            Selection::all().exclude(["../x"]),
+            Err(Error::Config(m)) if m.starts_with("exclude pattern `../x`")
+        ));
     }
 
     #[test]
