@@ -43,6 +43,10 @@
 //!   server, `pg_dump` failing (redacted stderr), empty dump (F3).
 //! - **Restore** ([`restore_dump`]) never targets the source database and refuses an existing
 //!   non-empty database without a [`BreakGlass`] authorization (design invariant 4).
+//! - **Selective restore** ([`RestoreOptions::with_tables`], [`RestoreOptions::with_schemas`]):
+//!   a `pg_restore --use-list` built from the dump's table of contents restores only those
+//!   tables (with their data, constraints, indexes, owned sequences, partitions) or schemas;
+//!   the proof then covers only them ([`DatabaseSelection`]).
 //! - **Restore drill** ([`PgDrillRestorer`]): a fresh scratch database per drill, proven
 //!   against the manifest, then open to post-restore checks — [`SqlAssertion`],
 //!   [`ObjectKeyCrossCheck`] (read-only, through a cursor) and `wst_core::SmokeTest` (libpq

@@ -257,7 +257,7 @@ pub async fn restore_dump(
         });
     }
     let plan = if options.is_selective() {
-        Some(plan_selection(dump_file, options)?)
+        Some(plan_selection(dump_file, options).await?)
     } else {
         None
     };
@@ -512,18 +512,20 @@ fn compare_selection(
 }
 
 /// Reads the dump's table of contents and chooses the items of the selection.
-fn plan_selection(dump_file: &Path, options: &RestoreOptions) -> Result<toc::Plan> {
+async fn plan_selection(dump_file: &Path, options: &RestoreOptions) -> Result<toc::Plan> {
     let tables = options
         .tables
         .iter()
         .map(|t| toc::parse_table(t))
         .collect::<Result<Vec<_>>>()?;
-    let out = std::process::Command::new(options.tools.program("pg_restore"))
+    let out = tokio::process::Command::new(options.tools.program("pg_restore"))
         .arg("--list")
         .arg("--verbose")
         .arg(dump_file)
         .stdin(std::process::Stdio::null())
+        .kill_on_drop(true)
         .output()
+        .await
         .map_err(|e| Error::io("running pg_restore --list", e))?;
     if !out.status.success() {
         return Err(Error::ToolFailed {
