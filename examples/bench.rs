@@ -171,6 +171,10 @@ fn timed(shell: &str) -> (f64, f64, f64) {
         .expect("run /usr/bin/time (apt-get install time)");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "`{shell}` failed: {err}");
+    // The commands' own diagnostics (e.g. wst's per-source timings) go to the log.
+    for line in err.lines().filter(|l| l.starts_with("wst ")) {
+        eprintln!("  {line}");
+    }
     let line = err
         .lines()
         .rev()
@@ -235,13 +239,25 @@ async fn child_backup(args: &[String]) {
             .await
             .unwrap(),
     );
-    let mut b = BackupJob::builder(cipher)
-        .sink(sink)
-        .zstd_workers(workers())
+    let mut b = BackupJob::builder(cipher.clone())
+        .sink(Arc::clone(&sink))
+        .zstd_workers(
+            std::env::var("WST_BENCH_ZSTD_WORKERS")
+                .ok()
+                .and_then(|w| w.parse().ok())
+                .unwrap_or_else(workers),
+        )
         .verify_on_run(args[3] == "verify");
     if let (Some(port), Some(db_key)) = (args.get(4), args.get(5)) {
         let conn = database(port.parse().unwrap(), Path::new(db_key), "bench");
-        b = b.source(Arc::new(wst::pg::PgDumpSource::new(conn)));
+        let mut pg = wst::pg::PgDumpSource::new(conn);
+        if let Some(w) = std::env::var("WST_BENCH_PG_WORKERS")
+            .ok()
+            .and_then(|w| w.parse().ok())
+        {
+            pg = pg.with_zstd(3, w);
+        }
+        b = b.source(Arc::new(pg));
     }
     let mut roots: Vec<_> = fs::read_dir(src).unwrap().map(|e| e.unwrap()).collect();
     roots.sort_by_key(fs::DirEntry::file_name);
@@ -251,7 +267,29 @@ async fn child_backup(args: &[String]) {
     }
     let report = b.build().unwrap().run().await.unwrap();
     assert!(report.ciphertext_bytes > 0);
-    eprintln!("wst timings: {:?}", report.sources);
+    for s in &report.sources {
+        eprintln!(
+            "wst source {} ({}): prepared in {:.2} s",
+            s.name, s.kind, s.prepare_seconds
+        );
+    }
+    eprintln!(
+        "wst run {:.2} s, sink write {:.2} s",
+        report.duration_seconds,
+        report.sinks.first().map_or(0.0, |s| s.seconds)
+    );
+    // Diagnostics (outside a timed comparison): the manifest's stage timings.
+    if std::env::var_os("WST_BENCH_TIMINGS").is_some() {
+        let listing = wst::core::list_artifact(
+            &*sink,
+            &report.artifact,
+            &*cipher,
+            wst::core::ReadLimits::default(),
+        )
+        .await
+        .unwrap();
+        eprintln!("wst timings {:?}", listing.manifest.timings);
+    }
 }
 
 /// `--child-restore SINK KEY TARGET [PORT DBKEY DBNAME]`: one wst restore (files, then the

@@ -220,6 +220,12 @@ impl<W: FrameSink> EntryWriter for ArchiveWriter<W> {
             EntryKind::File => {
                 header.set_entry_type(tar::EntryType::Regular);
                 header.set_size(meta.size);
+                // The header (with a GNU long-name record when the path needs one) alone, then
+                // the content in large blocks: tar's own copy loop reads and compresses 8 KiB
+                // at a time, which costs a system call and a zstd call per 8 KiB.
+                self.tar
+                    .append_data(&mut header, &meta.path, io::empty())
+                    .map_err(io_err)?;
                 let mut reader = ExactReader {
                     inner: content,
                     remaining: meta.size,
@@ -229,16 +235,37 @@ impl<W: FrameSink> EntryWriter for ArchiveWriter<W> {
                     progress: &*self.progress,
                     abort: &self.abort,
                 };
-                let res = self.tar.append_data(&mut header, &meta.path, &mut reader);
+                let out = self.tar.get_mut();
+                let mut copied = Ok(());
+                loop {
+                    match reader.read(&mut self.buf) {
+                        Ok(0) => break,
+                        Ok(n) => {
+                            if let Err(e) = out.write_all(&self.buf[..n]) {
+                                copied = Err(e);
+                                break;
+                            }
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                        Err(e) => {
+                            copied = Err(e);
+                            break;
+                        }
+                    }
+                }
                 if let Some(e) = reader.error.take() {
                     return Err(Error::SourceRead {
                         path: meta.path.clone().into(),
                         source: e,
                     });
                 }
-                res.map_err(io_err)?;
+                copied.map_err(io_err)?;
+                let padding = (512 - meta.size % 512) % 512;
+                out.write_all(&[0u8; 512][..padding as usize])
+                    .map_err(io_err)?;
                 // Grown since its size was taken? One more byte means the file changed.
-                let grew = !reader.short && matches!(reader.inner.read(&mut self.buf[..1]), Ok(1));
+                let mut probe = [0u8; 1];
+                let grew = !reader.short && matches!(reader.inner.read(&mut probe), Ok(1));
                 outcome.changed = reader.short || grew;
                 outcome.sha256 = reader.hasher.finalize().into();
                 self.bytes_read += meta.size;

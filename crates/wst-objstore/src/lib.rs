@@ -128,7 +128,7 @@ pub use config::{LocalDiskConfig, ObjectStoreConfig, SinkConfig};
 pub use error::Error;
 pub use local::{
     DEFAULT_READ_CHUNK_SIZE, DEFAULT_STALE_TEMP_AGE, DEFAULT_WRITE_BUFFER_SIZE, LocalDiskSink,
-    LocalDiskSinkBuilder,
+    LocalDiskSinkBuilder, WRITE_BEHIND_BYTES,
 };
 /// The `object_store` crate this crate builds on, for [`ObjectStoreSink::builder_for_store`].
 pub use object_store;

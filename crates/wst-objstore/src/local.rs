@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use futures::TryStreamExt;
+use futures::{FutureExt as _, TryStreamExt};
 use tempfile::TempPath;
 use tokio_util::io::ReaderStream;
 use wst_core::{ByteStream, Medium, ObjectMeta, Sink, SinkInfo, SinkUpload, validate_object_name};
@@ -145,6 +145,12 @@ impl LocalDiskSinkBuilder {
 ///   (best effort) and never renames it. Temporary files left by a crash are removed by
 ///   [`LocalDiskSinkBuilder::open`] and [`Sink::list`] once they have not been modified for
 ///   [`LocalDiskSinkBuilder::stale_temp_age`] (default 24 hours).
+/// - **Write-behind.** While an upload is written, every [`WRITE_BEHIND_BYTES`] the data
+///   written so far is flushed to the device in the background (`fdatasync` on a second handle;
+///   `FlushFileBuffers` on Windows), one flush at a time, the way borg's `SyncFile` spreads
+///   writeback over a run: the final `fsync` then waits for the last few megabytes instead of
+///   the whole artifact. A failed background flush fails the upload at `complete` (an I/O
+///   error reported to one `fsync` may not be reported again).
 /// - **Streaming.** [`Sink::get`] yields chunks of
 ///   [`LocalDiskSinkBuilder::read_chunk_size`] bytes; an upload buffers at most
 ///   [`LocalDiskSinkBuilder::write_buffer_size`] bytes plus the chunk being written. Writes run
@@ -253,6 +259,8 @@ impl Sink for LocalDiskSink {
             pending: Vec::new(),
             buffer_size: self.write_buffer_size,
             written: 0,
+            flushed_at: 0,
+            flush: None,
         }))
     }
 
@@ -327,6 +335,10 @@ impl Sink for LocalDiskSink {
     }
 }
 
+/// Bytes written between two background flushes of an upload (see "Write-behind" on
+/// [`LocalDiskSink`]): 32 MiB.
+pub const WRITE_BEHIND_BYTES: u64 = 32 << 20;
+
 /// One in-progress upload to a [`LocalDiskSink`]: a temporary file in the sink's directory.
 ///
 /// Dropping it closes the file first and then removes the temporary file (`TempPath`'s drop),
@@ -342,9 +354,67 @@ struct LocalDiskUpload {
     pending: Vec<u8>,
     buffer_size: usize,
     written: u64,
+    /// Bytes handed to the file when the last background flush started.
+    flushed_at: u64,
+    /// The background flush in flight, if any.
+    flush: Option<tokio::task::JoinHandle<io::Result<()>>>,
 }
 
 impl LocalDiskUpload {
+    /// Starts a background flush of what was written so far when [`WRITE_BEHIND_BYTES`] more
+    /// were written since the last one and none is in flight; returns the error of a finished
+    /// one.
+    fn write_behind(&mut self, file: &fs::File) -> wst_core::Result<()> {
+        if self.flush.as_ref().is_some_and(|f| !f.is_finished()) {
+            return Ok(());
+        }
+        if let Some(done) = self.flush.take() {
+            let path = self.temp_path();
+            let result = done.now_or_never().ok_or_else(|| {
+                self.err(Error::io(
+                    "flushing",
+                    &path,
+                    io::Error::other("flush task lost"),
+                ))
+            })?;
+            result
+                .map_err(|e| {
+                    self.err(Error::Task {
+                        path: path.clone(),
+                        detail: e.to_string(),
+                    })
+                })?
+                .map_err(|e| self.err(Error::io("flushing temporary file", &path, e)))?;
+        }
+        let on_disk = self.written - self.pending.len() as u64;
+        if on_disk - self.flushed_at < WRITE_BEHIND_BYTES {
+            return Ok(());
+        }
+        let handle = file
+            .try_clone()
+            .map_err(|e| self.err(Error::io("opening a second handle to", self.temp_path(), e)))?;
+        self.flushed_at = on_disk;
+        self.flush = Some(tokio::task::spawn_blocking(move || handle.sync_data()));
+        Ok(())
+    }
+
+    /// Waits for the background flush in flight, if any, and returns its error.
+    async fn finish_flush(&mut self) -> wst_core::Result<()> {
+        let Some(flush) = self.flush.take() else {
+            return Ok(());
+        };
+        let path = self.temp_path();
+        flush
+            .await
+            .map_err(|e| {
+                self.err(Error::Task {
+                    path: path.clone(),
+                    detail: e.to_string(),
+                })
+            })?
+            .map_err(|e| self.err(Error::io("flushing temporary file", &path, e)))
+    }
+
     fn err(&self, e: Error) -> wst_core::Error {
         e.into_sink_error(&self.sink, "put", &self.name)
     }
@@ -390,13 +460,18 @@ impl SinkUpload for LocalDiskUpload {
         .await
         .map_err(|e| self.err(e))?;
         result.map_err(|e| self.err(Error::io("writing temporary file", &path, e)))?;
-        self.file = Some(file);
         self.pending = pending;
         self.written += len;
+        self.write_behind(&file)?;
+        self.file = Some(file);
         Ok(())
     }
 
     async fn complete(mut self: Box<Self>) -> wst_core::Result<ObjectMeta> {
+        if self.file.is_none() || self.temp.is_none() {
+            return Err(self.poisoned());
+        }
+        self.finish_flush().await?;
         let (Some(mut file), Some(temp)) = (self.file.take(), self.temp.take()) else {
             return Err(self.poisoned());
         };
