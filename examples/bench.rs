@@ -3,7 +3,7 @@
 //! database — by wst and by its peers, in one run, printed as one table.
 //!
 //! ```text
-//! cargo run --release --features zstdmt --example bench -- [--gib 1] [--scale 30] [--rounds 2]
+//! cargo run --release --features zstdmt --example bench -- [--gib 1 (0: database only)] [--scale 30] [--rounds 2]
 //!     [--dir /var/tmp/wst-bench] [--only wst,zstd,gpg,restic,borg] [--no-db] [--no-restore]
 //! ```
 //!
@@ -390,7 +390,11 @@ fn main() {
     let wanted = |tool: &str| only.as_ref().is_none_or(|o| o.iter().any(|t| t == tool));
     let total = (gib * f64::from(1u32 << 30)) as u64;
     let src = dir.join(format!("tree-{gib}g"));
-    if !src.exists() {
+    if gib == 0.0 {
+        // `--gib 0`: the database alone (a one-file tree, since every tool needs a tree).
+        fs::create_dir_all(src.join("wst")).unwrap();
+        fs::write(src.join("wst/README.txt"), "database only\n").unwrap();
+    } else if !src.exists() {
         eprintln!("generating a {gib} GiB tree in {} …", src.display());
         generate(&src, total).unwrap();
     }

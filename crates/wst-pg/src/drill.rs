@@ -174,7 +174,19 @@ impl EntryRestorer for PgDrillRestorer {
             scratch_created: proof.created_database,
             checks,
             schema_matches,
-            rows: Some((expected.total_rows(), proof.restored.total_rows())),
+            // A selective restore is proven on its selection: expected rows of those tables only.
+            rows: Some((
+                proof.selection.as_ref().map_or_else(
+                    || expected.total_rows(),
+                    |sel| {
+                        sel.restored_tables
+                            .iter()
+                            .filter_map(|t| expected.row_counts.get(t))
+                            .sum()
+                    },
+                ),
+                proof.restored.total_rows(),
+            )),
             newest_data,
         })
     }

@@ -56,7 +56,7 @@
 //!
 //! | feature | what |
 //! |---|---|
-//! | `cluster` | [`TestCluster`]: a throwaway cluster (`initdb` in a temp dir) for tests, examples, benchmarks |
+//! | `cluster` | `TestCluster`: a throwaway cluster (`initdb` in a temp dir) for tests, examples, benchmarks |
 //! | `zstdmt` | compress the dump with zstd worker threads while `pg_dump` writes it ([`PgDumpSource::with_zstd`]) |
 //!
 //! TLS: rustls (ring) with libpq `sslmode` semantics for wst-pg's own session, `PGSSLMODE` /
