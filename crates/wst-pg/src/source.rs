@@ -55,8 +55,9 @@ impl DumpCompression {
 ///
 /// [`Source::prepare`] connects, opens a `REPEATABLE READ READ ONLY` transaction, exports its
 /// snapshot (`pg_export_snapshot()`) and records the server version and database size; then
-/// `pg_dump --format=custom --snapshot=<id>` dumps that snapshot into a private temporary file
-/// while this session, concurrently and from the same snapshot, records the exact per-table
+/// `pg_dump --format=custom --snapshot=<id>` dumps that snapshot to a pipe, hashed and
+/// zstd-compressed as it arrives into a private temporary spool (which the archive splices into
+/// the artifact unchanged, [`EntryWriter::add_zstd`]), while this session, concurrently and from the same snapshot, records the exact per-table
 /// row counts, the large-object count and the schema fingerprint. The exporting transaction
 /// stays open until `pg_dump` has finished (DESIGN "PostgreSQL: consistency"). The password
 /// reaches `pg_dump` through a private passfile, never argv (design invariant 7).
