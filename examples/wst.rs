@@ -12,7 +12,11 @@
 //!           [--database NAME [--table S.T]... [--schema S]... [--no-files]] [ARTIFACT]
 //!                              restore (all or selected entries) into an isolated directory,
 //!                              and the database (all or selected tables) into a scratch one
-//!   drill                      restore drill with RTO/RPO report (doctrine R7)
+//!   restore --bucket NAME --to-bucket URL [--prefix P]... [ARTIFACT]
+//!                              put a [[bucket]]'s objects (all, or under the prefixes) back
+//!                              into a scratch bucket, each checked against the manifest
+//!   drill                      restore drill with RTO/RPO report (doctrine R7) and the
+//!                              [[drill.check]] post-restore checks (sql, cross_check, smoke)
 //!   prune [--dry-run]          apply retention on every sink
 //!   replicate                  copy missing artifacts between sinks
 //!   status                     compliance status (doctrine 026 R1, R3, R4, R5, R7)
@@ -23,6 +27,13 @@
 //! verification failed, drill FAIL, not compliant, audit chain broken); 2 bad usage or
 //! configuration; 3 degraded (the backup exists but not on every sink, or a prune refused
 //! something). `--json` prints machine-readable reports on standard output.
+//!
+//! `[[bucket]]` sections add object-store buckets to every backup (each object's key, size,
+//! `ETag` and last-modified time in the manifest); `ls` and `status` show them. Restoring into
+//! a `--to-bucket` prefix that already holds objects needs `--break-glass-by WHO --reason WHY`
+//! (doctrine 026 L6), as restoring files over existing data does. Restore is exit 1 when it
+//! fails (the target is then untouched, or for a bucket holds only verified objects), 2 for an
+//! unknown `--bucket` name (the message lists the configured ones).
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
@@ -35,14 +46,18 @@ use serde::Deserialize;
 use wst::core::{
     ArtifactName, ArtifactVerifier, AuditEvent, AuditLog, BackupJob, BreakGlass, Cipher,
     ComplianceOptions, DrillOptions, EntryRestorer, FileTreeSource, ListedEntry, Medium,
-    PruneOptions, ReadLimits, ReplicateOptions, RestoreOptions, RunOutcome, Sink,
-    ThreeTwoOneOptions, Verifier, complete_artifacts, compliance_status, list_artifact,
+    PostRestoreCheck, PruneOptions, ReadLimits, ReplicateOptions, RestoreOptions, RunOutcome, Sink,
+    SmokeTest, ThreeTwoOneOptions, Verifier, complete_artifacts, compliance_status, list_artifact,
     prune_audited, replicate, restore, restore_drill,
 };
 use wst::crypto::{AeadCipher, KdfParams, Key, Passphrase};
-use wst::objstore::{LocalDiskSink, ObjectStoreSink};
+use wst::objstore::{
+    LocalDiskSink, ObjectRestoreOptions, ObjectStoreSink, ObjectStoreSource, ObjectStoreTarget,
+    restore_objects,
+};
 use wst::pg::{
-    ConnectionConfig, PasswordSource, PgDrillRestorer, PgDumpSource, PgRestoreListCheck,
+    ConnectionConfig, Expectation, ObjectKeyCrossCheck, PasswordSource, PgDrillRestorer,
+    PgDumpSource, PgRestoreListCheck, SqlAssertion,
 };
 use wst::retention::{Planner, Policy, time_zone};
 
@@ -53,7 +68,11 @@ use progress::Bar;
 #[derive(Parser, Debug)]
 #[command(
     name = "wst",
-    about = "Encrypted, verified 3-2-1 backups of PostgreSQL and file trees"
+    about = "Encrypted, verified 3-2-1 backups of PostgreSQL, file trees and buckets",
+    after_help = "Configuration: examples/wst.toml documents every section ([[files]], \
+                  [database], [[bucket]], [[sinks]], [retention], [drill] with \
+                  [[drill.check]], [compliance]). Exit status: 0 success; 1 failure or \
+                  violation; 2 bad usage or configuration; 3 degraded."
 )]
 struct Cli {
     /// The configuration file (TOML; see examples/wst.toml).
@@ -66,6 +85,8 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once per process: the size of the largest variant (`restore`'s flags) costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Generate an encryption key file (mode 0600, never overwritten).
@@ -103,11 +124,31 @@ enum Command {
         /// The artifact name (default: the newest complete one).
         artifact: Option<String>,
     },
-    /// Restore into an isolated directory (and a scratch database).
+    /// Restore into an isolated directory (and a scratch database), or a bucket's objects
+    /// into a scratch bucket (--bucket NAME --to-bucket URL).
     Restore {
         /// An empty or new directory.
-        #[arg(long)]
-        target: PathBuf,
+        #[arg(long, required_unless_present = "bucket")]
+        target: Option<PathBuf>,
+        /// Restore the objects of this configured [[bucket]] into --to-bucket instead of
+        /// restoring files (each object's size and SHA-256 checked against the manifest).
+        #[arg(
+            long,
+            value_name = "NAME",
+            requires = "to_bucket",
+            conflicts_with_all = ["target", "include", "exclude", "no_database", "database", "no_files"]
+        )]
+        bucket: Option<String>,
+        /// The bucket URL (and key prefix) to restore into, e.g. `s3://scratch/restore-1`; it
+        /// is opened with the [[bucket]]'s options and credentials. A prefix that already
+        /// holds objects is refused without --break-glass-by/--reason.
+        #[arg(long, value_name = "URL", requires = "bucket")]
+        to_bucket: Option<String>,
+        /// Restore only objects under this key prefix, relative to the bucket's prefix, as a
+        /// folder (repeatable): `tenants/acme` selects `tenants/acme/…`. A prefix that
+        /// selects nothing fails the restore.
+        #[arg(long, value_name = "PREFIX", requires = "bucket")]
+        prefix: Vec<String>,
         /// Restore only entries matching this root or glob (repeatable): `wst-api/`,
         /// `wst-api/config/**`, `**/*.json`. A pattern matching nothing fails the restore.
         #[arg(long, value_name = "GLOB")]
@@ -143,7 +184,9 @@ enum Command {
         /// The artifact name (default: the newest complete one).
         artifact: Option<String>,
     },
-    /// Restore drill with RTO/RPO report (doctrine R7).
+    /// Restore drill with RTO/RPO report (doctrine R7), running the [[drill.check]]
+    /// post-restore checks (`sql`, `cross_check`, `smoke`); each is in the report. Exit 1 on
+    /// FAIL.
     Drill {
         /// The sink to drill from (default: the first).
         #[arg(long)]
@@ -160,7 +203,8 @@ enum Command {
     },
     /// Copy artifacts missing on one sink from another (D: mirror and offsite catch-up).
     Replicate,
-    /// Compliance status (exit 1 when not compliant).
+    /// The configured sources (files, database, buckets) and the compliance status (exit 1
+    /// when not compliant).
     Status,
     /// Audit log commands.
     Audit {
@@ -190,6 +234,9 @@ struct Config {
     #[serde(default)]
     files: Vec<FilesConfig>,
     database: Option<DatabaseConfig>,
+    /// `[[bucket]]` sections: object-store buckets archived with every backup.
+    #[serde(default, rename = "bucket")]
+    buckets: Vec<BucketConfig>,
     encryption: EncryptionConfig,
     sinks: Vec<SinkConfig>,
     retention: Option<RetentionConfig>,
@@ -212,6 +259,106 @@ fn default_level() -> i32 {
 struct FilesConfig {
     path: PathBuf,
     root: String,
+}
+
+/// One `[[bucket]]`: every object under `url` (+ `prefix`) is archived under `root`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BucketConfig {
+    /// The source's name in the manifest, and what `restore --bucket` and checks refer to.
+    name: String,
+    /// `s3://bucket[/path]`, `az://container[/path]`, `gs://bucket[/path]`, `file:///dir`.
+    url: String,
+    /// A key prefix appended to the URL's path (folder semantics: `proofs` is `proofs/…`).
+    prefix: Option<String>,
+    /// The archive root (default `buckets/<name>`).
+    root: Option<String>,
+    /// `object_store` options that are not secrets (endpoint, region, `allow_http`).
+    #[serde(default)]
+    options: BTreeMap<String, String>,
+    /// Options read from environment variables: option name → variable name (credentials).
+    #[serde(default)]
+    options_env: BTreeMap<String, String>,
+    /// Read the store's standard variables (`AWS_*`, `AZURE_*`, `GOOGLE_*`) first.
+    #[serde(default = "yes")]
+    from_env: bool,
+    /// Objects downloaded (and restored) concurrently.
+    max_concurrency: Option<usize>,
+}
+
+impl BucketConfig {
+    /// The bucket URL with `prefix` appended to its path.
+    fn full_url(&self) -> String {
+        match self.prefix.as_deref().map(|p| p.trim_matches('/')) {
+            None | Some("") => self.url.clone(),
+            Some(p) => format!("{}/{p}", self.url.trim_end_matches('/')),
+        }
+    }
+
+    /// The archive root, without trailing `/`.
+    fn root(&self) -> String {
+        self.root.as_deref().map_or_else(
+            || format!("buckets/{}", self.name),
+            |r| r.trim_end_matches('/').to_owned(),
+        )
+    }
+
+    /// `options` plus the `options_env` values. Refuses a credential written into the file.
+    fn resolved_options(&self) -> Out<BTreeMap<String, String>> {
+        let mut out = BTreeMap::new();
+        for (k, v) in &self.options {
+            if is_secret_option(k) {
+                return Err(usage(format!(
+                    "[[bucket]] `{}`: option `{k}` is a credential and does not belong in the \
+                     configuration file (doctrine 026 R6): set the store's variable (e.g. \
+                     AWS_SECRET_ACCESS_KEY) or name one in options_env = {{ {k} = \"VAR\" }}",
+                    self.name
+                )));
+            }
+            out.insert(k.clone(), v.clone());
+        }
+        for (k, var) in &self.options_env {
+            let value = std::env::var(var).map_err(|_| {
+                usage(format!(
+                    "[[bucket]] `{}`: options_env names the environment variable `{var}` for \
+                     `{k}`, but it is not set (or not UTF-8)",
+                    self.name
+                ))
+            })?;
+            out.insert(k.clone(), value);
+        }
+        Ok(out)
+    }
+
+    fn source(&self) -> Out<ObjectStoreSource> {
+        let mut b = ObjectStoreSource::builder(&self.name, self.full_url(), self.root())
+            .options(self.resolved_options()?)
+            .from_env(self.from_env);
+        if let Some(c) = self.max_concurrency {
+            b = b.max_concurrency(c);
+        }
+        b.build()
+            .map_err(|e| usage(format!("[[bucket]] `{}`: {e}", self.name)))
+    }
+
+    /// A restore target at `url` opened with this bucket's options and credentials.
+    fn target(&self, url: &str) -> Out<ObjectStoreTarget> {
+        ObjectStoreTarget::builder(url)
+            .options(self.resolved_options()?)
+            .from_env(self.from_env)
+            .build()
+            .map_err(|e| usage(format!("--to-bucket `{url}`: {e}")))
+    }
+}
+
+/// Option names that hold credentials (`aws_secret_access_key`, `aws_session_token`,
+/// `azure_storage_account_key`, `google_service_account_key`, …).
+fn is_secret_option(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    ["secret", "token", "password", "sas"]
+        .iter()
+        .any(|w| n.contains(w))
+        || n.ends_with("_key")
 }
 
 #[derive(Debug, Deserialize)]
@@ -272,6 +419,68 @@ struct DrillConfig {
     rpo_target_hours: Option<f64>,
     #[serde(default = "yes")]
     cleanup: bool,
+    /// `[[drill.check]]`: post-restore checks, each in the drill report.
+    #[serde(default, rename = "check")]
+    checks: Vec<CheckConfig>,
+}
+
+/// One `[[drill.check]]`, by `kind`.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+enum CheckConfig {
+    /// An SQL assertion on the scratch database (wst-pg `SqlAssertion`).
+    Sql {
+        name: String,
+        query: String,
+        /// `"no_rows"`, a scalar (`"1000"`), or the rows as `psql -At` prints them.
+        expect: Expect,
+        source: Option<String>,
+        timeout_secs: Option<u64>,
+    },
+    /// Each object key a query yields exists in the restored tree (wst-pg
+    /// `ObjectKeyCrossCheck`).
+    CrossCheck {
+        name: String,
+        query: String,
+        /// The archive root the objects were restored under, e.g. `buckets/proofs`…
+        root: Option<String>,
+        /// …or the `[[bucket]]` whose root that is.
+        bucket: Option<String>,
+        strip_prefix: Option<String>,
+        source: Option<String>,
+        timeout_secs: Option<u64>,
+    },
+    /// A program run against the restored data (wst-core `SmokeTest`); exit 0 passes.
+    Smoke {
+        name: String,
+        program: PathBuf,
+        #[serde(default)]
+        args: Vec<String>,
+        timeout_secs: Option<u64>,
+        #[serde(default)]
+        env: BTreeMap<String, String>,
+        #[serde(default)]
+        inherit: Vec<String>,
+        source: Option<String>,
+    },
+}
+
+/// An SQL check's `expect`: a string (`"no_rows"` or a scalar) or an array of rows.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum Expect {
+    Text(String),
+    Rows(Vec<String>),
+}
+
+impl CheckConfig {
+    fn name(&self) -> &str {
+        match self {
+            Self::Sql { name, .. } | Self::CrossCheck { name, .. } | Self::Smoke { name, .. } => {
+                name
+            }
+        }
+    }
 }
 
 fn yes() -> bool {
@@ -368,6 +577,21 @@ fn load_config(path: &Path) -> Out<Config> {
         .map_err(|e| usage(format!("configuration `{}`: {e}", path.display())))?;
     if config.sinks.is_empty() {
         return Err(usage("the configuration has no [[sinks]]"));
+    }
+    let mut names = std::collections::BTreeSet::new();
+    for b in &config.buckets {
+        if b.name.trim().is_empty() {
+            return Err(usage(format!(
+                "a [[bucket]] (url `{}`) has an empty name",
+                b.url
+            )));
+        }
+        if !names.insert(b.name.as_str()) {
+            return Err(usage(format!(
+                "two [[bucket]] sections are named `{}`: names must be unique",
+                b.name
+            )));
+        }
     }
     Ok(config)
 }
@@ -491,6 +715,39 @@ impl Ops {
         v
     }
 
+    /// Every configured source (files, database, buckets) as `{kind, name, from, root}`, for
+    /// `status`; no credential (bucket URLs carry none, the database URL's password is not
+    /// in the configuration).
+    fn configured_sources(&self) -> Vec<serde_json::Value> {
+        let mut out: Vec<serde_json::Value> = self
+            .config
+            .files
+            .iter()
+            .map(|f| {
+                serde_json::json!({
+                    "kind": "files", "name": f.root, "from": f.path.display().to_string(),
+                    "root": format!("{}/", f.root),
+                })
+            })
+            .collect();
+        if let (Some(db), Some(entry)) = (&self.config.database, self.entry()) {
+            let (name, from) = ConnectionConfig::from_url(&db.url).map_or_else(
+                |_| (String::new(), "(invalid url)".to_owned()),
+                |c| (c.database.clone(), c.display_target()),
+            );
+            out.push(serde_json::json!({
+                "kind": wst::pg::SOURCE_KIND, "name": name, "from": from, "root": entry,
+            }));
+        }
+        for b in &self.config.buckets {
+            out.push(serde_json::json!({
+                "kind": "object_store", "name": b.name, "from": b.full_url(),
+                "root": format!("{}/", b.root()),
+            }));
+        }
+        out
+    }
+
     fn protected(&self) -> Vec<PathBuf> {
         self.config.files.iter().map(|f| f.path.clone()).collect()
     }
@@ -547,6 +804,9 @@ impl Ops {
                 PgDumpSource::new(pg_connection(db, &db.url)?).with_entry(entry),
             ));
         }
+        for bucket in &self.config.buckets {
+            b = b.source(Arc::new(bucket.source()?));
+        }
         for s in &self.sinks {
             b = b.sink(Arc::clone(s));
         }
@@ -561,6 +821,7 @@ impl Ops {
                 .iter()
                 .map(|f| f.root.clone())
                 .chain(self.entry())
+                .chain(self.config.buckets.iter().map(BucketConfig::root))
                 .collect(),
             sinks: self.sinks.iter().map(|s| s.info().name.clone()).collect(),
         })?;
@@ -605,6 +866,12 @@ impl Ops {
                 report.ciphertext_bytes,
                 report.compression_ratio
             );
+            for s in &report.sources {
+                println!(
+                    "  source {:<12} {:<16} prepared in {:.1} s",
+                    s.kind, s.name, s.prepare_seconds
+                );
+            }
             for s in &report.sinks {
                 println!("  {:<12} {}", s.sink, s.error.as_deref().unwrap_or("ok"));
             }
@@ -854,6 +1121,89 @@ impl Ops {
         Ok(code)
     }
 
+    /// `restore --bucket`: the objects of one `[[bucket]]` (all, or under `--prefix`) into the
+    /// bucket at `to`, each checked against the manifest and read back.
+    async fn restore_bucket(
+        &self,
+        bucket: &str,
+        to: &str,
+        prefixes: Vec<String>,
+        sink: Option<&str>,
+        break_glass: Option<BreakGlass>,
+        artifact: Option<&str>,
+    ) -> Out<u8> {
+        let bucket = self.bucket(bucket)?;
+        let target = bucket.target(to)?;
+        let sink = self.sink(sink)?;
+        let name = self.artifact(&*sink, artifact).await?;
+        let mut options = ObjectRestoreOptions::new(bucket.root());
+        options.prefixes = prefixes;
+        options.break_glass.clone_from(&break_glass);
+        if let Some(c) = bucket.max_concurrency {
+            options.max_concurrency = c;
+        }
+        let result = restore_objects(&*sink, &name, &*self.cipher, &target, &options).await;
+        let audit = |passed: bool, seconds: f64, error: Option<String>| {
+            self.audit.append(AuditEvent::Restore {
+                artifact: name.to_string(),
+                sink: sink.info().name.clone(),
+                target: format!("bucket {}", target.url()),
+                passed,
+                duration_seconds: seconds,
+                break_glass: break_glass.clone(),
+                error,
+            })
+        };
+        let report = match result {
+            Ok(r) => r,
+            Err(e) => {
+                audit(false, 0.0, Some(e.to_string()))?;
+                let hint = if matches!(e, wst::core::Error::RestoreTarget { .. }) {
+                    " (operator: choose an empty --to-bucket prefix, or authorize with \
+                     --break-glass-by WHO --reason WHY)"
+                } else {
+                    ""
+                };
+                return Err(failed(format!("bucket restore failed: {e}{hint}")));
+            }
+        };
+        let passed = report.checks.iter().all(|c| c.passed);
+        audit(passed, report.duration_seconds, None)?;
+        self.print(&report, || {
+            println!(
+                "restored {} objects ({} bytes) of bucket `{}` from {} into {} in {:.1} s",
+                report.objects,
+                report.bytes,
+                report.source,
+                report.artifact,
+                report.target,
+                report.duration_seconds
+            );
+            println!(
+                "  source {} (prefix `{}`), target prefix `{}`",
+                report.source_url, report.source_prefix, report.target_prefix
+            );
+            if !report.selection.is_empty() {
+                println!("  selection: {}", report.selection.join(", "));
+            }
+            if let Some(bg) = &report.break_glass {
+                println!(
+                    "  break-glass: authorized by {} ({})",
+                    bg.authorized_by, bg.reason
+                );
+            }
+            for c in &report.checks {
+                println!(
+                    "  [{}] {}: {}",
+                    if c.passed { "PASS" } else { "FAIL" },
+                    c.name,
+                    c.detail
+                );
+            }
+        });
+        Ok(u8::from(!passed))
+    }
+
     /// `ls`: the entries (or the manifest, or the newest drill report) of an artifact.
     async fn ls(
         &self,
@@ -915,6 +1265,12 @@ impl Ops {
                     f.total_rows(),
                     f.database
                 ),
+                Err(_) if s.kind == "object_store" => format!(
+                    "  ({} objects, {} bytes, from {})",
+                    s.details["object_count"],
+                    s.details["total_bytes"],
+                    s.details["url"].as_str().unwrap_or("?")
+                ),
                 Err(_) => String::new(),
             };
             println!("  {:<12} {:<16} {}{facts}", s.kind, s.name, s.root);
@@ -936,6 +1292,141 @@ impl Ops {
             }
         }
         Ok(0)
+    }
+
+    /// The `[[drill.check]]` entries as post-restore checks, in configuration order.
+    fn drill_checks(&self, cfg: &DrillConfig) -> Out<Vec<Arc<dyn PostRestoreCheck>>> {
+        let mut seen = std::collections::BTreeSet::new();
+        let mut checks: Vec<Arc<dyn PostRestoreCheck>> = Vec::new();
+        for c in &cfg.checks {
+            let name = c.name();
+            if name.trim().is_empty() {
+                return Err(usage("a [[drill.check]] has an empty name"));
+            }
+            if !seen.insert(name.to_owned()) {
+                return Err(usage(format!(
+                    "two [[drill.check]] entries are named `{name}`: names must be unique (the \
+                     report tells checks apart by name)"
+                )));
+            }
+            let needs_db = || -> Out<()> {
+                if self.config.database.is_none() {
+                    return Err(usage(format!(
+                        "[[drill.check]] `{name}` queries the scratch database, but the \
+                         configuration has no [database] section"
+                    )));
+                }
+                Ok(())
+            };
+            match c {
+                CheckConfig::Sql {
+                    query,
+                    expect,
+                    source,
+                    timeout_secs,
+                    ..
+                } => {
+                    needs_db()?;
+                    let expectation = match expect {
+                        Expect::Text(t) if t == "no_rows" => Expectation::ReturnsNoRows,
+                        Expect::Text(t) => Expectation::ScalarEquals(t.clone()),
+                        Expect::Rows(rows) => Expectation::Equals(rows.clone()),
+                    };
+                    let mut check = SqlAssertion::new(name, query, expectation);
+                    if let Some(s) = source {
+                        check = check.for_source(s);
+                    }
+                    if let Some(t) = timeout_secs {
+                        check = check.with_timeout_secs(*t);
+                    }
+                    checks.push(Arc::new(check));
+                }
+                CheckConfig::CrossCheck {
+                    query,
+                    root,
+                    bucket,
+                    strip_prefix,
+                    source,
+                    timeout_secs,
+                    ..
+                } => {
+                    needs_db()?;
+                    let root = match (root, bucket) {
+                        (Some(r), None) => r.clone(),
+                        (None, Some(b)) => self.bucket(b)?.root(),
+                        _ => {
+                            return Err(usage(format!(
+                                "[[drill.check]] `{name}` (cross_check) needs exactly one of \
+                                 `root` (an archive root, e.g. \"buckets/proofs\") or `bucket` \
+                                 (a [[bucket]] name)"
+                            )));
+                        }
+                    };
+                    let mut check = ObjectKeyCrossCheck::in_restored_tree(name, query, &root);
+                    if let Some(p) = strip_prefix {
+                        check = check.strip_key_prefix(p);
+                    }
+                    if let Some(s) = source {
+                        check = check.for_source(s);
+                    }
+                    if let Some(t) = timeout_secs {
+                        check = check.with_timeout_secs(*t);
+                    }
+                    checks.push(Arc::new(check));
+                }
+                CheckConfig::Smoke {
+                    program,
+                    args,
+                    timeout_secs,
+                    env,
+                    inherit,
+                    source,
+                    ..
+                } => {
+                    let mut check = SmokeTest::new(name, program, args);
+                    if let Some(t) = timeout_secs {
+                        check = check.with_timeout_secs(*t);
+                    }
+                    for (k, v) in env {
+                        check = check.with_env(k, v);
+                    }
+                    for var in inherit {
+                        check = check.inherit(var);
+                    }
+                    if let Some(s) = source {
+                        check = check.for_source(s);
+                    }
+                    checks.push(Arc::new(check));
+                }
+            }
+        }
+        Ok(checks)
+    }
+
+    /// The `[[bucket]]` named `name`; the error lists the configured ones.
+    fn bucket(&self, name: &str) -> Out<&BucketConfig> {
+        self.config
+            .buckets
+            .iter()
+            .find(|b| b.name == name)
+            .ok_or_else(|| {
+                let names: Vec<&str> = self
+                    .config
+                    .buckets
+                    .iter()
+                    .map(|b| b.name.as_str())
+                    .collect();
+                usage(if names.is_empty() {
+                    format!(
+                        "no [[bucket]] named `{name}`: the configuration has no [[bucket]] sections"
+                    )
+                } else {
+                    format!(
+                        "no [[bucket]] named `{name}`; configured: {}",
+                        names.join(", ")
+                    )
+                })
+            })
     }
 
     /// Prints the newest drill report of `name` found in the drill's `scratch_dir`.
@@ -1032,6 +1523,7 @@ impl Ops {
         if let Some(h) = cfg.rpo_target_hours {
             options.rpo_target_seconds = h * 3600.0;
         }
+        options.checks = self.drill_checks(cfg)?;
         let report = restore_drill(
             &*sink,
             &*self.cipher,
@@ -1208,6 +1700,7 @@ impl Ops {
         let sinks: Vec<&dyn Sink> = self.sinks.iter().map(|s| &**s as &dyn Sink).collect();
         let report =
             compliance_status(&sinks, &self.audit, &options, jiff::Timestamp::now()).await?;
+        let sources = self.configured_sources();
         if report.rules.iter().any(|r| r.rule != "audit trail intact") {
             let _ = self.audit.append(AuditEvent::ComplianceCheck {
                 passed: report.compliant(),
@@ -1225,7 +1718,19 @@ impl Ops {
                     .collect(),
             });
         }
-        self.print(&report, || {
+        let mut value = serde_json::to_value(&report)?;
+        value["sources"] = serde_json::to_value(&sources)?;
+        self.print(&value, || {
+            println!("sources backed up:");
+            for s in &sources {
+                println!(
+                    "  {:<12} {:<16} {} → {}",
+                    s["kind"].as_str().unwrap_or_default(),
+                    s["name"].as_str().unwrap_or_default(),
+                    s["from"].as_str().unwrap_or_default(),
+                    s["root"].as_str().unwrap_or_default()
+                );
+            }
             println!(
                 "compliance at {}: {}",
                 report.at,
@@ -1328,6 +1833,32 @@ async fn run(cli: Cli) -> Out<u8> {
             .await
         }
         Command::Restore {
+            target: _,
+            bucket: Some(bucket),
+            to_bucket,
+            prefix,
+            sink,
+            break_glass_by,
+            reason,
+            artifact,
+            ..
+        } => {
+            let break_glass = break_glass_by.map(|by| BreakGlass {
+                authorized_by: by,
+                reason: reason.unwrap_or_default(),
+            });
+            let to = to_bucket.ok_or_else(|| usage("--bucket needs --to-bucket URL"))?;
+            ops.restore_bucket(
+                &bucket,
+                &to,
+                prefix,
+                sink.as_deref(),
+                break_glass,
+                artifact.as_deref(),
+            )
+            .await
+        }
+        Command::Restore {
             target,
             include,
             exclude,
@@ -1340,13 +1871,14 @@ async fn run(cli: Cli) -> Out<u8> {
             break_glass_by,
             reason,
             artifact,
+            ..
         } => {
             let break_glass = break_glass_by.map(|by| BreakGlass {
                 authorized_by: by,
                 reason: reason.unwrap_or_default(),
             });
             ops.restore(RestoreRequest {
-                target,
+                target: target.ok_or_else(|| usage("restore needs --target DIR (or --bucket)"))?,
                 include,
                 exclude,
                 no_database,

@@ -3,12 +3,24 @@
 //! a tampered audit record is named by `audit verify`; a deleted mirror copy shows as a 3-2-1
 //! violation in `status` and `replicate` repairs it; `ls` browses an artifact without restoring
 //! it, and a selective restore (one root, one table) restores exactly those (issue 9).
+//! A configured `[[bucket]]` (50 objects on moto) is backed up with the database and files and
+//! listed by `ls` and `status`; the drill runs two `[[drill.check]]` SQL assertions and a
+//! database↔object cross-check, all in its JSON report; `restore --bucket … --to-bucket …`
+//! puts the objects into a second bucket byte for byte, refuses a non-empty target without
+//! break-glass, restores one `--prefix` alone, and names the configured buckets when given an
+//! unknown one (issue 9).
+
+use std::collections::BTreeMap;
 
 use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
 
+use futures::TryStreamExt;
+use object_store::ObjectStore;
+use wst::objstore::ObjectStoreTarget;
 use wst::objstore::testing::MotoServer;
 use wst::pg::TestCluster;
 
@@ -54,6 +66,9 @@ fn wst(config: &Path, args: &[&str]) -> Run {
         .arg(config)
         .args(args)
         .env("RUST_LOG", "warn")
+        // The bucket's credentials, named by its `options_env` (moto accepts any).
+        .env("WST_TEST_PROOFS_KEY_ID", "wst-test-key-id")
+        .env("WST_TEST_PROOFS_SECRET", "wst-test-secret-key")
         .output()
         .unwrap();
     let run = Run {
@@ -76,6 +91,22 @@ fn operator_cycle_audit_tamper_and_3_2_1_repair() {
     moto.create_bucket("wst-e2e").unwrap();
     cluster.create_database("wst_dev").unwrap();
     cluster.load_demo("wst_dev", 1).unwrap();
+    let proofs = fill_proofs_bucket(&moto);
+    let rows: Vec<String> = proofs
+        .keys()
+        .enumerate()
+        .map(|(i, k)| format!("({i}, 'proofs/{k}')"))
+        .collect();
+    cluster
+        .psql(
+            "wst_dev",
+            &format!(
+                "CREATE TABLE public.proofs (id int PRIMARY KEY, pdf_key text NOT NULL); \
+                 INSERT INTO public.proofs VALUES {};",
+                rows.join(", ")
+            ),
+        )
+        .unwrap();
 
     let tmp = tempfile::tempdir().unwrap();
     let t = tmp.path();
@@ -90,6 +121,7 @@ fn operator_cycle_audit_tamper_and_3_2_1_repair() {
     for (k, v) in moto.sink_options() {
         write!(s3_options, "{k} = \"{v}\", ").unwrap();
     }
+    let endpoint = moto.endpoint();
     let config = t.join("wst.toml");
     fs::write(
         &config,
@@ -106,6 +138,13 @@ root = "wst"
 [[files]]
 path = "{t}/wst-api"
 root = "wst-api"
+
+[[bucket]]
+name = "proofs"
+url = "s3://wst-e2e-proofs"
+prefix = "proofs"
+options = {{ aws_endpoint = "{endpoint}", aws_region = "us-east-1", allow_http = "true" }}
+options_env = {{ aws_access_key_id = "WST_TEST_PROOFS_KEY_ID", aws_secret_access_key = "WST_TEST_PROOFS_SECRET" }}
 
 [database]
 url = "postgresql://{user}@127.0.0.1:{port}/wst_dev"
@@ -142,6 +181,25 @@ required = ["wst/", "wst-api/", "wst_dev_database.backup"]
 
 [drill]
 scratch_dir = "{t}/drill"
+
+[[drill.check]]
+kind = "sql"
+name = "proof_count"
+query = "SELECT count(*) FROM public.proofs"
+expect = "50"
+
+[[drill.check]]
+kind = "sql"
+name = "no_orphan_accounts"
+query = "SELECT a.aid FROM pgbench_accounts a LEFT JOIN pgbench_branches b ON b.bid = a.bid WHERE b.bid IS NULL"
+expect = "no_rows"
+
+[[drill.check]]
+kind = "cross_check"
+name = "proof_objects"
+query = "SELECT pdf_key FROM public.proofs ORDER BY id"
+root = "buckets/proofs"
+strip_prefix = "proofs/"
 "#,
             t = t.display(),
             user = cluster.superuser(),
@@ -156,6 +214,12 @@ scratch_dir = "{t}/drill"
     for _ in 0..2 {
         let r = wst(&config, &["backup"]);
         assert_eq!(r.code, 0, "backup: {}{}", r.stdout, r.stderr);
+        assert!(
+            r.stdout.lines().any(|l| l.contains("source object_store")
+                && l.split_whitespace().nth(2) == Some("proofs")),
+            "the run report names the bucket source: {}",
+            r.stdout
+        );
     }
     let listed = |dir: &str| -> Vec<String> {
         let mut v: Vec<String> = fs::read_dir(t.join(dir))
@@ -170,9 +234,34 @@ scratch_dir = "{t}/drill"
     assert_eq!(listed("C").len(), 2);
     assert_eq!(listed("C"), listed("D"));
 
-    let r = wst(&config, &["drill"]);
+    let r = wst(&config, &["--json", "drill"]);
     assert_eq!(r.code, 0, "{}", r.stdout);
-    assert!(r.stdout.contains("## RESULT: PASS") && r.stdout.contains("- schema matches: yes"));
+    let drill: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(drill["passed"], true, "{}", r.stdout);
+    assert_eq!(drill["proofs"][0]["schema_matches"], true);
+    let post: Vec<(&str, bool, &str)> = drill["post_restore_checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["name"].as_str().unwrap(),
+                c["passed"].as_bool().unwrap(),
+                c["detail"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    let names: Vec<&str> = post.iter().map(|c| c.0).collect();
+    assert_eq!(
+        names,
+        [
+            "sql:proof_count",
+            "sql:no_orphan_accounts",
+            "cross_check:proof_objects"
+        ]
+    );
+    assert!(post.iter().all(|c| c.1), "{post:?}");
+    assert!(post[2].2.starts_with("all 50 keys"), "{}", post[2].2);
 
     let r = wst(&config, &["--json", "prune"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
@@ -189,6 +278,23 @@ scratch_dir = "{t}/drill"
     let r = wst(&config, &["status"]);
     assert_eq!(r.code, 0, "{}", r.stdout);
     assert!(r.stdout.contains("COMPLIANT") && !r.stdout.contains("NOT COMPLIANT"));
+    assert!(
+        r.stdout.lines().any(|l| l.contains("object_store")
+            && l.contains("proofs")
+            && l.ends_with("s3://wst-e2e-proofs/proofs → buckets/proofs/")),
+        "{}",
+        r.stdout
+    );
+    let r = wst(&config, &["--json", "status"]);
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    let status: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let kinds: Vec<&str> = status["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["files", "files", "postgresql", "object_store"]);
 
     // Tamper with one audit record: `audit verify` names it.
     let audit = t.join("state/audit.jsonl");
@@ -221,7 +327,190 @@ scratch_dir = "{t}/drill"
     assert_eq!(r.code, 0, "{}", r.stdout);
     assert_eq!(wst(&config, &["audit", "verify"]).code, 0);
 
-    browse_and_select(&config, t, &cluster);
+    browse_and_select(&config, t, &cluster, &proofs);
+    bucket_restore(&config, &moto, &proofs);
+}
+
+/// The proofs bucket's 50 objects: key relative to the prefix `proofs/` → body.
+fn fill_proofs_bucket(moto: &MotoServer) -> BTreeMap<String, Vec<u8>> {
+    moto.create_bucket("wst-e2e-proofs").unwrap();
+    moto.create_bucket("wst-e2e-scratch").unwrap();
+    let objects: BTreeMap<String, Vec<u8>> = (0..50)
+        .map(|i| {
+            (
+                format!("t{}/proof-{i:03}.pdf", i % 3),
+                format!("%PDF-1.7 proof {i} {}\n", "x".repeat(i * 7)).into_bytes(),
+            )
+        })
+        .collect();
+    let store = bucket_store(moto, "s3://wst-e2e-proofs");
+    runtime().block_on(async {
+        for (key, body) in &objects {
+            let path = object_store::path::Path::parse(format!("proofs/{key}")).unwrap();
+            store.put(&path, body.clone().into()).await.unwrap();
+        }
+    });
+    objects
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// The whole bucket of `url` on moto.
+fn bucket_store(moto: &MotoServer, url: &str) -> Arc<dyn ObjectStore> {
+    Arc::clone(
+        ObjectStoreTarget::builder(url)
+            .from_env(false)
+            .options(moto.sink_options())
+            .build()
+            .unwrap()
+            .store(),
+    )
+}
+
+/// Every object under `prefix/` in `bucket`: key relative to the prefix → body.
+fn bucket_objects(moto: &MotoServer, bucket: &str, prefix: &str) -> BTreeMap<String, Vec<u8>> {
+    let store = bucket_store(moto, &format!("s3://{bucket}"));
+    runtime().block_on(async {
+        let listed: Vec<object_store::ObjectMeta> = store
+            .list(Some(&object_store::path::Path::from(prefix)))
+            .try_collect()
+            .await
+            .unwrap();
+        let mut out = BTreeMap::new();
+        for meta in listed {
+            let body = store
+                .get(&meta.location)
+                .await
+                .unwrap()
+                .bytes()
+                .await
+                .unwrap();
+            let key = meta.location.to_string();
+            out.insert(
+                key.strip_prefix(&format!("{prefix}/")).unwrap().to_owned(),
+                body.to_vec(),
+            );
+        }
+        out
+    })
+}
+
+/// `restore --bucket`: into an empty second bucket (objects equal), refused over existing
+/// objects without break-glass, one `--prefix` alone, and an unknown bucket name.
+fn bucket_restore(config: &Path, moto: &MotoServer, proofs: &BTreeMap<String, Vec<u8>>) {
+    let r = wst(
+        config,
+        &[
+            "--json",
+            "restore",
+            "--bucket",
+            "proofs",
+            "--to-bucket",
+            "s3://wst-e2e-scratch/restored",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let report: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(report["objects"], 50);
+    assert_eq!(report["source_prefix"], "proofs");
+    assert_eq!(report["target_prefix"], "restored");
+    let checks: Vec<&str> = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["passed"] == true)
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        checks.contains(&"objects_sha256") && checks.contains(&"objects_read_back"),
+        "{checks:?}"
+    );
+    assert_eq!(
+        &bucket_objects(moto, "wst-e2e-scratch", "restored"),
+        proofs,
+        "every object restored byte for byte, nothing else"
+    );
+
+    // The same target again: it holds objects now, so it is refused without break-glass …
+    let again = [
+        "restore",
+        "--bucket",
+        "proofs",
+        "--to-bucket",
+        "s3://wst-e2e-scratch/restored",
+        "--prefix",
+        "t1",
+    ];
+    let r = wst(config, &again);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains("already holds objects") && r.stderr.contains("--break-glass-by"),
+        "{}",
+        r.stderr
+    );
+    // … and allowed with it, restoring only the selected prefix.
+    let mut with_glass = again.to_vec();
+    with_glass.extend(["--break-glass-by", "ci@test", "--reason", "TEST-1"]);
+    let r = wst(config, &with_glass);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let t1 = proofs.keys().filter(|k| k.starts_with("t1/")).count();
+    assert_eq!(t1, 17);
+    assert!(
+        r.stdout.contains(&format!("restored {t1} objects")),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("break-glass: authorized by ci@test"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(bucket_objects(moto, "wst-e2e-scratch", "restored"), *proofs);
+
+    // A selected prefix into a fresh prefix: exactly those objects.
+    let r = wst(
+        config,
+        &[
+            "restore",
+            "--bucket",
+            "proofs",
+            "--to-bucket",
+            "s3://wst-e2e-scratch/t2-only",
+            "--prefix",
+            "t2",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let t2: BTreeMap<String, Vec<u8>> = proofs
+        .iter()
+        .filter(|(k, _)| k.starts_with("t2/"))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    assert_eq!(bucket_objects(moto, "wst-e2e-scratch", "t2-only"), t2);
+
+    // An unknown bucket is bad usage, naming the configured ones.
+    let r = wst(
+        config,
+        &[
+            "restore",
+            "--bucket",
+            "invoices",
+            "--to-bucket",
+            "s3://wst-e2e-scratch/x",
+        ],
+    );
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr
+            .contains("no [[bucket]] named `invoices`; configured: proofs"),
+        "{}",
+        r.stderr
+    );
 }
 
 /// Every path under `root`, relative, `/`-separated.
@@ -244,7 +533,12 @@ fn tree_paths(root: &Path) -> Vec<String> {
 
 /// `ls` (entries, `--json`, `--manifest`, `--report`) and a selective restore of one root and
 /// one table: exactly those appear in the target directory and the scratch database.
-fn browse_and_select(config: &Path, t: &Path, cluster: &TestCluster) {
+fn browse_and_select(
+    config: &Path,
+    t: &Path,
+    cluster: &TestCluster,
+    proofs: &BTreeMap<String, Vec<u8>>,
+) {
     let r = wst(config, &["ls"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stdout.contains("verified PASS"), "{}", r.stdout);
@@ -262,6 +556,25 @@ fn browse_and_select(config: &Path, t: &Path, cluster: &TestCluster) {
         "{}",
         r.stdout
     );
+    let total: usize = proofs.values().map(Vec::len).sum();
+    assert!(
+        r.stdout.lines().any(|l| l.contains("object_store")
+            && l.contains("proofs")
+            && l.contains(&format!(
+                "buckets/proofs/  (50 objects, {total} bytes, from s3://wst-e2e-proofs/proofs)"
+            ))),
+        "{}",
+        r.stdout
+    );
+    for (key, body) in proofs {
+        assert!(
+            r.stdout.lines().any(|l| l.starts_with("-rw")
+                && l.split_whitespace().nth(1) == Some(body.len().to_string().as_str())
+                && l.ends_with(&format!(" buckets/proofs/{key}"))),
+            "ls shows {key}: {}",
+            r.stdout
+        );
+    }
 
     let r = wst(config, &["--json", "ls", "--include", "wst/"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
@@ -285,11 +598,25 @@ fn browse_and_select(config: &Path, t: &Path, cluster: &TestCluster) {
         .iter()
         .map(|s| s["root"].as_str().unwrap())
         .collect();
-    assert_eq!(roots, ["wst/", "wst-api/", "wst_dev_database.backup"]);
+    assert_eq!(
+        roots,
+        [
+            "wst/",
+            "wst-api/",
+            "wst_dev_database.backup",
+            "buckets/proofs/"
+        ]
+    );
 
     let r = wst(config, &["ls", "--report"]);
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     assert!(r.stdout.contains("## RESULT: PASS"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("## POST_RESTORE_CHECKS")
+            && r.stdout.contains("- [PASS] cross_check:proof_objects"),
+        "{}",
+        r.stdout
+    );
 
     // One root and one table: nothing else appears in the target or the scratch database.
     let target = t.join("selective");
@@ -350,6 +677,8 @@ fn browse_and_select(config: &Path, t: &Path, cluster: &TestCluster) {
             "--no-database",
             "--exclude",
             "wst/public/",
+            "--exclude",
+            "buckets/",
         ],
     );
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
@@ -373,4 +702,133 @@ fn browse_and_select(config: &Path, t: &Path, cluster: &TestCluster) {
     assert_eq!(r.code, 1, "{}", r.stdout);
     assert!(r.stderr.contains("`tenants/**`"), "{}", r.stderr);
     assert!(!none.exists());
+}
+
+/// Configuration mistakes are bad usage (exit 2) with a message naming what to fix, and a
+/// `smoke` drill check runs against the restored files and is in the drill's JSON report. No
+/// database or S3 server needed.
+#[test]
+fn bucket_and_check_configuration_errors_and_smoke_check() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    fs::create_dir_all(t.join("wst")).unwrap();
+    fs::write(t.join("wst/a.txt"), "a").unwrap();
+    let config = t.join("wst.toml");
+    let write = |extra: &str| {
+        fs::write(
+            &config,
+            format!(
+                r#"
+audit_log = "{t}/audit.jsonl"
+
+[[files]]
+path = "{t}/wst"
+root = "wst"
+
+[encryption]
+key_file = "{t}/backup.key"
+
+[[sinks]]
+name = "local-c"
+url = "{t}/C"
+{extra}
+"#,
+                t = t.display()
+            ),
+        )
+        .unwrap();
+    };
+    // The smoke check looks for the restored file (`sh` is a Unix program).
+    let smoke = if cfg!(unix) {
+        r#"
+[[drill.check]]
+kind = "smoke"
+name = "files_present"
+program = "sh"
+args = ["-c", "test -f \"$WST_RESTORE_DIR/wst/a.txt\""]
+timeout_secs = 30
+"#
+    } else {
+        ""
+    };
+    write(&format!(
+        "[drill]\nscratch_dir = \"{}/drill\"\n{smoke}",
+        t.display()
+    ));
+    assert_eq!(wst(&config, &["keygen"]).code, 0);
+    let r = wst(&config, &["backup"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let r = wst(&config, &["--json", "drill"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let drill: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(drill["passed"], true);
+    if cfg!(unix) {
+        assert_eq!(
+            drill["post_restore_checks"][0]["name"],
+            "smoke:files_present"
+        );
+        assert_eq!(drill["post_restore_checks"][0]["passed"], true);
+        assert_eq!(drill["application_connected"], true);
+    }
+
+    let refused = |extra: &str, args: &[&str], wanted: &str| {
+        write(extra);
+        let r = wst(&config, args);
+        assert_eq!(r.code, 2, "{extra}\n{}{}", r.stdout, r.stderr);
+        assert!(
+            r.stderr.contains(wanted),
+            "wanted `{wanted}` in: {}",
+            r.stderr
+        );
+    };
+    let bucket = "[[bucket]]\nname = \"proofs\"\nurl = \"s3://wst-proofs\"\n";
+    refused(
+        &format!("{bucket}options = {{ aws_secret_access_key = \"s3cr3t\" }}\n"),
+        &["backup"],
+        "option `aws_secret_access_key` is a credential",
+    );
+    refused(
+        &format!("{bucket}options_env = {{ aws_access_key_id = \"WST_TEST_NOT_SET_ANYWHERE\" }}\n"),
+        &["backup"],
+        "`WST_TEST_NOT_SET_ANYWHERE` for `aws_access_key_id`, but it is not set",
+    );
+    refused(
+        &format!("{bucket}{bucket}"),
+        &["status"],
+        "two [[bucket]] sections are named `proofs`",
+    );
+    refused(
+        "",
+        &[
+            "restore",
+            "--bucket",
+            "proofs",
+            "--to-bucket",
+            "s3://scratch/r",
+        ],
+        "no [[bucket]] named `proofs`: the configuration has no [[bucket]] sections",
+    );
+    let drill = format!("[drill]\nscratch_dir = \"{}/drill\"\n", t.display());
+    refused(
+        &format!(
+            "{drill}[[drill.check]]\nkind = \"sql\"\nname = \"n\"\nquery = \"SELECT 1\"\n\
+             expect = \"1\"\n"
+        ),
+        &["drill"],
+        "[[drill.check]] `n` queries the scratch database, but the configuration has no \
+         [database] section",
+    );
+    refused(
+        &format!(
+            "{drill}[[drill.check]]\nkind = \"smoke\"\nname = \"s\"\nprogram = \"true\"\n\
+             [[drill.check]]\nkind = \"smoke\"\nname = \"s\"\nprogram = \"true\"\n"
+        ),
+        &["drill"],
+        "two [[drill.check]] entries are named `s`",
+    );
+    refused(
+        &format!("{drill}[[drill.check]]\nkind = \"sqll\"\nname = \"x\"\n"),
+        &["drill"],
+        "unknown variant `sqll`",
+    );
 }
