@@ -352,13 +352,16 @@ impl BucketConfig {
 }
 
 /// Option names that hold credentials (`aws_secret_access_key`, `aws_session_token`,
-/// `azure_storage_account_key`, `google_service_account_key`, …).
+/// `aws_sse_customer_key_base64`, `azure_storage_account_key`, `azure_client_secret`,
+/// `google_service_account_key`, …); paths to credential files (`…_token_file`,
+/// `google_application_credentials`) are not secrets and are allowed.
 fn is_secret_option(name: &str) -> bool {
     let n = name.to_ascii_lowercase();
-    ["secret", "token", "password", "sas"]
+    ["secret", "password", "customer_key"]
         .iter()
         .any(|w| n.contains(w))
         || n.ends_with("_key")
+        || n.ends_with("token")
 }
 
 #[derive(Debug, Deserialize)]
@@ -465,11 +468,17 @@ enum CheckConfig {
     },
 }
 
-/// An SQL check's `expect`: a string (`"no_rows"` or a scalar) or an array of rows.
+/// An SQL check's `expect`: a string (`"no_rows"` or a scalar), an integer (a count), or an
+/// array of rows.
 #[derive(Debug, Deserialize)]
-#[serde(untagged)]
+#[serde(
+    untagged,
+    expecting = "`expect` must be \"no_rows\", one value as `psql -At` prints it (\"1000\", \
+                 \"t\", or an integer), or an array of rows [\"a|1\", \"b|2\"]"
+)]
 enum Expect {
     Text(String),
+    Integer(i64),
     Rows(Vec<String>),
 }
 
@@ -1330,6 +1339,7 @@ impl Ops {
                     let expectation = match expect {
                         Expect::Text(t) if t == "no_rows" => Expectation::ReturnsNoRows,
                         Expect::Text(t) => Expectation::ScalarEquals(t.clone()),
+                        Expect::Integer(i) => Expectation::ScalarEquals(i.to_string()),
                         Expect::Rows(rows) => Expectation::Equals(rows.clone()),
                     };
                     let mut check = SqlAssertion::new(name, query, expectation);

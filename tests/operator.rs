@@ -186,7 +186,7 @@ scratch_dir = "{t}/drill"
 kind = "sql"
 name = "proof_count"
 query = "SELECT count(*) FROM public.proofs"
-expect = "50"
+expect = 50
 
 [[drill.check]]
 kind = "sql"
@@ -825,6 +825,14 @@ timeout_secs = 30
         ),
         &["drill"],
         "two [[drill.check]] entries are named `s`",
+    );
+    refused(
+        &format!(
+            "{drill}[[drill.check]]\nkind = \"sql\"\nname = \"b\"\nquery = \"SELECT true\"\n\
+             expect = true\n"
+        ),
+        &["drill"],
+        "`expect` must be \"no_rows\", one value as `psql -At` prints it",
     );
     refused(
         &format!("{drill}[[drill.check]]\nkind = \"sqll\"\nname = \"x\"\n"),
