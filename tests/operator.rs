@@ -329,6 +329,34 @@ strip_prefix = "proofs/"
 
     browse_and_select(&config, t, &cluster, &proofs);
     bucket_restore(&config, &moto, &proofs);
+
+    // An object deleted from the bucket before the next backup: that backup's drill fails
+    // (exit 1) on the cross-check, naming the missing key; the SQL checks still pass.
+    let gone = "t1/proof-004.pdf";
+    runtime().block_on(async {
+        bucket_store(&moto, "s3://wst-e2e-proofs")
+            .delete(&object_store::path::Path::from(format!("proofs/{gone}")))
+            .await
+            .unwrap();
+    });
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let r = wst(&config, &["backup"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let r = wst(&config, &["drill"]);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("## RESULT: FAIL"), "{}", r.stdout);
+    let line = r
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("- [FAIL] cross_check:proof_objects: 1 of 50 keys"))
+        .unwrap_or_else(|| panic!("{}", r.stdout));
+    assert!(line.contains(&format!("proofs/{gone}")), "{line}");
+    assert!(
+        r.stdout.contains("- [PASS] sql:proof_count")
+            && r.stdout.contains("- [PASS] sql:no_orphan_accounts"),
+        "{}",
+        r.stdout
+    );
 }
 
 /// The proofs bucket's 50 objects: key relative to the prefix `proofs/` → body.
