@@ -114,18 +114,8 @@ pub(crate) async fn read_artifact<V: Visitor>(
     let opener = cipher.open()?;
     let (pump_task, reader) = pump(stream, 8);
     let blocking = tokio::task::spawn_blocking(move || {
-        // Decrypt on a thread of its own while this one decompresses, parses and hashes: the
-        // two halves of a read overlap on separate cores.
-        let (tx, rx) = std::sync::mpsc::sync_channel(DECRYPT_DEPTH);
         let open = OpenReader::from_opener(opener, reader);
-        let started = std::thread::Builder::new()
-            .name("wst-open".into())
-            .spawn(move || decrypt_stage(open, &tx));
-        let plaintext = match started {
-            Ok(_detached) => Plaintext::new(rx),
-            Err(e) => Plaintext::failed(e),
-        };
-        read_blocking(plaintext, visitor, limits)
+        read_blocking(open, visitor, limits)
     });
     let mut outcome = blocking.await.map_err(|e| join_error(&e))?;
     match pump_task.await.map_err(|e| join_error(&e))? {
@@ -156,147 +146,14 @@ fn classify(e: io::Error, what: &str) -> ReadFailure {
     ReadFailure::Malformed(format!("{what}: {e}"))
 }
 
-/// Plaintext bytes per message from the decrypting thread.
-const DECRYPT_CHUNK: usize = 1024 * 1024;
-/// Messages buffered between the decrypting thread and the reader.
-const DECRYPT_DEPTH: usize = 4;
-
-/// A message from the decrypting thread.
-enum Decrypted {
-    Data(Vec<u8>),
-    /// The stream authenticated completely (final chunk verified, nothing after it).
-    End(Option<KeyFingerprint>),
-    /// The cipher or the sink failed; the error as the cipher adapter produced it.
-    Failed(io::Error),
-}
-
-/// The decrypting stage: reads `open` to its end in large blocks and hands them on. It ends
-/// when the stream ends or fails, or when the reader hung up (a visitor stopped early).
-fn decrypt_stage(mut open: OpenReader<StreamReader>, tx: &std::sync::mpsc::SyncSender<Decrypted>) {
-    loop {
-        let mut buf = vec![0u8; DECRYPT_CHUNK];
-        let mut filled = 0;
-        let end = loop {
-            match open.read(&mut buf[filled..]) {
-                Ok(0) => break true,
-                Ok(n) => {
-                    filled += n;
-                    if filled == buf.len() {
-                        break false;
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    let _ = tx.send(Decrypted::Failed(e));
-                    return;
-                }
-            }
-        };
-        if filled > 0 {
-            buf.truncate(filled);
-            if tx.send(Decrypted::Data(buf)).is_err() {
-                return;
-            }
-        }
-        if end {
-            let _ = tx.send(Decrypted::End(open.opened_with()));
-            return;
-        }
-    }
-}
-
-/// The reader's end of the decrypting stage: authenticated plaintext in order; end of input
-/// only after the stage reported the whole stream authenticated.
-struct Plaintext {
-    rx: Option<std::sync::mpsc::Receiver<Decrypted>>,
-    start_error: Option<io::Error>,
-    cur: Vec<u8>,
-    pos: usize,
-    /// The stage reported the end of an authenticated stream.
-    ended: bool,
-    opened_with: Option<KeyFingerprint>,
-}
-
-impl Plaintext {
-    fn new(rx: std::sync::mpsc::Receiver<Decrypted>) -> Self {
-        Self {
-            rx: Some(rx),
-            start_error: None,
-            cur: Vec::new(),
-            pos: 0,
-            ended: false,
-            opened_with: None,
-        }
-    }
-
-    fn failed(e: io::Error) -> Self {
-        Self {
-            rx: None,
-            start_error: Some(e),
-            cur: Vec::new(),
-            pos: 0,
-            ended: false,
-            opened_with: None,
-        }
-    }
-
-    /// The key that opened the artifact, once the whole stream authenticated.
-    fn opened_with(&self) -> Option<KeyFingerprint> {
-        if self.ended { self.opened_with } else { None }
-    }
-}
-
-impl Read for Plaintext {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        while self.pos == self.cur.len() {
-            if self.ended {
-                return Ok(0);
-            }
-            if let Some(e) = self.start_error.take() {
-                return Err(io::Error::new(
-                    e.kind(),
-                    format!("starting the decrypting thread: {e}"),
-                ));
-            }
-            let Some(rx) = &self.rx else {
-                return Err(io::Error::other("the decrypting stage already failed"));
-            };
-            match rx.recv() {
-                Ok(Decrypted::Data(data)) => {
-                    self.cur = data;
-                    self.pos = 0;
-                }
-                Ok(Decrypted::End(key)) => {
-                    self.ended = true;
-                    self.opened_with = key;
-                }
-                Ok(Decrypted::Failed(e)) => {
-                    self.rx = None;
-                    return Err(e);
-                }
-                Err(_) => {
-                    self.rx = None;
-                    return Err(io::Error::other(
-                        "the decrypting thread stopped before the end of the stream",
-                    ));
-                }
-            }
-        }
-        let n = buf.len().min(self.cur.len() - self.pos);
-        buf[..n].copy_from_slice(&self.cur[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
-    }
-}
-
 fn read_blocking<V: Visitor>(
-    open: Plaintext,
+    open: OpenReader<StreamReader>,
     mut visitor: V,
     limits: ReadLimits,
 ) -> ReadOutcome<V> {
     let mut entries = Vec::new();
     let mut manifest = None;
-    let result = (|| -> std::result::Result<Plaintext, ReadFailure> {
+    let result = (|| -> std::result::Result<OpenReader<StreamReader>, ReadFailure> {
         // The payload is one or more zstd frames (entries compressed by their source are
         // spliced in as their own frames; FORMAT.md); bytes after the last frame that are not
         // a frame fail here as malformed.
@@ -465,50 +322,5 @@ impl<R: Read> Read for HashingRead<'_, R> {
         let n = self.inner.read(buf)?;
         self.hasher.update(&buf[..n]);
         Ok(n)
-    }
-}
-
-#[cfg(test)]
-mod plaintext_tests {
-    use std::io::Read;
-
-    use super::{Decrypted, Plaintext};
-
-    #[test]
-    fn end_of_input_only_after_the_stage_reported_an_authenticated_end() {
-        let (tx, rx) = std::sync::mpsc::sync_channel(4);
-        tx.send(Decrypted::Data(b"abc".to_vec())).unwrap();
-        tx.send(Decrypted::End(None)).unwrap();
-        let mut p = Plaintext::new(rx);
-        let mut out = Vec::new();
-        p.read_to_end(&mut out).unwrap();
-        assert_eq!(out, b"abc");
-        assert!(p.ended);
-    }
-
-    #[test]
-    fn a_stage_that_stops_without_an_end_is_an_error_not_an_end() {
-        let (tx, rx) = std::sync::mpsc::sync_channel(4);
-        tx.send(Decrypted::Data(b"abc".to_vec())).unwrap();
-        drop(tx); // e.g. the decrypting thread panicked
-        let mut p = Plaintext::new(rx);
-        let mut out = Vec::new();
-        let err = p.read_to_end(&mut out).unwrap_err();
-        assert!(err.to_string().contains("before the end"), "{err}");
-        assert_eq!(p.opened_with(), None);
-    }
-
-    #[test]
-    fn a_cipher_failure_arrives_as_the_error_itself() {
-        let (tx, rx) = std::sync::mpsc::sync_channel(4);
-        tx.send(Decrypted::Failed(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            "tag mismatch",
-        )))
-        .unwrap();
-        let mut p = Plaintext::new(rx);
-        let err = p.read(&mut [0u8; 8]).unwrap_err();
-        assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
-        assert_eq!(err.to_string(), "tag mismatch");
     }
 }
