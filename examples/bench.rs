@@ -5,6 +5,7 @@
 //! ```text
 //! cargo run --release --features zstdmt --example bench -- [--gib 1 (0: database only)] [--scale 30] [--rounds 2]
 //!     [--dir /var/tmp/wst-bench] [--only wst,zstd,gpg,restic,borg] [--no-db] [--no-restore]
+//!     [--drop-caches]   (Linux, root: drop the page cache before every round, then re-read the inputs)
 //! ```
 //!
 //! Backups (files + database → local disk):
@@ -27,7 +28,7 @@
 //!
 //! Every command runs as its own process tree under GNU `time` (wall s, CPU s = user + sys of
 //! the whole tree, peak RSS = the largest single process); the best of `--rounds` is reported,
-//! page cache warm for all alike. Needs Debian's `time`, `zstd`, `gnupg`, `restic`,
+//! page cache warm for all alike, `sync` before each command. Needs Debian's `time`, `zstd`, `gnupg`, `restic`,
 //! `borgbackup` and `postgresql` packages; the database runs in a throwaway cluster
 //! ([`wst::pg::TestCluster`]).
 
@@ -325,10 +326,17 @@ async fn child_restore(args: &[String]) {
         ))
         .with_database(db.as_str())
         .with_jobs(cores() as u32);
+        let started = std::time::Instant::now();
         let proof = wst::pg::restore_dump(&Path::new(target).join(&pg.root), &facts, &options)
             .await
             .unwrap();
         assert!(proof.passed(), "{:?}", proof.checks);
+        eprintln!(
+            "wst restore: files {:.2} s, database {:.2} s (pg_restore {:.2} s)",
+            report.duration_seconds,
+            started.elapsed().as_secs_f64(),
+            proof.pg_restore_seconds
+        );
     }
 }
 
@@ -374,6 +382,7 @@ fn main() {
     let mut only: Option<Vec<String>> = None;
     let mut with_db = true;
     let mut with_restore = true;
+    let mut drop_caches = false;
     let mut it = args.iter().skip(1);
     while let Some(a) = it.next() {
         match a.as_str() {
@@ -384,6 +393,7 @@ fn main() {
             "--only" => only = Some(it.next().unwrap().split(',').map(str::to_owned).collect()),
             "--no-db" => with_db = false,
             "--no-restore" => with_restore = false,
+            "--drop-caches" => drop_caches = true,
             other => panic!("unknown argument {other}"),
         }
     }
@@ -469,6 +479,10 @@ fn main() {
         None => (String::new(), String::new(), 0),
     };
     let db = cluster.is_some();
+    // The database's files, re-read after a page-cache drop like every other input.
+    let pg_data = cluster
+        .as_ref()
+        .map_or_else(|| src.clone(), |c| c.data_dir().to_path_buf());
     let jobs = cores();
     let gpg = format!(
         "GNUPGHOME={} gpg --batch --yes --pinentry-mode loopback --passphrase-file {}",
@@ -691,12 +705,26 @@ fn main() {
     fs::create_dir_all(&out).unwrap();
     // Backups start from an empty directory or new repository every round (first backups) and
     // keep the last round's output for the restores; restores clean up after every round.
+    // Rounds are interleaved (every case once per round), so that a drift of the machine's
+    // state over the run (page cache, writeback) is spread over all tools alike.
     let measure = |cases: &[Case], restore: bool| -> Vec<Row> {
-        let mut rows = Vec::new();
-        for case in cases {
-            let mut best = (f64::MAX, 0.0, 0.0);
-            let mut bytes = 0;
-            for round in 0..rounds {
+        let mut best = vec![(f64::MAX, 0.0, 0.0); cases.len()];
+        let mut bytes = vec![0; cases.len()];
+        for round in 0..rounds {
+            if drop_caches {
+                // Start every round from the same memory state: write back, drop the page
+                // cache (Linux, root), read the inputs back in.
+                run("sync; echo 3 > /proc/sys/vm/drop_caches");
+                run(&format!(
+                    "tar -cf - -C {} . > /dev/null; find {} {} -type f -exec cat {{}} + > /dev/null 2>&1 || true",
+                    src.display(),
+                    out.display(),
+                    pg_data.display()
+                ));
+            }
+            // Each round starts with a different case: no tool always runs first.
+            for i in (0..cases.len()).map(|k| (k + round) % cases.len()) {
+                let case = &cases[i];
                 eprintln!("{} (round {}/{rounds}) …", case.name, round + 1);
                 let output = out.join(case.dir);
                 if !restore {
@@ -705,25 +733,32 @@ fn main() {
                 if !case.setup.is_empty() {
                     run(&case.setup);
                 }
+                // Write back what earlier commands left dirty, so that no command pays for the
+                // previous one's writeback.
+                run("sync");
                 let t = timed(&case.command);
-                if t.0 < best.0 {
-                    best = t;
+                if t.0 < best[i].0 {
+                    best[i] = t;
                 }
-                bytes = du(if restore { &restored } else { &output });
+                bytes[i] = du(if restore { &restored } else { &output });
                 if !case.cleanup.is_empty() {
                     run(&case.cleanup);
                 }
             }
-            rows.push(Row {
+        }
+        cases
+            .iter()
+            .zip(best)
+            .zip(bytes)
+            .map(|((case, (wall, cpu, rss)), bytes)| Row {
                 tool: case.tool,
                 name: case.name,
-                wall: best.0,
-                cpu: best.1,
-                rss: best.2,
+                wall,
+                cpu,
+                rss,
                 bytes,
-            });
-        }
-        rows
+            })
+            .collect()
     };
     let backup_rows = measure(&backups, false);
     let restore_rows = if with_restore {

@@ -129,6 +129,27 @@ pub(crate) async fn read_artifact<V: Visitor>(
     Ok(outcome)
 }
 
+/// Bytes per read while copying or discarding entry content.
+const COPY_BLOCK: usize = 256 * 1024;
+
+/// Copies `reader` to `writer` in [`COPY_BLOCK`] blocks (`std::io::copy` moves 8 KiB at a time:
+/// a system call and a trip through tar, zstd and the cipher per 8 KiB). Returns the bytes
+/// copied.
+pub(crate) fn copy_blocks(reader: &mut dyn Read, writer: &mut dyn io::Write) -> io::Result<u64> {
+    let mut buf = vec![0u8; COPY_BLOCK];
+    let mut total = 0u64;
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => return Ok(total),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        writer.write_all(&buf[..n])?;
+        total += n as u64;
+    }
+}
+
 fn classify(e: io::Error, what: &str) -> ReadFailure {
     if cipher_error(&e).is_some() {
         // Unwrap the core error the cipher adapter carried through `std::io`.
@@ -270,13 +291,13 @@ fn read_blocking<V: Visitor>(
                 }
                 other => ReadFailure::Visitor(other),
             })?;
-            io::copy(&mut hashing, &mut io::sink()).map_err(|e| classify(e, "tar"))?;
+            copy_blocks(&mut hashing, &mut io::sink()).map_err(|e| classify(e, "tar"))?;
             let digest: [u8; 32] = hashing.hasher.finalize().into();
             entries.push((meta, digest));
         }
         // The tar end marker was read; the zstd frame and the cipher stream must end too.
         let mut decoder = tar.into_inner();
-        let extra = io::copy(&mut decoder, &mut io::sink()).map_err(|e| classify(e, "zstd"))?;
+        let extra = copy_blocks(&mut decoder, &mut io::sink()).map_err(|e| classify(e, "zstd"))?;
         if extra > 0 {
             // Padding zeros after the tar end marker are normal; anything else is not.
         }

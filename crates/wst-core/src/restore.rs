@@ -620,7 +620,7 @@ impl Visitor for Extract {
                     .create_new(true)
                     .open(&dest)
                     .map_err(|e| Error::io(format!("creating `{}`", dest.display()), e))?;
-                let n = io::copy(content, &mut f)
+                let n = crate::reader::copy_blocks(content, &mut f)
                     .map_err(|e| Error::io(format!("writing `{}`", dest.display()), e))?;
                 drop(f);
                 self.bytes += n;

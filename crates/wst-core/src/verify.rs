@@ -391,7 +391,7 @@ impl crate::reader::Visitor for CheckVisitor {
         }
         let mut tmp = tempfile::NamedTempFile::new()
             .map_err(|e| crate::Error::io("creating a temporary file for an entry check", e))?;
-        std::io::copy(content, tmp.as_file_mut())
+        crate::reader::copy_blocks(content, tmp.as_file_mut())
             .map_err(|e| crate::Error::io(format!("spooling `{}`", entry.path), e))?;
         for c in wanted {
             self.results.extend(c.check(&entry.path, tmp.path()));
