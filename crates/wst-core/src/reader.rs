@@ -172,8 +172,11 @@ fn read_blocking<V: Visitor>(
     mut visitor: V,
     limits: ReadLimits,
 ) -> ReadOutcome<V> {
-    let mut entries = Vec::new();
+    let mut metas: Vec<ReadEntry> = Vec::new();
     let mut manifest = None;
+    // Entry contents are hashed on a thread of their own while this one decrypts,
+    // decompresses, parses and writes; the digests are matched to the entries at the end.
+    let mut hashes = HashStage::start();
     let result = (|| -> std::result::Result<OpenReader<StreamReader>, ReadFailure> {
         // The payload is one or more zstd frames (entries compressed by their source are
         // spliced in as their own frames; FORMAT.md); bytes after the last frame that are not
@@ -218,10 +221,10 @@ fn read_blocking<V: Visitor>(
                 );
                 continue;
             }
-            if entries.len() as u64 >= limits.max_entries {
+            if metas.len() as u64 >= limits.max_entries {
                 return Err(ReadFailure::Visitor(Error::LimitExceeded {
                     what: "entry count",
-                    value: entries.len() as u64 + 1,
+                    value: metas.len() as u64 + 1,
                     limit: limits.max_entries,
                 }));
             }
@@ -279,7 +282,7 @@ fn read_blocking<V: Visitor>(
             };
             let mut hashing = HashingRead {
                 inner: &mut entry,
-                hasher: Sha256::new(),
+                stage: &mut hashes,
             };
             visitor.entry(&meta, &mut hashing).map_err(|e| match e {
                 Error::Io { source, context } => {
@@ -292,8 +295,8 @@ fn read_blocking<V: Visitor>(
                 other => ReadFailure::Visitor(other),
             })?;
             copy_blocks(&mut hashing, &mut io::sink()).map_err(|e| classify(e, "tar"))?;
-            let digest: [u8; 32] = hashing.hasher.finalize().into();
-            entries.push((meta, digest));
+            hashes.end_entry();
+            metas.push(meta);
         }
         // The tar end marker was read; the zstd frame and the cipher stream must end too.
         let mut decoder = tar.into_inner();
@@ -311,6 +314,15 @@ fn read_blocking<V: Visitor>(
             Err(e) => Err(classify(e, "cipher")),
         }
     })();
+    let digests = hashes.finish();
+    let complete = digests.len() >= metas.len();
+    let entries: Vec<(ReadEntry, [u8; 32])> = metas.into_iter().zip(digests).collect();
+    let result = match result {
+        Ok(_) if !complete => Err(ReadFailure::Malformed(
+            "the hashing thread stopped before the last entry".into(),
+        )),
+        other => other,
+    };
     match result {
         Ok(open) => ReadOutcome {
             visitor,
@@ -333,15 +345,137 @@ fn read_blocking<V: Visitor>(
     }
 }
 
+/// Bytes handed to the hashing thread at a time.
+const HASH_BLOCK: usize = 256 * 1024;
+/// Blocks in flight to the hashing thread (memory ≈ this × 256 KiB).
+const HASH_DEPTH: usize = 8;
+
+/// A message to the hashing thread.
+enum HashMsg {
+    Data(Vec<u8>),
+    /// The current entry ended: record its digest and start the next.
+    EndEntry,
+}
+
+/// The hashing stage: SHA-256 of every entry's content on a thread of its own. Blocks travel in
+/// reused buffers (a return channel), so the two threads never allocate or free the other's
+/// memory per block. If the thread cannot start, hashing happens inline.
+struct HashStage {
+    tx: Option<std::sync::mpsc::SyncSender<HashMsg>>,
+    spare: std::sync::mpsc::Receiver<Vec<u8>>,
+    thread: Option<std::thread::JoinHandle<Vec<[u8; 32]>>>,
+    current: Vec<u8>,
+    /// Inline fallback.
+    inline: Option<(Sha256, Vec<[u8; 32]>)>,
+}
+
+impl HashStage {
+    fn start() -> Self {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<HashMsg>(HASH_DEPTH);
+        let (spare_tx, spare) = std::sync::mpsc::sync_channel::<Vec<u8>>(HASH_DEPTH + 2);
+        let thread = std::thread::Builder::new()
+            .name("wst-hash".into())
+            .spawn(move || {
+                let mut digests = Vec::new();
+                let mut hasher = Sha256::new();
+                for msg in rx {
+                    match msg {
+                        HashMsg::Data(mut block) => {
+                            hasher.update(&block);
+                            block.clear();
+                            let _ = spare_tx.try_send(block);
+                        }
+                        HashMsg::EndEntry => digests.push(hasher.finalize_reset().into()),
+                    }
+                }
+                digests
+            });
+        match thread {
+            Ok(handle) => Self {
+                tx: Some(tx),
+                spare,
+                thread: Some(handle),
+                current: Vec::with_capacity(HASH_BLOCK),
+                inline: None,
+            },
+            Err(_) => Self {
+                tx: None,
+                spare,
+                thread: None,
+                current: Vec::new(),
+                inline: Some((Sha256::new(), Vec::new())),
+            },
+        }
+    }
+
+    fn send(&mut self, msg: HashMsg) {
+        if let Some(tx) = &self.tx
+            && tx.send(msg).is_err()
+        {
+            // The thread is gone (it panicked): `finish` reports too few digests.
+            self.tx = None;
+        }
+    }
+
+    fn update(&mut self, data: &[u8]) {
+        if let Some((hasher, _)) = &mut self.inline {
+            hasher.update(data);
+            return;
+        }
+        let mut rest = data;
+        while !rest.is_empty() {
+            let take = rest.len().min(HASH_BLOCK - self.current.len());
+            self.current.extend_from_slice(&rest[..take]);
+            rest = &rest[take..];
+            if self.current.len() == HASH_BLOCK {
+                self.flush();
+            }
+        }
+    }
+
+    fn flush(&mut self) {
+        if self.current.is_empty() {
+            return;
+        }
+        let next = self
+            .spare
+            .try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity(HASH_BLOCK));
+        let full = std::mem::replace(&mut self.current, next);
+        self.send(HashMsg::Data(full));
+    }
+
+    fn end_entry(&mut self) {
+        if let Some((hasher, digests)) = &mut self.inline {
+            digests.push(hasher.finalize_reset().into());
+            return;
+        }
+        self.flush();
+        self.send(HashMsg::EndEntry);
+    }
+
+    /// The digests of the ended entries, in order.
+    fn finish(mut self) -> Vec<[u8; 32]> {
+        if let Some((_, digests)) = self.inline.take() {
+            return digests;
+        }
+        drop(self.tx.take());
+        self.thread
+            .take()
+            .and_then(|t| t.join().ok())
+            .unwrap_or_default()
+    }
+}
+
 struct HashingRead<'a, R: Read> {
     inner: &'a mut R,
-    hasher: Sha256,
+    stage: &'a mut HashStage,
 }
 
 impl<R: Read> Read for HashingRead<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
+        self.stage.update(&buf[..n]);
         Ok(n)
     }
 }
