@@ -318,7 +318,7 @@ const SMOKE_INHERITED: &[&str] = &[
 /// The check (named `smoke:<name>`) records the exit status, the duration (seconds) and the
 /// last [`SmokeTest::with_tail_bytes`] bytes of stdout and stderr, passed through the access's
 /// redactor. After [`SmokeTest::with_timeout_secs`] the child is killed and the check fails.
-/// On Unix the child leads its own process group, which is killed (`kill -s KILL -- -<pgid>`)
+/// On Unix the child leads its own process group, which is killed with `SIGKILL`
 /// on timeout and when processes the child left behind still hold its output open 2 s after
 /// it exited, so nothing it started outlives the check and the scratch database; on Windows
 /// only the child itself is killed.
@@ -492,22 +492,20 @@ fn show_tail(tail: &std::sync::Mutex<Tail>, access: Option<&ScratchAccess>) -> S
     }
 }
 
-/// Kills the process group `pgid` (Unix; the smoke test's child leads it).
+/// Kills the process group `pgid` with `SIGKILL` (Unix; the smoke test's child leads it). A
+/// group that is already gone is not an error.
 #[cfg(unix)]
-async fn kill_group(pgid: Option<u32>) {
-    if let Some(pgid) = pgid {
-        let _ = tokio::process::Command::new("kill")
-            .args(["-s", "KILL", "--", &format!("-{pgid}")])
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .status()
-            .await;
+fn kill_group(pgid: Option<u32>) {
+    let pid = pgid
+        .and_then(|p| i32::try_from(p).ok())
+        .and_then(rustix::process::Pid::from_raw);
+    if let Some(pid) = pid {
+        let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
     }
 }
 
 #[cfg(not(unix))]
-async fn kill_group(_pgid: Option<u32>) {}
+fn kill_group(_pgid: Option<u32>) {}
 
 #[async_trait]
 impl PostRestoreCheck for SmokeTest {
@@ -566,7 +564,7 @@ impl PostRestoreCheck for SmokeTest {
             Ok(Ok(s)) => (describe_exit(s), s.success()),
             Ok(Err(e)) => (format!("waiting for the program failed: {e}"), false),
             Err(_) => {
-                kill_group(pgid).await;
+                kill_group(pgid);
                 let _ = child.kill().await;
                 ("timed out and was killed".to_owned(), false)
             }
@@ -580,7 +578,7 @@ impl PostRestoreCheck for SmokeTest {
         };
         tokio::pin!(both);
         if tokio::time::timeout(grace, &mut both).await.is_err() {
-            kill_group(pgid).await;
+            kill_group(pgid);
             if tokio::time::timeout(grace, &mut both).await.is_err() {
                 abort_out.abort();
                 abort_err.abort();
