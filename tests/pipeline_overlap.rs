@@ -253,20 +253,29 @@ async fn compressed_entries_are_spliced_as_frames_and_read_back_exactly() {
     assert_eq!(entries[1].1, dump);
     assert!(entries[2].1.is_empty());
     assert_eq!(entries[3].1, b"written after\n");
-    // The `zstd` program reads it too (when installed).
-    if let Ok(mut child) = std::process::Command::new("zstd")
+    // The `zstd` program reads it too (a missing program fails under CI=true).
+    match std::process::Command::new("zstd")
         .args(["-q", "-d", "-c"])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .spawn()
     {
-        let mut stdin = child.stdin.take().unwrap();
-        let input = zst.clone();
-        let writer = std::thread::spawn(move || stdin.write_all(&input));
-        let out = child.wait_with_output().unwrap();
-        writer.join().unwrap().unwrap();
-        assert!(out.status.success());
-        assert_eq!(out.stdout, all);
+        Ok(mut child) => {
+            let mut stdin = child.stdin.take().unwrap();
+            let input = zst.clone();
+            let writer = std::thread::spawn(move || stdin.write_all(&input));
+            let out = child.wait_with_output().unwrap();
+            writer.join().unwrap().unwrap();
+            assert!(out.status.success());
+            assert_eq!(out.stdout, all);
+        }
+        Err(e) => {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "the `zstd` program is needed under CI=true: {e}"
+            );
+            eprintln!("NOTICE: `zstd` not installed ({e}); the cross-check with it did not run");
+        }
     }
 
     // And a restore writes the spliced entry exactly.

@@ -260,9 +260,7 @@ impl<W: FrameSink> EntryWriter for ArchiveWriter<W> {
                     });
                 }
                 copied.map_err(io_err)?;
-                let padding = (512 - meta.size % 512) % 512;
-                out.write_all(&[0u8; 512][..padding as usize])
-                    .map_err(io_err)?;
+                write_padding(out, meta.size).map_err(io_err)?;
                 // Grown since its size was taken? One more byte means the file changed.
                 let mut probe = [0u8; 1];
                 let grew = !reader.short && matches!(reader.inner.read(&mut probe), Ok(1));
@@ -315,19 +313,7 @@ impl<W: FrameSink> EntryWriter for ArchiveWriter<W> {
             )));
         }
         if !self.tar.get_ref().can_splice() {
-            let source_err = |source: io::Error| Error::SourceRead {
-                path: meta.path.clone().into(),
-                source,
-            };
-            let mut decoder = zstd::stream::read::Decoder::new(frames).map_err(source_err)?;
-            let outcome = self.add(meta, &mut decoder)?;
-            if outcome.changed || outcome.sha256 != sha256 {
-                return Err(source_err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    "the compressed entry does not decode to the declared size and SHA-256",
-                )));
-            }
-            return Ok(outcome);
+            return crate::source::add_decompressed(self, meta, frames, sha256);
         }
         let mut header = self.begin(meta)?;
         let io_err = |e: io::Error| Error::io(format!("archiving `{}`", meta.path), e);
@@ -350,11 +336,7 @@ impl<W: FrameSink> EntryWriter for ArchiveWriter<W> {
             });
         }
         spliced.map_err(io_err)?;
-        let padding = (512 - meta.size % 512) % 512;
-        self.tar
-            .get_mut()
-            .write_all(&[0u8; 512][..padding as usize])
-            .map_err(io_err)?;
+        write_padding(self.tar.get_mut(), meta.size).map_err(io_err)?;
         self.bytes_read += meta.size;
         self.progress.bytes(meta.size);
         let outcome = EntryOutcome {
@@ -369,6 +351,13 @@ impl<W: FrameSink> EntryWriter for ArchiveWriter<W> {
         tracing::warn!(%message, "archive warning");
         self.warnings.push(message);
     }
+}
+
+/// Writes the zeros that pad `size` bytes of entry content to tar's 512-byte blocks (the
+/// content was written past the tar crate, which pads only what it copies itself).
+fn write_padding(out: &mut impl Write, size: u64) -> io::Result<()> {
+    let padding = (512 - size % 512) % 512;
+    out.write_all(&[0u8; 512][..padding as usize])
 }
 
 /// Keeps a read error of the spliced frames apart from write errors of the archive.
@@ -522,6 +511,45 @@ mod writer_tests {
         assert_eq!(sizes[1], ("wst/shrunk".into(), 10));
         assert_eq!(sizes[2], ("wst/grown".into(), 3));
         assert_eq!(sizes.last().unwrap().0, MANIFEST_PATH);
+    }
+
+    #[test]
+    fn a_plain_archive_decodes_compressed_entries_and_checks_their_digest() {
+        let data = b"custom-format dump bytes".repeat(100);
+        let frames = zstd::stream::encode_all(data.as_slice(), 3).unwrap();
+        let sha: [u8; 32] = Sha256::digest(&data).into();
+        let mut w = ArchiveWriter::new(Vec::new(), Arc::new(NoProgress));
+        let out = w
+            .add_zstd(
+                &file("db/dump", data.len() as u64),
+                &mut frames.as_slice(),
+                sha,
+            )
+            .unwrap();
+        assert_eq!(out.sha256, sha);
+        let mut wrong = sha;
+        wrong[0] ^= 1;
+        let err = w
+            .add_zstd(
+                &file("db/other", data.len() as u64),
+                &mut frames.as_slice(),
+                wrong,
+            )
+            .unwrap_err();
+        assert!(matches!(err, Error::SourceRead { .. }), "{err}");
+        let (tar, _) = w
+            .finish(
+                "a".into(),
+                jiff::Timestamp::UNIX_EPOCH,
+                Vec::new(),
+                std::collections::BTreeMap::default(),
+            )
+            .unwrap();
+        let mut ar = tar::Archive::new(tar.as_slice());
+        let mut first = ar.entries().unwrap().next().unwrap().unwrap();
+        let mut content = Vec::new();
+        first.read_to_end(&mut content).unwrap();
+        assert_eq!(content, data);
     }
 
     #[test]

@@ -87,23 +87,35 @@ pub trait EntryWriter {
         frames: &mut dyn Read,
         sha256: [u8; 32],
     ) -> Result<EntryOutcome> {
-        let source_err = |source: std::io::Error| crate::Error::SourceRead {
-            path: meta.path.clone().into(),
-            source,
-        };
-        let mut decoder = zstd::stream::read::Decoder::new(frames).map_err(source_err)?;
-        let outcome = self.add(meta, &mut decoder)?;
-        if outcome.changed || outcome.sha256 != sha256 {
-            return Err(source_err(std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                "the compressed entry does not decode to the declared size and SHA-256",
-            )));
-        }
-        Ok(outcome)
+        add_decompressed(self, meta, frames, sha256)
     }
 
     /// Records a warning in the run report (e.g. "file changed while read").
     fn warn(&mut self, message: String);
+}
+
+/// Adds a compressed entry through [`EntryWriter::add`]: decodes `frames`, then checks the
+/// declared size and SHA-256 (the default of [`EntryWriter::add_zstd`], and the archive's own
+/// path when its output cannot take frames).
+pub(crate) fn add_decompressed<W: EntryWriter + ?Sized>(
+    writer: &mut W,
+    meta: &EntryMeta,
+    frames: &mut dyn Read,
+    sha256: [u8; 32],
+) -> Result<EntryOutcome> {
+    let source_err = |source: std::io::Error| crate::Error::SourceRead {
+        path: meta.path.clone().into(),
+        source,
+    };
+    let mut decoder = zstd::stream::read::Decoder::new(frames).map_err(source_err)?;
+    let outcome = writer.add(meta, &mut decoder)?;
+    if outcome.changed || outcome.sha256 != sha256 {
+        return Err(source_err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "the compressed entry does not decode to the declared size and SHA-256",
+        )));
+    }
+    Ok(outcome)
 }
 
 /// A source's description for the manifest: what it is and, for databases, the facts a restore
