@@ -127,7 +127,7 @@ impl<W: FrameSink> ArchiveWriter<W> {
     pub(crate) fn finish(
         mut self,
         artifact: String,
-        started: jiff::Timestamp,
+        (started, finished): (jiff::Timestamp, jiff::Timestamp),
         sources: Vec<SourceDescription>,
         timings: std::collections::BTreeMap<String, f64>,
     ) -> Result<(W, Manifest)> {
@@ -136,7 +136,7 @@ impl<W: FrameSink> ArchiveWriter<W> {
             artifact,
             tool: format!("wst {}", env!("CARGO_PKG_VERSION")),
             started,
-            finished: jiff::Timestamp::now(),
+            finished,
             sources,
             entries: std::mem::take(&mut self.entries),
             timings,
@@ -486,7 +486,7 @@ mod writer_tests {
         let (tar, manifest) = w
             .finish(
                 "a".into(),
-                jiff::Timestamp::UNIX_EPOCH,
+                (jiff::Timestamp::UNIX_EPOCH, jiff::Timestamp::UNIX_EPOCH),
                 Vec::new(),
                 std::collections::BTreeMap::default(),
             )
@@ -540,7 +540,7 @@ mod writer_tests {
         let (tar, _) = w
             .finish(
                 "a".into(),
-                jiff::Timestamp::UNIX_EPOCH,
+                (jiff::Timestamp::UNIX_EPOCH, jiff::Timestamp::UNIX_EPOCH),
                 Vec::new(),
                 std::collections::BTreeMap::default(),
             )

@@ -131,7 +131,7 @@ impl<'de> Deserialize<'de> for ArtifactName {
     }
 }
 
-fn validate_prefix(prefix: &str) -> Result<()> {
+pub(crate) fn validate_prefix(prefix: &str) -> Result<()> {
     if prefix.is_empty()
         || prefix.len() > 64
         || !prefix
@@ -177,6 +177,12 @@ pub struct Sidecar {
     /// The verification outcome, when the artifact was verified before the sidecar was written.
     #[serde(default)]
     pub verification: Option<SidecarVerification>,
+    /// The sidecar's MAC, `"hmac-sha256 <key fingerprint> <64 hex>"`, always the last member
+    /// as stored: written by [`seal_sidecar`](crate::seal_sidecar), checked by
+    /// [`open_sidecar`](crate::open_sidecar) over the stored bytes (`docs/FORMAT.md`, "Sidecar
+    /// MAC"). `None` for an unsealed sidecar, whose verification claim does not count.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac: Option<String>,
 }
 
 /// The verification summary recorded in a sidecar.
@@ -261,6 +267,7 @@ mod sidecar_tests {
             ciphertext_size: 42,
             ciphertext_sha256: "ab".repeat(32),
             tool_version: "0.1.0".into(),
+            mac: None,
             verification: Some(SidecarVerification {
                 at: t,
                 passed: true,

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::report::SinkOutcome;
 use crate::restore::BreakGlass;
@@ -210,15 +211,31 @@ impl ChainReport {
 pub struct AuditLog {
     path: PathBuf,
     actor: String,
+    clock: Clock,
 }
 
 impl AuditLog {
-    /// Uses (and creates on first append) the log at `path`; records name `actor`.
+    /// Uses (and creates on first append) the log at `path`; records name `actor` and are
+    /// stamped by the system clock (see [`AuditLog::with_clock`]).
     pub fn new(path: impl Into<PathBuf>, actor: impl Into<String>) -> Self {
         Self {
             path: path.into(),
             actor: actor.into(),
+            clock: Clock::system(),
         }
+    }
+
+    /// Stamps records with `clock` instead of the system clock (a test or a simulation that
+    /// evaluates compliance at a chosen `now` writes its records at chosen times).
+    #[must_use]
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The clock that stamps records.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
     }
 
     /// The file.
@@ -263,7 +280,7 @@ impl AuditLog {
             };
             let body = Body {
                 seq,
-                time: jiff::Timestamp::now(),
+                time: self.clock.now(),
                 actor: self.actor.clone(),
                 prev,
                 event,

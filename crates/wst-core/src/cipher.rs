@@ -86,6 +86,15 @@ pub trait Cipher: Send + Sync + fmt::Debug {
     /// # Errors
     /// [`Error::Cipher`] if the cipher holds no key that could open anything.
     fn open(&self) -> Result<Box<dyn Opener>>;
+
+    /// The evidence keys (sidecar and verification MACs) derived from the keys this cipher
+    /// holds; the first is the one new evidence is sealed with (derived from the operational
+    /// key), the others authenticate evidence sealed under older or other keys of the ring.
+    /// The default has none: evidence written through such a cipher is unsealed and never
+    /// counts as verified (design invariant 8).
+    fn evidence_keys(&self) -> Vec<crate::evidence::EvidenceKey> {
+        Vec::new()
+    }
 }
 
 /// Encrypts one artifact. Ciphertext is appended to `out`; nothing is written elsewhere.
@@ -138,6 +147,9 @@ impl<C: Cipher + ?Sized> Cipher for std::sync::Arc<C> {
     }
     fn open(&self) -> Result<Box<dyn Opener>> {
         (**self).open()
+    }
+    fn evidence_keys(&self) -> Vec<crate::evidence::EvidenceKey> {
+        (**self).evidence_keys()
     }
 }
 

@@ -4,11 +4,11 @@
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
-use crate::artifact::Sidecar;
+use crate::artifact::DEFAULT_PREFIX;
 use crate::audit::{AuditEvent, AuditLog};
-use crate::drill::complete_artifacts;
+use crate::catalog::{Catalog, CatalogCopy, Trust};
 use crate::error::Result;
-use crate::sink::{Sink, SinkExt};
+use crate::sink::Sink;
 use crate::three_two_one::{ThreeTwoOneOptions, check_3_2_1};
 
 /// What compliance requires.
@@ -82,6 +82,29 @@ fn rule(rule: &str, passed: bool, detail: String, evidence: Vec<String>) -> Rule
     }
 }
 
+/// How far into the future of `now` a timestamp may lie and still count as evidence at `now`
+/// (clock skew between the host that wrote it and the host evaluating). Anything later is
+/// evidence *of a later time*, not of `now`, and is ignored.
+pub const CLOCK_SKEW_TOLERANCE: SignedDuration = SignedDuration::from_secs(300);
+
+/// Whether `t` lies in the window `[now - window, now + CLOCK_SKEW_TOLERANCE]`.
+fn within(now: Timestamp, t: Timestamp, window: SignedDuration) -> bool {
+    let ahead = t.duration_since(now);
+    ahead <= CLOCK_SKEW_TOLERANCE && now.duration_since(t) <= window
+}
+
+/// `" (…)"` saying why a complete copy is not verified.
+fn why_unverified(copy: &CatalogCopy) -> String {
+    match (&copy.sidecar, copy.trust) {
+        (Some(s), _) if s.verification.as_ref().is_some_and(|v| !v.passed) => {
+            " (its last verification FAILED)".to_owned()
+        }
+        (Some(s), _) if s.verification.is_none() => " (never verified)".to_owned(),
+        (_, Some(t)) if !t.is_authentic() => format!(" (sidecar {t})"),
+        _ => String::new(),
+    }
+}
+
 fn age(now: Timestamp, t: Timestamp) -> String {
     let s = now.duration_since(t).as_secs();
     if s >= 2 * 86_400 {
@@ -105,6 +128,10 @@ fn age(now: Timestamp, t: Timestamp) -> String {
 /// - **R4 retention**: the configured minimum age is at least 7 days.
 /// - **audit trail intact**: the audit chain verifies.
 ///
+/// Artifacts and audit records dated later than `now` (beyond [`CLOCK_SKEW_TOLERANCE`]) are not
+/// evidence at `now` and are ignored, so a report evaluated for a past `now` says what was true
+/// then.
+///
 /// # Errors
 /// [`Error::Sink`](crate::Error::Sink) when the primary sink cannot be listed;
 /// [`Error::Io`](crate::Error::Io) when the audit log cannot be read.
@@ -114,49 +141,66 @@ pub async fn compliance_status(
     options: &ComplianceOptions,
     now: Timestamp,
 ) -> Result<ComplianceReport> {
+    compliance_with(sinks, audit, options, now, Trust::Unauthenticated).await
+}
+
+/// [`compliance_status`] judging sidecars by `trust` (the repository passes its evidence keys,
+/// so a forged, unsealed or failed verification never counts for R1, R3 or R5).
+pub(crate) async fn compliance_with(
+    sinks: &[&dyn Sink],
+    audit: &AuditLog,
+    options: &ComplianceOptions,
+    now: Timestamp,
+    trust: Trust<'_>,
+) -> Result<ComplianceReport> {
     let mut rules = Vec::new();
     let Some(primary) = sinks.first() else {
         return Err(crate::Error::Config(
             "compliance needs at least one sink".into(),
         ));
     };
+    let prefix = if options.three_two_one.prefix.is_empty() {
+        DEFAULT_PREFIX
+    } else {
+        options.three_two_one.prefix.as_str()
+    };
 
-    // R1 and R5 from the sidecars.
+    // R1 and R5 from the catalogs (one rule for complete and verified).
     let mut newest_verified: Option<(String, Timestamp)> = None;
     let mut unverified = Vec::new();
     let mut checked = 0usize;
+    let mut catalogs: Vec<Option<Catalog>> = Vec::with_capacity(sinks.len());
     for (i, sink) in sinks.iter().enumerate() {
-        let names = match complete_artifacts(*sink).await {
-            Ok(n) => n,
+        let catalog = match Catalog::read(*sink, prefix, trust).await {
+            Ok(c) => c,
             Err(e) if i > 0 => {
                 unverified.push(format!("{}: cannot be listed: {e}", sink.info().name));
+                catalogs.push(None);
                 continue;
             }
             Err(e) => return Err(e),
         };
-        for name in names.iter().rev() {
-            let recent = now.duration_since(name.time()) <= options.verified_window;
-            let is_primary = i == 0;
-            let needed_for_r1 = is_primary && newest_verified.is_none();
-            if !(recent || needed_for_r1) {
-                continue;
+        for copy in catalog.complete().rev() {
+            let t = copy.name.time();
+            if t.duration_since(now) > CLOCK_SKEW_TOLERANCE {
+                continue; // made after `now`
             }
-            let sidecar: Option<Sidecar> = sink
-                .get_bytes(&name.sidecar_object(), 1 << 20)
-                .await
-                .ok()
-                .and_then(|b| serde_json::from_slice(&b).ok());
-            let verified = sidecar.as_ref().is_some_and(Sidecar::is_verified);
-            if recent {
+            if within(now, t, options.verified_window) {
                 checked += 1;
-                if !verified {
-                    unverified.push(format!("{}: {name}", sink.info().name));
+                if !copy.verified {
+                    unverified.push(format!(
+                        "{}: {}{}",
+                        sink.info().name,
+                        copy.name,
+                        why_unverified(copy)
+                    ));
                 }
             }
-            if is_primary && verified && newest_verified.is_none() {
-                newest_verified = Some((name.to_string(), name.time()));
+            if i == 0 && copy.verified && newest_verified.is_none() {
+                newest_verified = Some((copy.name.to_string(), t));
             }
         }
+        catalogs.push(Some(catalog));
     }
     rules.push(match &newest_verified {
         Some((name, t)) if now.duration_since(*t) <= options.max_backup_age => rule(
@@ -211,28 +255,38 @@ pub async fn compliance_status(
     } else {
         Vec::new()
     };
-    let drill = records.iter().rev().find_map(|r| match &r.event {
+    // The newest drill within the window decides: a failed drill after a passing one means
+    // the last restore test failed, whatever passed before it.
+    let newest_drill = records.iter().rev().find_map(|r| match &r.event {
         AuditEvent::RestoreDrill {
-            artifact,
-            passed: true,
-            ..
-        } if now.duration_since(r.time) <= options.drill_within => {
-            Some((r.seq, artifact.clone(), r.time))
+            artifact, passed, ..
+        } if within(now, r.time, options.drill_within) => {
+            Some((r.seq, artifact.clone(), r.time, *passed))
         }
         _ => None,
     });
-    rules.push(match drill {
-        Some((seq, artifact, t)) => rule(
+    rules.push(match newest_drill {
+        Some((seq, artifact, t, true)) => rule(
             "R7 restore tested",
             true,
             format!("restore drill of {artifact} passed {} ago", age(now, t)),
+            vec![format!("audit #{seq}"), artifact],
+        ),
+        Some((seq, artifact, t, false)) => rule(
+            "R7 restore tested",
+            false,
+            format!(
+                "the newest restore drill ({artifact}, {} ago) FAILED: read its report, fix the \
+                 cause and run `drill` again",
+                age(now, t)
+            ),
             vec![format!("audit #{seq}"), artifact],
         ),
         None => rule(
             "R7 restore tested",
             false,
             format!(
-                "no passed restore drill in the last {} days: run `drill`",
+                "no restore drill in the last {} days: run `drill`",
                 options.drill_within.as_secs() / 86_400
             ),
             Vec::new(),
@@ -240,7 +294,21 @@ pub async fn compliance_status(
     });
 
     // R3 3-2-1.
-    let r321 = check_3_2_1(sinks, &options.three_two_one).await?;
+    let mut r321 = check_3_2_1(sinks, &options.three_two_one).await?;
+    if let Some(name) = r321.artifact.clone() {
+        for (sink, catalog) in sinks.iter().zip(&catalogs) {
+            let Some(copy) = catalog.as_ref().and_then(|c| c.get(&name)) else {
+                continue;
+            };
+            if copy.complete && !copy.verified {
+                r321.demote(
+                    &sink.info().name,
+                    format!("`{name}` is not verified{}", why_unverified(copy)),
+                    &options.three_two_one,
+                );
+            }
+        }
+    }
     rules.push(rule(
         "R3 3-2-1 copies",
         r321.is_compliant(),
@@ -285,6 +353,7 @@ mod tests {
 
     use super::*;
     use crate::artifact::{ArtifactName, SIDECAR_FORMAT, SidecarVerification};
+    use crate::clock::Clock;
     use crate::memory::MemorySink;
     use crate::sink::{Medium, SinkInfo};
 
@@ -305,6 +374,7 @@ mod tests {
             ciphertext_size: data.len() as u64,
             ciphertext_sha256: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&data)),
             tool_version: "test".into(),
+            mac: None,
             verification: Some(SidecarVerification {
                 at: time,
                 passed: verified,
@@ -339,7 +409,9 @@ mod tests {
     async fn compliant_then_each_rule_broken_in_turn() {
         let now: Timestamp = "2026-11-21T12:00:00Z".parse().unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let audit = AuditLog::new(dir.path().join("audit.jsonl"), "otto");
+        // The drill is recorded 2 hours before `now`, whatever the real date is.
+        let clock = Clock::manual(now.checked_sub(SignedDuration::from_hours(2)).unwrap());
+        let audit = AuditLog::new(dir.path().join("audit.jsonl"), "otto").with_clock(clock);
         let (local, mirror, offsite) = sinks();
         let t = now.checked_sub(SignedDuration::from_hours(3)).unwrap();
         let name = {
@@ -376,6 +448,15 @@ mod tests {
             .await
             .unwrap();
         assert!(r.violations().any(|v| v.rule == "R7 restore tested"));
+
+        // Evidence from the future of `now` is not evidence at `now`: an hour before the drill
+        // was recorded, R7 fails (the drill had not happened yet); R1 still passes.
+        let before_drill = now.checked_sub(SignedDuration::from_hours(3)).unwrap();
+        let r = compliance_status(&all, &audit, &opts, before_drill)
+            .await
+            .unwrap();
+        let failed: Vec<&str> = r.violations().map(|v| v.rule.as_str()).collect();
+        assert_eq!(failed, ["R7 restore tested"], "{r:#?}");
 
         // R3: the mirror loses its copy.
         mirror.delete(&name.artifact_object()).await.unwrap();

@@ -16,6 +16,7 @@ use tracing::Instrument as _;
 use crate::artifact::{ArtifactName, Sidecar};
 use crate::audit::{AuditEvent, AuditLog};
 use crate::cipher::Cipher;
+use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::restore::{RestoreOptions, restore};
 use crate::sink::{Sink, SinkExt};
@@ -657,6 +658,10 @@ pub struct DrillOptions {
     /// Post-restore checks, run in this order after the restorers' proofs and before any
     /// cleanup (see [`PostRestoreCheck`]). Default none.
     pub checks: Vec<Arc<dyn PostRestoreCheck>>,
+    /// The clock that dates the drill (the report's `DATE`, the restore directory's name, the
+    /// RPO measured against the artifact's time, the selection window). Default
+    /// [`Clock::system`]; RTO is measured with a monotonic clock.
+    pub clock: Clock,
 }
 
 impl DrillOptions {
@@ -673,7 +678,15 @@ impl DrillOptions {
             rto_target_seconds: 4.0 * 3600.0,
             rpo_target_seconds: 24.0 * 3600.0,
             checks: Vec::new(),
+            clock: Clock::system(),
         }
+    }
+
+    /// Dates the drill with `clock`.
+    #[must_use]
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Adds a post-restore check (run after those added before).
@@ -957,7 +970,7 @@ async fn drill(
     options: &DrillOptions,
     audit: Option<&AuditLog>,
 ) -> Result<DrillReport> {
-    let date = jiff::Timestamp::now();
+    let date = options.clock.now();
     let clock = Instant::now();
     let names = complete_artifacts(sink).await?;
     let name = select(&names, options.selection, date).ok_or_else(|| Error::NotFound {
@@ -1011,7 +1024,9 @@ async fn drill(
     // 2. Files into an isolated directory.
     // 3. Each restorable source (databases) into its scratch system, with proof.
     let mut restored: Vec<(&Arc<dyn EntryRestorer>, ProofReport)> = Vec::new();
-    let restore_opts = RestoreOptions::isolated(&target).protect(options.protected_paths.clone());
+    let restore_opts = RestoreOptions::isolated(&target)
+        .protect(options.protected_paths.clone())
+        .with_clock(options.clock.clone());
     let files_restored = match restore(sink, &name, cipher, &restore_opts).await {
         Ok(rr) => {
             checks.push(Check::pass(

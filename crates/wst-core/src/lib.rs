@@ -12,12 +12,15 @@ mod archive;
 mod artifact;
 mod audit;
 mod bridge;
+mod catalog;
 mod cipher;
+mod clock;
 mod compliance;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 mod drill;
 mod error;
+mod evidence;
 mod files;
 mod list;
 mod manifest;
@@ -28,6 +31,7 @@ mod prune;
 mod reader;
 mod replicate;
 mod report;
+mod repository;
 mod restore;
 mod retention;
 mod selection;
@@ -41,13 +45,20 @@ pub use artifact::{
     SidecarVerification,
 };
 pub use audit::{AuditEvent, AuditLog, AuditRecord, ChainReport, GENESIS};
+pub use catalog::{Anomaly, Catalog, CatalogCopy, Trust};
 pub use cipher::{Cipher, KeyFingerprint, OpenReader, Opener, SealWriter, Sealer, cipher_error};
-pub use compliance::{ComplianceOptions, ComplianceReport, RuleStatus, compliance_status};
+pub use clock::Clock;
+pub use compliance::{
+    CLOCK_SKEW_TOLERANCE, ComplianceOptions, ComplianceReport, RuleStatus, compliance_status,
+};
 pub use drill::{
     CheckContext, DrillOptions, DrillReport, DrillSelection, EntryRestorer, PostRestoreCheck,
     ProofReport, RestoredEntry, ScratchAccess, SmokeTest, complete_artifacts, restore_drill,
 };
 pub use error::{BoxError, Error, Result};
+pub use evidence::{
+    EVIDENCE_MAC, EvidenceKey, SIDECAR_MAX_BYTES, SidecarTrust, open_sidecar, seal_sidecar,
+};
 pub use files::FileTreeSource;
 pub use list::{ArtifactListing, ListedEntry, list_artifact};
 pub use manifest::{MANIFEST_FORMAT, MANIFEST_MAX_BYTES, MANIFEST_PATH, Manifest, ManifestEntry};
@@ -55,13 +66,14 @@ pub use memory::MemorySink;
 pub use pipeline::{BackupJob, BackupJobBuilder};
 pub use progress::{NoProgress, Progress, Stage};
 pub use prune::{
-    Anomaly, DeleteFailure, PruneEntry, PruneOptions, PruneReport, Refusal, prune, prune_audited,
+    DeleteFailure, PruneEntry, PruneOptions, PruneReport, Refusal, prune, prune_audited,
 };
 pub use reader::ReadLimits;
 pub use replicate::{
     CopiedArtifact, ReplicateOptions, ReplicationFailure, ReplicationReport, replicate,
 };
 pub use report::{RunOutcome, RunReport, SinkOutcome, SourceOutcome};
+pub use repository::{Repository, RepositoryBuilder};
 pub use restore::{BreakGlass, RestoreOptions, RestoreReport, restore};
 pub use retention::{BackupRecord, Decision, Flag, Period, Reason, RetentionPlan, RetentionPolicy};
 pub use selection::Selection;

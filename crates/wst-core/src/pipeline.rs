@@ -15,7 +15,9 @@ use crate::archive::{ArchiveWriter, FrameSink};
 use crate::artifact::{ArtifactName, DEFAULT_PREFIX, SIDECAR_FORMAT, Sidecar, SidecarVerification};
 use crate::bridge::{Counting, FanOut, Msg, join_error};
 use crate::cipher::{Cipher, SealWriter};
+use crate::clock::Clock;
 use crate::error::{Error, Result};
+use crate::evidence::seal_sidecar;
 use crate::progress::{NoProgress, Progress, Stage};
 use crate::report::{RunOutcome, RunReport, SinkOutcome, SourceOutcome};
 use crate::sink::{Sink, SinkExt, SinkUpload};
@@ -45,6 +47,7 @@ pub struct BackupJob {
     zstd_workers: u32,
     verify_on_run: bool,
     progress: Arc<dyn Progress>,
+    clock: Clock,
 }
 
 /// Builds a [`BackupJob`].
@@ -68,6 +71,7 @@ impl BackupJob {
                 zstd_workers: 0,
                 verify_on_run: true,
                 progress: Arc::new(NoProgress),
+                clock: Clock::system(),
             },
         }
     }
@@ -147,6 +151,15 @@ impl BackupJobBuilder {
         self
     }
 
+    /// The clock that names artifacts and stamps sidecars, verification and run reports
+    /// (default: [`Clock::system`]). The verifier set with [`BackupJobBuilder::verifier`] is
+    /// given the same clock.
+    #[must_use]
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.job.clock = clock;
+        self
+    }
+
     /// Progress hooks.
     #[must_use]
     pub fn progress(mut self, progress: Arc<dyn Progress>) -> Self {
@@ -191,7 +204,9 @@ impl BackupJobBuilder {
         if names.windows(2).any(|w| w[0] == w[1]) {
             return Err(Error::Config("two sinks have the same name".into()));
         }
-        ArtifactName::new(&job.prefix, jiff::Timestamp::now())?;
+        let mut job = job;
+        ArtifactName::new(&job.prefix, job.clock.now())?;
+        job.verifier = job.verifier.clock(job.clock.clone());
         Ok(job)
     }
 }
@@ -236,7 +251,7 @@ impl BackupJob {
     /// # Errors
     /// A source's error (doctrine F1/F2/F3), a cipher error, [`Error::AllSinksFailed`].
     pub async fn run(&self) -> Result<RunReport> {
-        let started = jiff::Timestamp::now();
+        let started = self.clock.now();
         let clock = Instant::now();
         let name = self.free_name(started).await?;
         let _span = tracing::info_span!("backup", artifact = %name).entered();
@@ -290,6 +305,7 @@ impl BackupJob {
         let abort = Arc::new(AtomicBool::new(false));
         let archive_abort = Arc::clone(&abort);
         let archive_clock = Instant::now();
+        let wall = self.clock.clone();
         let mut archive_task = tokio::task::spawn_blocking(move || {
             archive(
                 &ready_rx,
@@ -302,6 +318,7 @@ impl BackupJob {
                 senders,
                 artifact,
                 started,
+                &wall,
             )
         });
         let sources = &self.sources;
@@ -398,8 +415,8 @@ impl BackupJob {
             VerificationReport {
                 artifact: name.clone(),
                 sink: self.sinks[first].info().name.clone(),
-                started: jiff::Timestamp::now(),
-                finished: jiff::Timestamp::now(),
+                started: self.clock.now(),
+                finished: self.clock.now(),
                 checks: Vec::new(),
             }
         };
@@ -436,7 +453,7 @@ impl BackupJob {
                 }
             }
         }
-        verification.finished = jiff::Timestamp::now();
+        verification.finished = self.clock.now();
 
         // 6. The sidecar marks the artifact complete on each sink (with the verification result).
         let sidecar = Sidecar {
@@ -444,18 +461,18 @@ impl BackupJob {
             name: name.clone(),
             object: object.clone(),
             created: started,
-            completed: jiff::Timestamp::now(),
+            completed: self.clock.now(),
             cipher_suite: self.cipher.suite(),
             key_fingerprints: self.cipher.recipients(),
             ciphertext_size: archived.ciphertext_bytes,
             ciphertext_sha256: sha_hex.clone(),
             tool_version: env!("CARGO_PKG_VERSION").to_owned(),
+            mac: None,
             verification: self.verify_on_run.then(|| summary(&verification)),
         };
-        let sidecar_bytes = Bytes::from(
-            serde_json::to_vec_pretty(&sidecar)
-                .map_err(|e| Error::Config(format!("sidecar serialisation failed: {e}")))?,
-        );
+        // Sealed with the evidence key of the operational key (design invariant 8).
+        let evidence = self.cipher.evidence_keys();
+        let sidecar_bytes = Bytes::from(seal_sidecar(&sidecar, evidence.first())?);
         for (sink, run) in self.sinks.iter().zip(runs.iter_mut()) {
             if !run.written {
                 continue;
@@ -471,7 +488,7 @@ impl BackupJob {
         }
 
         // 7. Report.
-        let finished = jiff::Timestamp::now();
+        let finished = self.clock.now();
         let sinks: Vec<SinkOutcome> = self
             .sinks
             .iter()
@@ -555,8 +572,14 @@ impl BackupJob {
             if !taken {
                 return Ok(name);
             }
-            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-            t = jiff::Timestamp::now();
+            if !self.clock.is_manual() {
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+            // The next second at least (a manual clock does not move by itself).
+            t = self.clock.now().max(
+                t.checked_add(jiff::SignedDuration::from_secs(1))
+                    .unwrap_or(t),
+            );
         }
         Err(Error::Config(format!(
             "artifact names for {started} are taken on a sink; is another backup running?"
@@ -564,7 +587,7 @@ impl BackupJob {
     }
 }
 
-fn summary(v: &VerificationReport) -> SidecarVerification {
+pub(crate) fn summary(v: &VerificationReport) -> SidecarVerification {
     SidecarVerification {
         at: v.finished,
         passed: v.passed(),
@@ -667,6 +690,7 @@ fn archive(
     senders: Vec<mpsc::Sender<Msg>>,
     artifact: String,
     started: jiff::Timestamp,
+    clock: &Clock,
 ) -> Result<Archived> {
     // Stage 2 on its own thread: seal (AES-256-GCM) and fan the ciphertext out to the sinks,
     // while this thread reads, hashes and feeds zstd. The stages overlap on separate cores.
@@ -735,7 +759,7 @@ fn archive(
     let descriptions: Vec<SourceDescription> = descriptions.into_iter().flatten().collect();
     let finished = written.and_then(|()| {
         writer
-            .finish(artifact, started, descriptions, timings)
+            .finish(artifact, (started, clock.now()), descriptions, timings)
             .and_then(|(counting, _manifest)| {
                 let tar_bytes = counting.n;
                 let pipe = counting

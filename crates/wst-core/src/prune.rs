@@ -14,26 +14,39 @@
 //! which a 3-2-1 check reading sidecars would count as a copy. Backups are deleted oldest first,
 //! so an interrupted prune never leaves a gap newer than what it kept.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
-use futures::{StreamExt, TryStreamExt};
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 use tracing::Instrument;
 
-use crate::artifact::{
-    ARTIFACT_EXTENSION, ArtifactName, DEFAULT_PREFIX, SIDECAR_EXTENSION, Sidecar,
-};
+use crate::artifact::DEFAULT_PREFIX;
 use crate::audit::{AuditEvent, AuditLog};
+use crate::catalog::{Anomaly, Catalog, CatalogCopy, Trust};
 use crate::error::{Error, Result};
+use crate::evidence::EvidenceKey;
+use crate::repository::Repository;
 use crate::retention::{BackupRecord, Flag, Reason, RetentionPolicy};
-use crate::sink::{ObjectMeta, Sink, SinkExt};
+use crate::sink::Sink;
 
-/// Largest sidecar prune reads, in bytes; a larger object is not a sidecar wst wrote.
-const SIDECAR_MAX_BYTES: u64 = 1024 * 1024;
+/// What makes a prune trust its evidence (set by [`Repository::prune`](crate::Repository)):
+/// the evidence keys sidecars must authenticate under, and the deep verification of the
+/// backup that a sink's deletions rely on.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Guard<'a> {
+    /// `Some`: only authentic sidecars make a copy verified. `None`: sidecars are believed.
+    pub(crate) keys: Option<&'a [EvidenceKey]>,
+    /// `Some`: before deleting anything on a sink, the newest verified artifact there is
+    /// verified deeply; if it fails, nothing is deleted on that sink.
+    pub(crate) proof: Option<Proof<'a>>,
+}
 
-/// How many sidecars are read concurrently (object stores answer faster in parallel).
-const SIDECAR_READS_IN_FLIGHT: usize = 8;
+/// How the backup a deletion relies on is proven: with the repository's cipher and verifier,
+/// and the result recorded on that copy (a failure demotes it everywhere).
+#[derive(Clone, Copy)]
+pub(crate) struct Proof<'a> {
+    pub(crate) repository: &'a Repository,
+}
 
 /// How [`prune`] runs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -159,34 +172,6 @@ pub struct DeleteFailure {
     pub retryable: bool,
 }
 
-/// Something odd found while listing, reported for the operator; prune itself stays safe.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "anomaly", rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum Anomaly {
-    /// A sidecar whose artifact is missing (deleted by hand, or a crash of another tool).
-    /// Prune does not delete it; remove it after checking.
-    OrphanSidecar {
-        /// The sidecar object name.
-        object: String,
-    },
-    /// A sidecar that cannot be read as a wst sidecar; its artifact is treated as incomplete.
-    UnreadableSidecar {
-        /// The artifact name.
-        name: String,
-        /// What is wrong.
-        detail: String,
-    },
-    /// A sidecar that describes another object or another size; its artifact is treated as
-    /// incomplete (it counts for nothing and justifies no deletion).
-    SidecarMismatch {
-        /// The artifact name.
-        name: String,
-        /// What disagrees.
-        detail: String,
-    },
-}
-
 /// What [`prune`] did (or, in a dry run, would do). Serializable for the run report and,
 /// once it exists, the audit log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -213,6 +198,11 @@ pub struct PruneReport {
     pub flags: Vec<Flag>,
     /// Odd objects found while listing.
     pub anomalies: Vec<Anomaly>,
+    /// Why nothing was deleted although the plan deleted something: the newer verified backup
+    /// the deletions rely on failed its deep verification (or could not be read). `None` when
+    /// it was proven, or no proof was needed (dry run, nothing to delete, no proof configured).
+    #[serde(default)]
+    pub unproven: Option<String>,
 }
 
 impl PruneReport {
@@ -247,6 +237,9 @@ impl PruneReport {
         for a in &self.anomalies {
             out.push(a.to_string());
         }
+        if let Some(u) = &self.unproven {
+            out.push(format!("deleted nothing: {u}"));
+        }
         out
     }
 
@@ -256,39 +249,13 @@ impl PruneReport {
             && self.failures.is_empty()
             && self.flags.is_empty()
             && self.anomalies.is_empty()
+            && self.unproven.is_none()
     }
 }
 
 fn join(reasons: &[Reason]) -> String {
     let v: Vec<String> = reasons.iter().map(ToString::to_string).collect();
     v.join(", ")
-}
-
-impl std::fmt::Display for Anomaly {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::OrphanSidecar { object } => write!(
-                f,
-                "sidecar `{object}` has no artifact; check and remove it by hand"
-            ),
-            Self::UnreadableSidecar { name, detail } => write!(
-                f,
-                "the sidecar of `{name}` is unreadable ({detail}); the artifact counts as incomplete"
-            ),
-            Self::SidecarMismatch { name, detail } => write!(
-                f,
-                "the sidecar of `{name}` does not match it ({detail}); the artifact counts as \
-                 incomplete"
-            ),
-        }
-    }
-}
-
-/// One listed artifact with its state.
-struct Listed {
-    name: ArtifactName,
-    record: BackupRecord,
-    has_sidecar: bool,
 }
 
 /// Applies `policy` to the artifacts on `sink` at `now`.
@@ -325,7 +292,9 @@ pub async fn prune(
     options: &PruneOptions,
 ) -> Result<PruneReport> {
     let span = tracing::info_span!("prune", sink = %sink.info().name, dry_run = options.dry_run);
-    run(sink, policy, now, options, None).instrument(span).await
+    run(sink, policy, now, options, None, Guard::default())
+        .instrument(span)
+        .await
 }
 
 /// [`prune`], recording every deletion in the audit log before it happens.
@@ -349,8 +318,20 @@ pub async fn prune_audited(
     options: &PruneOptions,
     audit: &AuditLog,
 ) -> Result<PruneReport> {
+    run_audited(sink, policy, now, options, audit, Guard::default()).await
+}
+
+/// [`prune_audited`] under `guard` (the repository's authenticated evidence and proof).
+pub(crate) async fn run_audited(
+    sink: &dyn Sink,
+    policy: &dyn RetentionPolicy,
+    now: Timestamp,
+    options: &PruneOptions,
+    audit: &AuditLog,
+    guard: Guard<'_>,
+) -> Result<PruneReport> {
     let span = tracing::info_span!("prune", sink = %sink.info().name, dry_run = options.dry_run);
-    let result = run(sink, policy, now, options, Some(audit))
+    let result = run(sink, policy, now, options, Some(audit), guard)
         .instrument(span)
         .await;
     if let Err(e) = &result {
@@ -368,56 +349,39 @@ pub async fn prune_audited(
     result
 }
 
-async fn run(
+pub(crate) async fn run(
     sink: &dyn Sink,
     policy: &dyn RetentionPolicy,
     now: Timestamp,
     options: &PruneOptions,
     audit: Option<&AuditLog>,
+    guard: Guard<'_>,
 ) -> Result<PruneReport> {
     let sink_name = sink.info().name.clone();
-    let objects = sink.list(&format!("{}-", options.prefix)).await?;
-    let mut artifacts: BTreeMap<ArtifactName, ObjectMeta> = BTreeMap::new();
-    let mut sidecars: BTreeSet<ArtifactName> = BTreeSet::new();
-    for meta in objects {
-        let Ok(name) = ArtifactName::parse(&meta.name) else {
-            continue;
-        };
-        if name.prefix() != options.prefix {
-            continue;
-        }
-        if meta.name.ends_with(ARTIFACT_EXTENSION) {
-            artifacts.insert(name, meta);
-        } else if meta.name.ends_with(SIDECAR_EXTENSION) {
-            sidecars.insert(name);
-        }
-    }
-    check_listing(&sink_name, artifacts.len(), options)?;
-
-    let mut anomalies: Vec<Anomaly> = sidecars
-        .iter()
-        .filter(|n| !artifacts.contains_key(*n))
-        .map(|n| Anomaly::OrphanSidecar {
-            object: n.sidecar_object(),
-        })
-        .collect();
-
-    let states: Vec<(Listed, Option<Anomaly>)> = futures::stream::iter(artifacts)
-        .map(|(name, meta)| {
-            let has_sidecar = sidecars.contains(&name);
-            async move { read_state(sink, name, meta, has_sidecar).await }
-        })
-        .buffered(SIDECAR_READS_IN_FLIGHT)
-        .try_collect()
-        .await?;
-    let mut listed = Vec::with_capacity(states.len());
-    for (l, anomaly) in states {
-        anomalies.extend(anomaly);
-        listed.push(l);
-    }
-    for a in &anomalies {
+    let trust = match guard.keys {
+        Some(keys) => Trust::Authenticated(keys),
+        None => Trust::Unauthenticated,
+    };
+    let catalog = Catalog::read(sink, &options.prefix, trust).await?;
+    check_listing(&sink_name, catalog.copies.len(), options)?;
+    for a in &catalog.anomalies {
         tracing::warn!(anomaly = %a, "prune: odd object on sink");
     }
+    let Catalog {
+        copies, anomalies, ..
+    } = catalog;
+    let listed: Vec<Listed> = copies
+        .into_iter()
+        .map(|c| Listed {
+            record: BackupRecord {
+                name: c.name.to_string(),
+                time: c.name.time(),
+                verified: c.verified,
+                complete: c.complete,
+            },
+            copy: c,
+        })
+        .collect();
 
     let records: Vec<BackupRecord> = listed.iter().map(|l| l.record.clone()).collect();
     let plan = policy.plan(&records, now)?;
@@ -469,6 +433,13 @@ async fn run(
         }
     };
 
+    let relied_on: Option<CatalogCopy> = newest_counting.as_ref().and_then(|(_, n)| {
+        listed
+            .iter()
+            .find(|l| &l.record.name == n)
+            .map(|l| l.copy.clone())
+    });
+    let mut unproven_detail = None;
     let mut kept = Vec::new();
     let mut to_delete = Vec::new();
     let mut refusals = Vec::new();
@@ -504,6 +475,59 @@ async fn run(
     to_delete.sort_by(|a, b| (a.0.time, &a.0.name).cmp(&(b.0.time, &b.0.name)));
     for f in &plan.flags {
         tracing::warn!(flag = %f, "prune: retention flag");
+    }
+
+    // Delete only on proof (seeds/002 "verify newer backup exists before deleting expired"):
+    // every deletion here relies on the newest verified artifact of this sink; verify it deeply
+    // (decrypt, every entry against the manifest, ciphertext against the sidecar) first.
+    if let (Some(proof), false) = (guard.proof, to_delete.is_empty() || options.dry_run) {
+        let unproven = match &relied_on {
+            None => Some("no newer verified artifact to prove".to_owned()),
+            Some(c) => {
+                let repo = proof.repository;
+                let report = repo
+                    .verifier()
+                    .verify_expecting(sink, &c.name, &**repo.cipher(), c.expected())
+                    .await;
+                match report {
+                    Ok(r) => {
+                        if let Err(e) = repo.record_verification(sink, &c.name, &r).await {
+                            tracing::error!(artifact = %c.name, error = %e, "prune: cannot record the verification");
+                        }
+                        (!r.passed()).then(|| {
+                            let failed: Vec<String> = r
+                                .checks
+                                .iter()
+                                .filter(|c| !c.passed)
+                                .map(|c| format!("{}: {}", c.name, c.detail))
+                                .collect();
+                            format!(
+                                "`{}` failed deep verification ({})",
+                                c.name,
+                                failed.join("; ")
+                            )
+                        })
+                    }
+                    Err(e) => Some(format!("`{}` could not be verified: {e}", c.name)),
+                }
+            }
+        };
+        if let Some(why) = unproven {
+            tracing::error!(sink = %sink_name, %why, "prune: the backup deletions rely on is unproven; deleting nothing");
+            for (entry, _) in to_delete.drain(..) {
+                refusals.push(Refusal {
+                    name: entry.name.clone(),
+                    time: entry.time,
+                    protection: Reason::NewerBackupUnproven,
+                    planned: entry.reasons.clone(),
+                });
+                kept.push(PruneEntry {
+                    reasons: vec![Reason::NewerBackupUnproven],
+                    ..entry
+                });
+            }
+            unproven_detail = Some(why);
+        }
     }
 
     let mut deleted = Vec::new();
@@ -547,6 +571,7 @@ async fn run(
         failures,
         flags: plan.flags,
         anomalies,
+        unproven: unproven_detail,
     };
     tracing::info!(
         listed = report.listed,
@@ -591,75 +616,10 @@ fn inconsistent_plan(sink: &str, what: &str) -> Error {
     ))
 }
 
-/// Reads the sidecar of one artifact and decides whether the artifact is complete and verified.
-async fn read_state(
-    sink: &dyn Sink,
-    name: ArtifactName,
-    meta: ObjectMeta,
-    has_sidecar: bool,
-) -> Result<(Listed, Option<Anomaly>)> {
-    let mut record = BackupRecord {
-        name: name.to_string(),
-        time: name.time(),
-        verified: false,
-        complete: false,
-    };
-    let mut anomaly = None;
-    if has_sidecar {
-        match sink
-            .get_bytes(&name.sidecar_object(), SIDECAR_MAX_BYTES)
-            .await
-        {
-            Ok(bytes) => match serde_json::from_slice::<Sidecar>(&bytes) {
-                Ok(sidecar) => {
-                    let mismatch = if sidecar.name != name {
-                        Some(format!("the sidecar names `{}`", sidecar.name))
-                    } else if sidecar.object != meta.name {
-                        Some(format!("the sidecar describes object `{}`", sidecar.object))
-                    } else if sidecar.ciphertext_size != meta.size {
-                        Some(format!(
-                            "the sidecar records {} bytes, the sink holds {} bytes",
-                            sidecar.ciphertext_size, meta.size
-                        ))
-                    } else {
-                        None
-                    };
-                    if let Some(detail) = mismatch {
-                        anomaly = Some(Anomaly::SidecarMismatch {
-                            name: record.name.clone(),
-                            detail,
-                        });
-                    } else {
-                        record.complete = true;
-                        record.verified = sidecar.is_verified();
-                    }
-                }
-                Err(e) => {
-                    anomaly = Some(Anomaly::UnreadableSidecar {
-                        name: record.name.clone(),
-                        detail: e.to_string(),
-                    });
-                }
-            },
-            // Deleted between list and get: the artifact is incomplete now.
-            Err(Error::NotFound { .. }) => {}
-            Err(Error::LimitExceeded { value, limit, .. }) => {
-                anomaly = Some(Anomaly::UnreadableSidecar {
-                    name: record.name.clone(),
-                    detail: format!("larger than {limit} bytes ({value} read)"),
-                });
-            }
-            Err(e) => return Err(e),
-        }
-    }
-    Ok((
-        Listed {
-            name,
-            record,
-            has_sidecar,
-        },
-        anomaly,
-    ))
+/// One listed artifact with its state.
+struct Listed {
+    copy: CatalogCopy,
+    record: BackupRecord,
 }
 
 /// Deletes the sidecar (if any), then the artifact; see the module docs for why in this order.
@@ -670,11 +630,11 @@ async fn delete_backup(sink: &dyn Sink, l: &Listed) -> std::result::Result<(), D
         error: e.to_string(),
         retryable: e.is_retryable(),
     };
-    if l.has_sidecar {
-        let object = l.name.sidecar_object();
+    if l.copy.has_sidecar {
+        let object = l.copy.name.sidecar_object();
         sink.delete(&object).await.map_err(|e| fail(object, &e))?;
     }
-    let object = l.name.artifact_object();
+    let object = l.copy.name.artifact_object();
     sink.delete(&object).await.map_err(|e| fail(object, &e))
 }
 
@@ -739,6 +699,7 @@ mod tests {
             ciphertext_size: size,
             ciphertext_sha256: "00".repeat(32),
             tool_version: "test".to_owned(),
+            mac: None,
             verification: Some(SidecarVerification {
                 at: name.time(),
                 passed: verified,

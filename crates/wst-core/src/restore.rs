@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::artifact::ArtifactName;
 use crate::cipher::{Cipher, KeyFingerprint};
+use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::reader::{ReadEntry, ReadFailure, ReadLimits, Visitor, read_artifact};
 use crate::selection::Selection;
@@ -51,6 +52,9 @@ pub struct RestoreOptions {
     /// Exclude patterns (the same forms): matching entries and their subtrees are not
     /// written, even when an include pattern matches them.
     pub exclude: Vec<String>,
+    /// The clock that stamps the report's `started` and `finished` (UTC); the duration is
+    /// measured with a monotonic clock. Default [`Clock::system`].
+    pub clock: Clock,
 }
 
 impl RestoreOptions {
@@ -64,7 +68,15 @@ impl RestoreOptions {
             limits: ReadLimits::default(),
             include: Vec::new(),
             exclude: Vec::new(),
+            clock: Clock::system(),
         }
+    }
+
+    /// Stamps the report with `clock`.
+    #[must_use]
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Restores only the entries the include `patterns` select (added to any given before).
@@ -177,7 +189,7 @@ pub async fn restore(
     cipher: &dyn Cipher,
     options: &RestoreOptions,
 ) -> Result<RestoreReport> {
-    let started = jiff::Timestamp::now();
+    let started = options.clock.now();
     let clock = std::time::Instant::now();
     let selection = if options.include.is_empty() && options.exclude.is_empty() {
         None
@@ -292,7 +304,7 @@ pub async fn restore(
         sink: sink.info().name.clone(),
         target: options.target.clone(),
         started,
-        finished: jiff::Timestamp::now(),
+        finished: options.clock.now(),
         duration_seconds: clock.elapsed().as_secs_f64(),
         entries: restored,
         bytes,

@@ -116,6 +116,10 @@ pub enum Reason {
     NoNewerVerified,
     /// Kept and flagged: dated after `now` (clock skew or tampering).
     FutureDated,
+    /// Kept: the newer verified backup this deletion relies on failed the deep verification
+    /// prune runs before deleting anything on a sink (seeds/002: "verify newer backup exists
+    /// before deleting expired"); nothing is deleted on that sink.
+    NewerBackupUnproven,
     /// Kept although older than `max_age`, because an invariant forbids its deletion (flagged).
     MaxAgeConflict,
     /// Deleted: older than `max_age` (GDPR data minimisation), and no invariant protects it.
@@ -145,6 +149,7 @@ impl Reason {
                 | Self::NewestVerified
                 | Self::NoNewerVerified
                 | Self::FutureDated
+                | Self::NewerBackupUnproven
         )
     }
 }
@@ -162,6 +167,7 @@ impl fmt::Display for Reason {
             Self::NewestVerified => f.write_str("newest_verified"),
             Self::NoNewerVerified => f.write_str("no_newer_verified"),
             Self::FutureDated => f.write_str("future_dated"),
+            Self::NewerBackupUnproven => f.write_str("newer_backup_unproven"),
             Self::MaxAgeConflict => f.write_str("max_age_conflict"),
             Self::MaxAge => f.write_str("max_age"),
             Self::NotSelected => f.write_str("not_selected"),

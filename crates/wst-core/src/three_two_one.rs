@@ -108,6 +108,15 @@ pub enum Violation {
         /// The error.
         error: String,
     },
+    /// A copy that is present and agrees with the others but is not verified: its last
+    /// verification failed, or its sidecar does not authenticate under the repository key
+    /// (design invariant 8: such a copy is not a copy).
+    CopyUnverified {
+        /// The sink's name.
+        sink: String,
+        /// Why it does not count.
+        detail: String,
+    },
 }
 
 impl fmt::Display for Violation {
@@ -139,6 +148,9 @@ impl fmt::Display for Violation {
             }
             Self::SinkUnavailable { sink, error } => {
                 write!(f, "sink `{sink}` could not be checked: {error}")
+            }
+            Self::CopyUnverified { sink, detail } => {
+                write!(f, "the copy on sink `{sink}` does not count: {detail}")
             }
         }
     }
@@ -323,6 +335,44 @@ pub async fn check_3_2_1(
         }
     }
 
+    violations.extend(thresholds(&copies, options));
+    Ok(ThreeTwoOneReport {
+        artifact: Some(artifact),
+        sha256: reference,
+        copies,
+        violations,
+    })
+}
+
+impl ThreeTwoOneReport {
+    /// Stops the copy on `sink` from counting (`detail` says why), then recomputes the
+    /// copies/media/offsite thresholds of `options`.
+    pub(crate) fn demote(&mut self, sink: &str, detail: String, options: &ThreeTwoOneOptions) {
+        let Some(c) = self.copies.iter_mut().find(|c| c.sink == sink && c.counts) else {
+            return;
+        };
+        c.counts = false;
+        c.problem = Some(detail.clone());
+        self.violations.retain(|v| {
+            !matches!(
+                v,
+                Violation::TooFewCopies { .. }
+                    | Violation::TooFewMedia { .. }
+                    | Violation::TooFewOffsite { .. }
+            )
+        });
+        self.violations.push(Violation::CopyUnverified {
+            sink: sink.to_owned(),
+            detail,
+        });
+        let again = thresholds(&self.copies, options);
+        self.violations.extend(again);
+    }
+}
+
+/// The copies/media/offsite violations of the counting copies.
+fn thresholds(copies: &[CopyStatus], options: &ThreeTwoOneOptions) -> Vec<Violation> {
+    let mut violations = Vec::new();
     let good: Vec<&CopyStatus> = copies.iter().filter(|c| c.counts).collect();
     if good.len() < options.min_copies {
         violations.push(Violation::TooFewCopies {
@@ -344,12 +394,7 @@ pub async fn check_3_2_1(
             required: options.min_offsite,
         });
     }
-    Ok(ThreeTwoOneReport {
-        artifact: Some(artifact),
-        sha256: reference,
-        copies,
-        violations,
-    })
+    violations
 }
 
 /// The most frequent value; ties go to the value seen first.
@@ -408,6 +453,7 @@ mod tests {
             ciphertext_size: data.len() as u64,
             ciphertext_sha256: hex::encode(Sha256::digest(data)),
             tool_version: "test".into(),
+            mac: None,
             verification: None,
         };
         sink.put_bytes(

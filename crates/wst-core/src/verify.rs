@@ -118,6 +118,7 @@ pub struct ArtifactVerifier {
     required: Vec<String>,
     entry_checks: Vec<std::sync::Arc<dyn EntryCheck>>,
     limits: crate::reader::ReadLimits,
+    clock: crate::clock::Clock,
 }
 
 impl ArtifactVerifier {
@@ -147,6 +148,13 @@ impl ArtifactVerifier {
         self
     }
 
+    /// Stamps reports (`started`, `finished`) with `clock` instead of the system clock.
+    #[must_use]
+    pub fn clock(mut self, clock: crate::clock::Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
     /// The required entries.
     pub fn required(&self) -> &[String] {
         &self.required
@@ -162,7 +170,7 @@ impl ArtifactVerifier {
         expected: Option<(u64, String)>,
     ) -> Result<VerificationReport> {
         use crate::sink::SinkExt;
-        let started = jiff::Timestamp::now();
+        let started = self.clock.now();
         let mut checks = Vec::new();
         let expected = match expected {
             Some(e) => Some(e),
@@ -184,7 +192,7 @@ impl ArtifactVerifier {
                     artifact: name.clone(),
                     sink: sink.info().name.clone(),
                     started,
-                    finished: jiff::Timestamp::now(),
+                    finished: self.clock.now(),
                     checks,
                 });
             }
@@ -274,7 +282,7 @@ impl ArtifactVerifier {
             artifact: name.clone(),
             sink: sink.info().name.clone(),
             started,
-            finished: jiff::Timestamp::now(),
+            finished: self.clock.now(),
             checks,
         })
     }

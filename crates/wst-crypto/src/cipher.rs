@@ -370,6 +370,32 @@ impl Cipher for AeadCipher {
         }
         Ok(Box::new(AeadOpener::new(Arc::clone(&self.keyring))))
     }
+
+    /// One evidence key per recipient (in slot order: the operational key's first), then one per
+    /// further raw key of the opening keyring. Passphrases that are only in the keyring have no
+    /// Argon2id output until an artifact is opened, so they contribute none.
+    fn evidence_keys(&self) -> Vec<wst_core::EvidenceKey> {
+        let mut out: Vec<wst_core::EvidenceKey> = Vec::new();
+        for r in self.recipients.iter() {
+            let secret: &[u8; 32] = match r {
+                Recipient::Key(k) => k.secret(),
+                Recipient::Passphrase { kek, .. } => kek,
+            };
+            out.push(wst_core::EvidenceKey::new(
+                r.fingerprint(),
+                format::evidence_key(secret),
+            ));
+        }
+        for k in self.keyring.keys() {
+            if !out.iter().any(|e| e.id() == k.fingerprint()) {
+                out.push(wst_core::EvidenceKey::new(
+                    k.fingerprint(),
+                    format::evidence_key(k.secret()),
+                ));
+            }
+        }
+        out
+    }
 }
 
 /// What a rewrap did.

@@ -99,6 +99,15 @@ pub(crate) fn raw_fingerprint(key: &[u8; 32]) -> KeyFingerprint {
     KeyFingerprint(fp)
 }
 
+/// The evidence key of a raw key or a passphrase's Argon2id output (MACs sidecars and
+/// verification records; `docs/FORMAT.md` "Sidecar MAC"): HKDF-SHA-256(salt = none, ikm = key,
+/// info = "wst evidence key v1"), 32 bytes. One-way: it reveals nothing about the key.
+pub(crate) fn evidence_key(key: &[u8; 32]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    hkdf(None, key, &[b"wst evidence key v1"], &mut out);
+    out
+}
+
 /// Fingerprint of a passphrase under given Argon2id salt and parameters.
 pub(crate) fn passphrase_fingerprint(kek: &[u8; 32]) -> KeyFingerprint {
     let mut fp = [0u8; 16];

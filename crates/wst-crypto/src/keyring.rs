@@ -133,6 +133,11 @@ impl Keyring {
         self.remember(idx, argon_salt, params, kek);
     }
 
+    /// The raw keys, in the order added.
+    pub(crate) fn keys(&self) -> &[Key] {
+        &self.keys
+    }
+
     /// Fingerprints of the raw keys held (passphrases have no fingerprint of their own: theirs
     /// depends on each slot's salt and parameters).
     pub fn fingerprints(&self) -> Vec<KeyFingerprint> {

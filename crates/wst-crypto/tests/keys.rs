@@ -315,3 +315,36 @@ fn debug_and_errors_never_show_key_material() {
     let msg = format!("{e} {e:?}");
     assert!(!msg.contains(&hex) && !msg.contains("hunter2"), "{msg}");
 }
+
+/// Evidence keys (sidecar MACs) derive one-way from the repository key: the same key file gives
+/// the same evidence key in every process, another key another one; the operational key's comes
+/// first; a sidecar sealed under one key authenticates only under that key.
+#[test]
+fn evidence_keys_follow_the_repository_key() {
+    let (k1, k2) = (key(1), key(2));
+    let a = AeadCipher::builder()
+        .recipient_key(k1.clone())
+        .build()
+        .unwrap();
+    let again = AeadCipher::builder()
+        .recipient_key(k1.clone())
+        .build()
+        .unwrap();
+    let rotated = AeadCipher::builder()
+        .recipient_key(k2.clone())
+        .opening_key(k1.clone())
+        .build()
+        .unwrap();
+    let (ea, eb) = (a.evidence_keys(), again.evidence_keys());
+    assert_eq!(ea.len(), 1);
+    assert_eq!(ea[0].id(), k1.fingerprint());
+    assert_eq!(ea[0].mac("d", b"x"), eb[0].mac("d", b"x"));
+    let er = rotated.evidence_keys();
+    assert_eq!(
+        er.iter().map(wst_core::EvidenceKey::id).collect::<Vec<_>>(),
+        [k2.fingerprint(), k1.fingerprint()]
+    );
+    assert_ne!(er[0].mac("d", b"x"), ea[0].mac("d", b"x"));
+    assert_eq!(er[1].mac("d", b"x"), ea[0].mac("d", b"x"));
+    assert!(!format!("{:?}", ea[0]).contains(&hex::encode(ea[0].mac("d", b""))));
+}

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncReadExt;
 use wst_core::{
-    ArtifactName, BreakGlass, Check, Cipher, ReadLimits, RestoreOptions, RestoreReport, Sink,
+    ArtifactName, BreakGlass, Check, Cipher, Clock, ReadLimits, RestoreOptions, RestoreReport, Sink,
 };
 
 use crate::error::Error;
@@ -160,6 +160,9 @@ pub struct ObjectRestoreOptions {
     /// selects nothing fails the restore (wst-core's selective restore refuses unmatched
     /// patterns), so a typo never passes as an empty restore.
     pub prefixes: Vec<String>,
+    /// The clock that stamps the report's `started` and `finished` (UTC). Default
+    /// [`Clock::system`]; the duration is measured with a monotonic clock.
+    pub clock: Clock,
 }
 
 impl ObjectRestoreOptions {
@@ -174,7 +177,15 @@ impl ObjectRestoreOptions {
             verify_read_back: true,
             limits: ReadLimits::default(),
             prefixes: Vec::new(),
+            clock: Clock::system(),
         }
+    }
+
+    /// Stamps the report with `clock`.
+    #[must_use]
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 }
 
@@ -280,7 +291,7 @@ pub async fn restore_objects(
     target: &ObjectStoreTarget,
     options: &ObjectRestoreOptions,
 ) -> wst_core::Result<ObjectRestoreReport> {
-    let started = jiff::Timestamp::now();
+    let started = options.clock.now();
     let clock = std::time::Instant::now();
     let root = options.root.trim_end_matches('/').to_owned();
     let max_concurrency = options.max_concurrency.max(1);
@@ -316,7 +327,9 @@ pub async fn restore_objects(
             .map(|p| format!("{}/{}/", glob_escape(&root), glob_escape(p)))
             .collect()
     };
-    let mut restore_options = RestoreOptions::isolated(&extracted).include(include);
+    let mut restore_options = RestoreOptions::isolated(&extracted)
+        .include(include)
+        .with_clock(options.clock.clone());
     restore_options.limits = options.limits;
     let artifact_restore = wst_core::restore(sink, name, cipher, &restore_options).await?;
 
@@ -411,7 +424,7 @@ pub async fn restore_objects(
         target: target.url().to_owned(),
         target_prefix: target.prefix().to_owned(),
         started,
-        finished: jiff::Timestamp::now(),
+        finished: options.clock.now(),
         duration_seconds: clock.elapsed().as_secs_f64(),
         objects,
         bytes,

@@ -44,6 +44,9 @@ pub struct RestoreOptions {
     /// Selective restore: every object of these schemas. Combined with [`Self::tables`] as a
     /// union.
     pub schemas: Vec<String>,
+    /// The clock that stamps the proof's start time (UTC). Default
+    /// [`wst_core::Clock::system`]; the duration is measured with a monotonic clock.
+    pub clock: wst_core::Clock,
 }
 
 impl RestoreOptions {
@@ -60,7 +63,15 @@ impl RestoreOptions {
             tools: PgTools::discover(),
             tables: Vec::new(),
             schemas: Vec::new(),
+            clock: wst_core::Clock::system(),
         }
+    }
+
+    /// Stamps the proof with `clock`.
+    #[must_use]
+    pub fn with_clock(mut self, clock: wst_core::Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// Restores only these tables (`schema.table`), added to any given before; see
@@ -233,7 +244,7 @@ pub async fn restore_dump(
     expected: &DatabaseFacts,
     options: &RestoreOptions,
 ) -> Result<RestoreProof> {
-    let started_at = jiff::Timestamp::now();
+    let started_at = options.clock.now();
     let started = Instant::now();
     let dump_len = std::fs::metadata(dump_file)
         .map_err(|e| Error::io(format!("reading dump `{}`", dump_file.display()), e))?
@@ -372,7 +383,7 @@ pub async fn restore_dump(
         break_glass: options.break_glass.clone(),
         jobs: options.jobs,
         started: started_at,
-        finished: jiff::Timestamp::now(),
+        finished: options.clock.now(),
         pg_restore_seconds,
         total_seconds: started.elapsed().as_secs_f64(),
         restored,

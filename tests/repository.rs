@@ -1,0 +1,319 @@
+//! The repository's evidence (issue 14, finding 1 and 6): a flipped byte, a forged sidecar or a
+//! failed verification never counts as a good copy, and prune deletes only on proof. Real
+//! local-disk sinks, the real cipher, a manual clock (the answers never depend on today's date).
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+use std::sync::Arc;
+
+use common::{cipher, local_sink};
+use jiff::{SignedDuration, Timestamp};
+use wst::core::{
+    ArtifactName, AuditEvent, AuditLog, BackupJob, Clock, ComplianceOptions, FileTreeSource,
+    PruneOptions, Reason, Repository, RunOutcome, Sink, ThreeTwoOneOptions,
+};
+use wst::retention::{Planner, Policy, time_zone};
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    root: std::path::PathBuf,
+    clock: Clock,
+    repo: Repository,
+    job: BackupJob,
+}
+
+/// Two local sinks (C: and the D: mirror), one tree, a clock standing at 2026-11-01T01:00Z.
+async fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_path_buf();
+    let src = root.join("src");
+    fs::create_dir_all(src.join("app")).unwrap();
+    fs::write(src.join("app/index.html"), "<h1>wst</h1>\n".repeat(100)).unwrap();
+    let clock = Clock::manual("2026-11-01T01:00:00Z".parse().unwrap());
+    let c = local_sink("local-c", &root.join("c")).await;
+    let d = local_sink("mirror-d", &root.join("d")).await;
+    let cipher = cipher();
+    let audit = AuditLog::new(root.join("audit.jsonl"), "test").with_clock(clock.clone());
+    let repo = Repository::builder(Arc::clone(&cipher), audit)
+        .sink(Arc::clone(&c))
+        .sink(Arc::clone(&d))
+        .build()
+        .unwrap();
+    let job = BackupJob::builder(cipher)
+        .source(Arc::new(FileTreeSource::new(&src, "wst").unwrap()))
+        .sink(c)
+        .sink(d)
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    Fixture {
+        _dir: dir,
+        root,
+        clock,
+        repo,
+        job,
+    }
+}
+
+impl Fixture {
+    /// `n` backups 8 days apart (so all but the newest are past the 7-day minimum age), then
+    /// the clock moves one hour on.
+    async fn backups(&self, n: usize) -> Vec<ArtifactName> {
+        let mut names = Vec::new();
+        for i in 0..n {
+            if i > 0 {
+                self.clock.advance(SignedDuration::from_hours(24 * 8));
+            }
+            let r = self.job.run().await.unwrap();
+            assert_eq!(r.outcome, RunOutcome::Success, "{r:#?}");
+            names.push(r.artifact);
+        }
+        self.clock.advance(SignedDuration::from_hours(1));
+        names
+    }
+
+    fn sink(&self, name: &str) -> &dyn Sink {
+        &**self.repo.sink(name).unwrap()
+    }
+
+    /// Flips one byte in the middle of the copy on local disk `dir` (`c` or `d`): same size.
+    fn flip(&self, dir: &str, name: &ArtifactName) {
+        let path = self.root.join(dir).join(name.artifact_object());
+        let mut bytes = fs::read(&path).unwrap();
+        let i = bytes.len() / 2;
+        bytes[i] ^= 0x40;
+        fs::write(&path, bytes).unwrap();
+    }
+
+    fn options(&self) -> ComplianceOptions {
+        // Two local disks: 2 copies on 1 medium, no offsite, for this test.
+        let mut t = ThreeTwoOneOptions::default();
+        t.min_copies = 2;
+        t.min_media = 1;
+        t.min_offsite = 0;
+        ComplianceOptions {
+            three_two_one: t,
+            ..ComplianceOptions::default()
+        }
+    }
+
+    fn drill(&self, name: &ArtifactName, passed: bool) {
+        self.repo
+            .audit()
+            .append(AuditEvent::RestoreDrill {
+                artifact: name.to_string(),
+                passed,
+                rto_seconds: 1.0,
+                rpo_seconds: 1.0,
+                authorized_by: "test".into(),
+                report: "r.md".into(),
+            })
+            .unwrap();
+    }
+}
+
+fn keep_last_3() -> Planner {
+    Planner::new(
+        Policy::default().keep_last(3),
+        time_zone("Europe/Amsterdam").unwrap(),
+    )
+    .unwrap()
+}
+
+fn on_disk(root: &Path, dir: &str) -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(root.join(dir))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.ends_with(".tar.zst.wst"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// Finding 1: one flipped byte in the newest verified artifact on C:. `verify` fails it and
+/// records that on the copy; status is no longer compliant for that copy (R3, R5); prune keeps
+/// the older intact artifacts the corrupt one would have let it delete.
+#[tokio::test]
+async fn a_failed_verification_demotes_the_copy_everywhere() {
+    let f = fixture().await;
+    let names = f.backups(10).await;
+    let newest = names.last().unwrap();
+    f.drill(newest, true);
+    let now = f.clock.now();
+    let status = f.repo.status(&f.options(), now).await.unwrap();
+    assert!(status.compliant(), "{status:#?}");
+
+    f.flip("c", newest);
+    let report = f.repo.verify(f.sink("local-c"), newest).await.unwrap();
+    assert!(!report.passed(), "{report:#?}");
+
+    let catalog = f.repo.catalog(f.sink("local-c")).await.unwrap();
+    let copy = catalog.get(newest).unwrap();
+    assert!(copy.complete && !copy.verified, "{copy:#?}");
+    assert!(!copy.sidecar.as_ref().unwrap().is_verified());
+
+    let status = f.repo.status(&f.options(), now).await.unwrap();
+    let failed: Vec<&str> = status.violations().map(|v| v.rule.as_str()).collect();
+    assert!(failed.contains(&"R3 3-2-1 copies"), "{status:#?}");
+    assert!(failed.contains(&"R5 artifacts verified"), "{status:#?}");
+    let r3 = status
+        .rules
+        .iter()
+        .find(|r| r.rule == "R3 3-2-1 copies")
+        .unwrap();
+    assert!(
+        r3.detail.contains("local-c") && r3.detail.contains("FAILED"),
+        "{r3:#?}"
+    );
+
+    // Prune keep-last 3 on C: the corrupt newest counts for no rule (it stays as the last
+    // backup), so the three verified ones before it are kept too: four left, not three.
+    let reports = f
+        .repo
+        .prune(&keep_last_3(), &PruneOptions::new(), now)
+        .await;
+    for (sink, r) in &reports {
+        let r = r.as_ref().unwrap();
+        assert!(r.unproven.is_none(), "{sink}: {r:#?}");
+    }
+    let left = on_disk(&f.root, "c");
+    assert_eq!(left.len(), 4, "{left:?}");
+    for n in &names[names.len() - 4..] {
+        assert!(
+            left.contains(&n.artifact_object()),
+            "{n} deleted from C: {left:?}"
+        );
+    }
+    // The mirror's copy of the newest is intact and verified: keep-last 3 there.
+    assert_eq!(
+        on_disk(&f.root, "d").len(),
+        3,
+        "{:?}",
+        on_disk(&f.root, "d")
+    );
+}
+
+/// Delete only on proof: the newest artifact on C: is corrupted and nobody ran `verify`. Prune
+/// verifies it deeply before deleting anything there, finds it broken, records that, and
+/// deletes nothing on C:; the mirror, whose copy proves, is pruned.
+#[tokio::test]
+async fn prune_deletes_nothing_when_the_newer_backup_fails_its_proof() {
+    let f = fixture().await;
+    let names = f.backups(10).await;
+    let newest = names.last().unwrap();
+    f.flip("c", newest);
+    let now = f.clock.now();
+    let reports = f
+        .repo
+        .prune(&keep_last_3(), &PruneOptions::new(), now)
+        .await;
+    let c = reports[0].1.as_ref().unwrap();
+    assert_eq!(reports[0].0, "local-c");
+    assert!(c.deleted.is_empty(), "{c:#?}");
+    let why = c.unproven.as_deref().unwrap();
+    assert!(why.contains(&newest.to_string()), "{why}");
+    assert!(
+        c.refusals
+            .iter()
+            .all(|r| r.protection == Reason::NewerBackupUnproven),
+        "{c:#?}"
+    );
+    assert_eq!(on_disk(&f.root, "c").len(), 10);
+    let d = reports[1].1.as_ref().unwrap();
+    assert_eq!(d.deleted.len(), 7, "{d:#?}");
+    assert_eq!(on_disk(&f.root, "d").len(), 3);
+
+    // The failed proof was recorded on the copy: the next prune on C: relies on the artifact
+    // before it (which proves) and keeps the newest three verified ones.
+    let catalog = f.repo.catalog(f.sink("local-c")).await.unwrap();
+    assert!(!catalog.get(newest).unwrap().verified);
+    let audit = f.repo.audit().records().unwrap();
+    assert!(audit.iter().any(|r| matches!(
+        &r.event,
+        AuditEvent::Verification { artifact, passed: false, sink, .. }
+            if *artifact == newest.to_string() && sink == "local-c"
+    )));
+    let again = f
+        .repo
+        .prune(&keep_last_3(), &PruneOptions::new(), now)
+        .await;
+    let c = again[0].1.as_ref().unwrap();
+    assert!(c.unproven.is_none(), "{c:#?}");
+    let left = on_disk(&f.root, "c");
+    assert_eq!(left.len(), 4, "{left:?}");
+    assert!(
+        left.contains(&newest.artifact_object()),
+        "the last backup is never deleted"
+    );
+}
+
+/// A sidecar edited by someone who can write the sink (verification flipped to passed, or
+/// rewritten without its MAC) does not authenticate: the copy is unverified, the catalog
+/// names the anomaly, and status does not count it.
+#[tokio::test]
+async fn forged_or_unsealed_sidecars_do_not_count() {
+    let f = fixture().await;
+    let names = f.backups(2).await;
+    let newest = names.last().unwrap();
+    f.drill(newest, true);
+    let path = f.root.join("d").join(newest.sidecar_object());
+    let text = fs::read_to_string(&path).unwrap();
+    assert!(text.contains("\"mac\": \"hmac-sha256 "), "{text}");
+
+    // Forge: claim a later verification time.
+    let forged = text.replacen("\"checks_passed\": ", "\"checks_passed\": 1", 1);
+    fs::write(&path, &forged).unwrap();
+    let catalog = f.repo.catalog(f.sink("mirror-d")).await.unwrap();
+    let copy = catalog.get(newest).unwrap();
+    assert!(copy.complete && !copy.verified, "{copy:#?}");
+    assert!(
+        catalog
+            .anomalies
+            .iter()
+            .any(|a| a.to_string().contains("not authentic")),
+        "{:?}",
+        catalog.anomalies
+    );
+    let status = f.repo.status(&f.options(), f.clock.now()).await.unwrap();
+    assert!(!status.compliant());
+    let r3 = status
+        .rules
+        .iter()
+        .find(|r| r.rule == "R3 3-2-1 copies")
+        .unwrap();
+    assert!(r3.detail.contains("mirror-d"), "{r3:#?}");
+
+    // Strip the MAC altogether: unsealed, same verdict.
+    let cut = text.rfind(",\n  \"mac\"").unwrap();
+    fs::write(&path, format!("{}\n}}", &text[..cut])).unwrap();
+    let catalog = f.repo.catalog(f.sink("mirror-d")).await.unwrap();
+    assert!(!catalog.get(newest).unwrap().verified);
+
+    // `verify` re-seals a good copy: compliant again.
+    let r = f.repo.verify(f.sink("mirror-d"), newest).await.unwrap();
+    assert!(r.passed(), "{r:#?}");
+    let status = f.repo.status(&f.options(), f.clock.now()).await.unwrap();
+    assert!(status.compliant(), "{status:#?}");
+}
+
+/// Finding 6: a drill that FAILED after a passing one leaves R7 failed.
+#[tokio::test]
+async fn a_newer_failed_drill_fails_r7() {
+    let f = fixture().await;
+    let names = f.backups(1).await;
+    let now: Timestamp = f.clock.now();
+    f.drill(&names[0], true);
+    let status = f.repo.status(&f.options(), now).await.unwrap();
+    assert!(status.compliant(), "{status:#?}");
+    f.clock.advance(SignedDuration::from_secs(60));
+    f.drill(&names[0], false);
+    let status = f.repo.status(&f.options(), f.clock.now()).await.unwrap();
+    let r7 = status
+        .rules
+        .iter()
+        .find(|r| r.rule == "R7 restore tested")
+        .unwrap();
+    assert!(!r7.passed && r7.detail.contains("FAILED"), "{r7:#?}");
+}
