@@ -17,6 +17,7 @@ mod compliance;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 mod drill;
+mod entry_rules;
 mod error;
 mod files;
 mod list;
@@ -33,6 +34,7 @@ mod retention;
 mod selection;
 mod sink;
 mod source;
+mod tarstream;
 mod three_two_one;
 mod verify;
 
@@ -62,7 +64,7 @@ pub use replicate::{
     CopiedArtifact, ReplicateOptions, ReplicationFailure, ReplicationReport, replicate,
 };
 pub use report::{RunOutcome, RunReport, SinkOutcome, SourceOutcome};
-pub use restore::{BreakGlass, RestoreOptions, RestoreReport, restore};
+pub use restore::{BreakGlass, MAX_RESTORE_WARNINGS, RestoreOptions, RestoreReport, restore};
 pub use retention::{BackupRecord, Decision, Flag, Period, Reason, RetentionPlan, RetentionPolicy};
 pub use selection::Selection;
 pub use sink::{
