@@ -13,6 +13,7 @@
 //! - kinds: regular files, directories, symlinks and hard links. Device nodes, FIFOs, sockets,
 //!   GNU sparse files and unknown types are refused (wst's file source never archives them: it
 //!   warns and skips them at backup);
+//! - no path component is longer than 255 bytes (no common file system could create it);
 //! - every path appears once (a second entry for a path is refused as malformed);
 //! - no entry lies below an earlier symlink, file or hard link (nothing is ever written
 //!   *through* a symlink); a file, symlink or hard link may not take the path of a directory
@@ -31,6 +32,11 @@ use std::ops::Bound;
 use crate::archive::validate_archive_path;
 use crate::error::quote_name;
 use crate::source::EntryKind;
+
+/// Longest path component, bytes: `NAME_MAX` of Linux file systems (ext4, XFS, btrfs) and the
+/// 255-unit limit of NTFS and APFS. No tree wst backs up has a longer one, and no restore could
+/// create it.
+const MAX_COMPONENT_BYTES: usize = 255;
 
 /// Why an entry was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,6 +121,13 @@ impl EntryRules {
     /// A [`Refusal`] with the reason (entry names in it are quoted with bounds).
     pub(crate) fn accept(&mut self, path: &str, kind: &EntryKind) -> Result<(), Refusal> {
         validate_archive_path(path, false).map_err(Refusal::Unsafe)?;
+        if let Some(long) = path.split('/').find(|c| c.len() > MAX_COMPONENT_BYTES) {
+            return Err(Refusal::Unsafe(format!(
+                "the path component `{}` is longer than {MAX_COMPONENT_BYTES} bytes, which \
+                 common file systems cannot create",
+                quote_name(long.as_bytes())
+            )));
+        }
         if self.seen.contains_key(path) {
             return Err(Refusal::Malformed(format!(
                 "the path `{}` appears twice in the archive",
@@ -204,13 +217,22 @@ mod tests {
         assert!(r.accept("wst/up", &sym("../../..")).is_ok());
         // ... but nothing below them.
         let e = r.accept("wst/up/evil", &EntryKind::File).unwrap_err();
-        assert!(matches!(&e, Refusal::Unsafe(m) if m.contains("is a symlink")), "{e:?}");
+        assert!(
+            matches!(&e, Refusal::Unsafe(m) if m.contains("is a symlink")),
+            "{e:?}"
+        );
         let e = r.accept("wst/a/x", &EntryKind::File).unwrap_err();
-        assert!(matches!(&e, Refusal::Unsafe(m) if m.contains("not a directory")), "{e:?}");
+        assert!(
+            matches!(&e, Refusal::Unsafe(m) if m.contains("not a directory")),
+            "{e:?}"
+        );
         // Duplicates.
         let e = r.accept("wst/a", &EntryKind::File).unwrap_err();
         assert!(matches!(e, Refusal::Malformed(_)));
-        assert!(matches!(r.accept("wst", &EntryKind::Dir), Err(Refusal::Malformed(_))));
+        assert!(matches!(
+            r.accept("wst", &EntryKind::Dir),
+            Err(Refusal::Malformed(_))
+        ));
         // Hard links: earlier regular files only.
         assert!(r.accept("wst/h", &hard("wst/a")).is_ok());
         assert!(r.accept("wst/h2", &hard("wst/h")).is_ok());
@@ -222,6 +244,14 @@ mod tests {
         assert!(r.accept("d/e", &EntryKind::Dir).is_ok());
         assert!(r.accept("d", &EntryKind::File).is_err());
         assert!(r.accept("d/e2", &sym("x")).is_ok());
+        assert!(
+            r.accept(&format!("d/{}", "n".repeat(255)), &EntryKind::File)
+                .is_ok()
+        );
+        assert!(
+            r.accept(&format!("d/{}", "n".repeat(256)), &EntryKind::File)
+                .is_err()
+        );
         // Unsafe paths.
         for bad in ["/abs", "a/../b", "C:/x", "a\\b", ".wst/x", ""] {
             assert!(

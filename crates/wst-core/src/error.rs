@@ -199,26 +199,25 @@ pub(crate) const QUOTED_NAME_CHARS: usize = 200;
 /// backtick that delimits quotes) escaped as `\u{..}`, and `… (N bytes)` when cut. Whatever an
 /// archive holds, the result is at most about 2 KB, one line, and safe for a terminal.
 pub(crate) fn quote_name(name: &[u8]) -> String {
+    use std::fmt::Write as _;
     // Decode only a bounded prefix: 4 bytes per char at most.
     let head = &name[..name.len().min(QUOTED_NAME_CHARS * 4)];
     let text = String::from_utf8_lossy(head);
     let mut out = String::with_capacity(QUOTED_NAME_CHARS + 16);
-    let mut chars = 0;
     let mut cut = false;
-    for c in text.chars() {
-        if chars == QUOTED_NAME_CHARS {
+    for (i, c) in text.chars().enumerate() {
+        if i == QUOTED_NAME_CHARS {
             cut = true;
             break;
         }
         if c.is_control() || c == '`' {
-            out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
+            let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
         } else {
             out.push(c);
         }
-        chars += 1;
     }
     if cut || head.len() < name.len() {
-        out.push_str(&format!("… ({} bytes)", name.len()));
+        let _ = write!(out, "… ({} bytes)", name.len());
     }
     out
 }

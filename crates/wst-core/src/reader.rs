@@ -4,16 +4,16 @@ use std::io::{self, Read};
 
 use sha2::{Digest, Sha256};
 
-use crate::entry_rules::{EntryRules, Refusal, entry_kind};
-use crate::error::quote_name;
-use crate::tarstream::{TarError, TarStream};
 use crate::artifact::ArtifactName;
 use crate::bridge::{Pumped, StreamReader, join_error, pump};
 use crate::cipher::{Cipher, KeyFingerprint, OpenReader, cipher_error};
+use crate::entry_rules::{EntryRules, Refusal, entry_kind};
+use crate::error::quote_name;
 use crate::error::{Error, Result};
 use crate::manifest::{MANIFEST_MAX_BYTES, MANIFEST_PATH, Manifest};
 use crate::sink::Sink;
 use crate::source::EntryKind;
+use crate::tarstream::{TarError, TarStream};
 
 /// Caps applied while reading an artifact, protecting memory and disk against hostile input
 /// (design invariant 10). Every cap on tar metadata is checked against the size a header

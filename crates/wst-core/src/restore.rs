@@ -529,8 +529,11 @@ impl Extract {
                         "a parent directory is not a directory",
                     ));
                 }
-                Err(e) if e.kind() == io::ErrorKind::NotFound => fs::create_dir(&dir)
-                    .map_err(|e| Error::io(format!("creating the parent of `{}`", shown(path)), e))?,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    fs::create_dir(&dir).map_err(|e| {
+                        Error::io(format!("creating the parent of `{}`", shown(path)), e)
+                    })?;
+                }
                 Err(e) => {
                     return Err(Error::io(
                         format!("inspecting the parent of `{}`", shown(path)),

@@ -160,7 +160,9 @@ impl<R: Read> TarStream<R> {
             .cksum()
             .map_err(|_| TarError::Malformed("a header's checksum field is not a number".into()))?;
         if sum != stored {
-            return Err(TarError::Malformed("a header's checksum does not match".into()));
+            return Err(TarError::Malformed(
+                "a header's checksum does not match".into(),
+            ));
         }
         Ok(Some(block))
     }
@@ -337,11 +339,7 @@ impl<R: Read> TarStream<R> {
         let mut count = 0u64;
         while !data.is_empty() {
             count += 1;
-            Self::limit(
-                "PAX records per header",
-                count,
-                self.limits.max_pax_records,
-            )?;
+            Self::limit("PAX records per header", count, self.limits.max_pax_records)?;
             let space = data
                 .iter()
                 .take(20)

@@ -398,8 +398,15 @@ impl crate::reader::Visitor for CheckVisitor {
         }
         let mut tmp = tempfile::NamedTempFile::new()
             .map_err(|e| crate::Error::io("creating a temporary file for an entry check", e))?;
-        crate::reader::copy_blocks(content, tmp.as_file_mut())
-            .map_err(|e| crate::Error::io(format!("spooling `{}`", crate::error::quote_name(entry.path.as_bytes())), e))?;
+        crate::reader::copy_blocks(content, tmp.as_file_mut()).map_err(|e| {
+            crate::Error::io(
+                format!(
+                    "spooling `{}`",
+                    crate::error::quote_name(entry.path.as_bytes())
+                ),
+                e,
+            )
+        })?;
         for c in wanted {
             self.results.extend(c.check(&entry.path, tmp.path()));
         }
