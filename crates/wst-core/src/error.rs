@@ -190,3 +190,50 @@ impl Error {
 
 /// `Result` with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Characters of an entry name quoted in an error, a log line or an audit record.
+pub(crate) const QUOTED_NAME_CHARS: usize = 200;
+
+/// An entry name (or link target) as quoted in messages: at most its first
+/// [`QUOTED_NAME_CHARS`] characters, invalid UTF-8 replaced, control characters (and the
+/// backtick that delimits quotes) escaped as `\u{..}`, and `… (N bytes)` when cut. Whatever an
+/// archive holds, the result is at most about 2 KB, one line, and safe for a terminal.
+pub(crate) fn quote_name(name: &[u8]) -> String {
+    use std::fmt::Write as _;
+    // Decode only a bounded prefix: 4 bytes per char at most.
+    let head = &name[..name.len().min(QUOTED_NAME_CHARS * 4)];
+    let text = String::from_utf8_lossy(head);
+    let mut out = String::with_capacity(QUOTED_NAME_CHARS + 16);
+    let mut cut = false;
+    for (i, c) in text.chars().enumerate() {
+        if i == QUOTED_NAME_CHARS {
+            cut = true;
+            break;
+        }
+        if c.is_control() || c == '`' {
+            let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
+        } else {
+            out.push(c);
+        }
+    }
+    if cut || head.len() < name.len() {
+        let _ = write!(out, "… ({} bytes)", name.len());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::quote_name;
+
+    #[test]
+    fn quoted_names_are_bounded_and_escaped() {
+        assert_eq!(quote_name(b"wst/a.txt"), "wst/a.txt");
+        assert_eq!(quote_name(b"a\nb\x1b[31m`"), "a\\u{a}b\\u{1b}[31m\\u{60}");
+        let long = vec![b'a'; 1 << 20];
+        let q = quote_name(&long);
+        assert!(q.len() < 260, "{}", q.len());
+        assert!(q.ends_with("… (1048576 bytes)"), "{q}");
+        assert_eq!(quote_name(&[0xff, b'x']), "\u{fffd}x");
+    }
+}

@@ -19,6 +19,7 @@ mod compliance;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 mod drill;
+mod entry_rules;
 mod error;
 mod evidence;
 mod files;
@@ -37,6 +38,7 @@ mod retention;
 mod selection;
 mod sink;
 mod source;
+mod tarstream;
 mod three_two_one;
 mod verify;
 
@@ -74,7 +76,7 @@ pub use replicate::{
 };
 pub use report::{RunOutcome, RunReport, SinkOutcome, SourceOutcome};
 pub use repository::{Repository, RepositoryBuilder};
-pub use restore::{BreakGlass, RestoreOptions, RestoreReport, restore};
+pub use restore::{BreakGlass, MAX_RESTORE_WARNINGS, RestoreOptions, RestoreReport, restore};
 pub use retention::{BackupRecord, Decision, Flag, Period, Reason, RetentionPlan, RetentionPolicy};
 pub use selection::Selection;
 pub use sink::{

@@ -172,8 +172,12 @@ pub async fn list_artifact(
     }
     let mut entries = Vec::with_capacity(manifest.entries.len());
     for m in &manifest.entries {
-        let mtime = jiff::Timestamp::from_second(m.mtime)
-            .map_err(|e| malformed(format!("`{}`: modification time: {e}", m.path)))?;
+        let mtime = jiff::Timestamp::from_second(m.mtime).map_err(|e| {
+            malformed(format!(
+                "`{}`: modification time: {e}",
+                crate::error::quote_name(m.path.as_bytes())
+            ))
+        })?;
         entries.push(ListedEntry {
             path: m.path.clone(),
             kind: m.kind.clone(),

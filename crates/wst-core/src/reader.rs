@@ -4,24 +4,57 @@ use std::io::{self, Read};
 
 use sha2::{Digest, Sha256};
 
-use crate::archive::validate_archive_path;
 use crate::artifact::ArtifactName;
 use crate::bridge::{Pumped, StreamReader, join_error, pump};
 use crate::cipher::{Cipher, KeyFingerprint, OpenReader, cipher_error};
+use crate::entry_rules::{EntryRules, Refusal, entry_kind};
+use crate::error::quote_name;
 use crate::error::{Error, Result};
 use crate::manifest::{MANIFEST_MAX_BYTES, MANIFEST_PATH, Manifest};
 use crate::sink::Sink;
 use crate::source::EntryKind;
+use crate::tarstream::{TarError, TarStream};
 
-/// Caps applied while reading an artifact (protect memory and disk against hostile input).
+/// Caps applied while reading an artifact, protecting memory and disk against hostile input
+/// (design invariant 10). Every cap on tar metadata is checked against the size a header
+/// *claims*, before anything is read or allocated for it; a read that hits a cap stops with
+/// [`Error::LimitExceeded`] naming the cap. Verify, `ls`, restore and drills read with the
+/// same caps, so an artifact one of them accepts, the others accept too.
+///
+/// The defaults accept anything wst's own writer produces from an ordinary tree (Linux
+/// `PATH_MAX` is 4 096 bytes) and bound what a hostile artifact can cost: tar metadata held at
+/// once ≤ `max_path_bytes + max_link_bytes + max_pax_header_bytes` (≈ 72 KiB) per entry, plus the
+/// entry list (≤ `max_total_path_bytes` of paths, kept about three times: the entry list, the
+/// acceptance rule's index and the manifest). Entry content is streamed, never buffered; the
+/// zstd window is capped at 128 MiB (`2^27`, zstd's own default cap).
+///
+/// Build custom limits from the defaults: `ReadLimits { max_entries: 1_000, ..Default::default() }`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ReadLimits {
-    /// Most entries accepted (default 10 000 000).
+    /// Most entries accepted, the manifest not counted (default 10 000 000).
     pub max_entries: u64,
-    /// Largest single entry, bytes (default 4 TiB).
+    /// Largest single entry, bytes (default 4 TiB). Checked against the header's claim before
+    /// the content is read; content is streamed, so a claim costs no memory either way.
     pub max_entry_bytes: u64,
-    /// Most content bytes in total (default 64 TiB).
+    /// Most content bytes in total, bytes (default 64 TiB).
     pub max_total_bytes: u64,
+    /// Longest entry path, bytes (default 4 096), whether stored in the header, a GNU long
+    /// name record (`././@LongLink`, type `L`) or a PAX `path` record.
+    pub max_path_bytes: u64,
+    /// Longest link target, bytes (default 4 096), whether in the header, a GNU long link
+    /// record (type `K`) or a PAX `linkpath` record.
+    pub max_link_bytes: u64,
+    /// Largest PAX extended (type `x`) or global (type `g`) header, bytes (default 64 KiB).
+    pub max_pax_header_bytes: u64,
+    /// Most records in one PAX header (default 1 024).
+    pub max_pax_records: u64,
+    /// Most PAX global headers in the archive (default 16; wst writes none).
+    pub max_pax_global_headers: u64,
+    /// Most bytes of entry paths and link targets in total, bytes (default 256 MiB, about
+    /// 2.5 million paths of 100 bytes). The entry list is held in memory for the manifest
+    /// comparison; a valid manifest (≤ [`MANIFEST_MAX_BYTES`](crate::MANIFEST_MAX_BYTES)) names
+    /// every path, so an archive far beyond this could not match one anyway.
+    pub max_total_path_bytes: u64,
 }
 
 impl Default for ReadLimits {
@@ -30,6 +63,12 @@ impl Default for ReadLimits {
             max_entries: 10_000_000,
             max_entry_bytes: 4 << 40,
             max_total_bytes: 64 << 40,
+            max_path_bytes: 4096,
+            max_link_bytes: 4096,
+            max_pax_header_bytes: 64 << 10,
+            max_pax_records: 1024,
+            max_pax_global_headers: 16,
+            max_total_path_bytes: 256 << 20,
         }
     }
 }
@@ -167,6 +206,19 @@ fn classify(e: io::Error, what: &str) -> ReadFailure {
     ReadFailure::Malformed(format!("{what}: {e}"))
 }
 
+/// Largest zstd window accepted, log2 bytes (128 MiB).
+const ZSTD_WINDOW_LOG_MAX: u32 = 27;
+
+fn tar_failure(e: TarError) -> ReadFailure {
+    match e {
+        TarError::Io(e) => classify(e, "tar"),
+        TarError::Malformed(detail) => ReadFailure::Malformed(detail),
+        TarError::Limit { what, value, limit } => {
+            ReadFailure::Visitor(Error::LimitExceeded { what, value, limit })
+        }
+    }
+}
+
 fn read_blocking<V: Visitor>(
     open: OpenReader<StreamReader>,
     mut visitor: V,
@@ -181,28 +233,38 @@ fn read_blocking<V: Visitor>(
         // The payload is one or more zstd frames (entries compressed by their source are
         // spliced in as their own frames; FORMAT.md); bytes after the last frame that are not
         // a frame fail here as malformed.
-        let decoder = zstd::stream::read::Decoder::new(open).map_err(|e| classify(e, "zstd"))?;
-        let mut tar = tar::Archive::new(decoder);
+        let mut decoder =
+            zstd::stream::read::Decoder::new(open).map_err(|e| classify(e, "zstd"))?;
+        // zstd's default cap, made explicit: a frame asking for a larger window is refused
+        // rather than allocated.
+        decoder
+            .window_log_max(ZSTD_WINDOW_LOG_MAX)
+            .map_err(|e| classify(e, "zstd"))?;
+        let mut tar = TarStream::new(decoder, limits);
+        let mut rules = EntryRules::new();
         let mut total = 0u64;
-        let iter = tar.entries().map_err(|e| classify(e, "tar"))?;
-        for item in iter {
-            let mut entry = item.map_err(|e| classify(e, "tar"))?;
-            let path_bytes = entry.path_bytes().into_owned();
-            let path = String::from_utf8(path_bytes)
-                .map_err(|_| ReadFailure::Malformed("an entry path is not UTF-8".into()))?;
+        let mut path_bytes = 0u64;
+        while let Some(raw) = tar.next_entry().map_err(tar_failure)? {
+            let path = String::from_utf8(raw.path).map_err(|e| {
+                ReadFailure::Malformed(format!(
+                    "the entry path `{}` is not UTF-8",
+                    quote_name(e.as_bytes())
+                ))
+            })?;
             let path = path.trim_end_matches('/').to_owned();
-            let header = entry.header();
-            let size = entry.size();
-            let mode = header.mode().unwrap_or(0);
-            let mtime = header
-                .mtime()
-                .map_or(0, |m| i64::try_from(m).unwrap_or(i64::MAX));
+            let size = raw.size;
             if manifest.is_some() {
                 return Err(ReadFailure::Malformed(format!(
-                    "entry `{path}` follows the manifest, which must be last"
+                    "entry `{}` follows the manifest, which must be last",
+                    quote_name(path.as_bytes())
                 )));
             }
             if path == MANIFEST_PATH {
+                if !matches!(raw.typeflag, b'0' | 0) {
+                    return Err(ReadFailure::Malformed(
+                        "the manifest entry is not a regular file".into(),
+                    ));
+                }
                 if size > MANIFEST_MAX_BYTES {
                     return Err(ReadFailure::Visitor(Error::LimitExceeded {
                         what: "manifest size",
@@ -211,7 +273,7 @@ fn read_blocking<V: Visitor>(
                     }));
                 }
                 let mut json = Vec::new();
-                (&mut entry)
+                (&mut tar)
                     .take(MANIFEST_MAX_BYTES)
                     .read_to_end(&mut json)
                     .map_err(|e| classify(e, "manifest"))?;
@@ -221,67 +283,53 @@ fn read_blocking<V: Visitor>(
                 );
                 continue;
             }
+            let limit = |what, value, limit| {
+                ReadFailure::Visitor(Error::LimitExceeded { what, value, limit })
+            };
             if metas.len() as u64 >= limits.max_entries {
-                return Err(ReadFailure::Visitor(Error::LimitExceeded {
-                    what: "entry count",
-                    value: metas.len() as u64 + 1,
-                    limit: limits.max_entries,
-                }));
+                return Err(limit(
+                    "entry count",
+                    metas.len() as u64 + 1,
+                    limits.max_entries,
+                ));
             }
             if size > limits.max_entry_bytes {
-                return Err(ReadFailure::Visitor(Error::LimitExceeded {
-                    what: "entry size",
-                    value: size,
-                    limit: limits.max_entry_bytes,
-                }));
+                return Err(limit("entry size (bytes)", size, limits.max_entry_bytes));
             }
-            total += size;
+            total = total.saturating_add(size);
             if total > limits.max_total_bytes {
-                return Err(ReadFailure::Visitor(Error::LimitExceeded {
-                    what: "total content size",
-                    value: total,
-                    limit: limits.max_total_bytes,
-                }));
+                return Err(limit(
+                    "total content size (bytes)",
+                    total,
+                    limits.max_total_bytes,
+                ));
             }
-            validate_archive_path(&path, false).map_err(|reason| {
-                ReadFailure::Visitor(Error::UnsafeEntry {
-                    path: path.clone(),
+            path_bytes += (path.len() + raw.link.len()) as u64;
+            if path_bytes > limits.max_total_path_bytes {
+                return Err(limit(
+                    "total size of entry paths and link targets (bytes)",
+                    path_bytes,
+                    limits.max_total_path_bytes,
+                ));
+            }
+            let refused = |path: &str, r: Refusal| match r {
+                Refusal::Unsafe(reason) => ReadFailure::Visitor(Error::UnsafeEntry {
+                    path: quote_name(path.as_bytes()),
                     reason,
-                })
-            })?;
-            let link = || -> std::result::Result<String, ReadFailure> {
-                let l = entry.link_name_bytes().ok_or_else(|| {
-                    ReadFailure::Malformed(format!("link `{path}` has no target"))
-                })?;
-                String::from_utf8(l.into_owned()).map_err(|_| {
-                    ReadFailure::Malformed(format!("link target of `{path}` is not UTF-8"))
-                })
+                }),
+                Refusal::Malformed(detail) => ReadFailure::Malformed(detail),
             };
-            let kind = match entry.header().entry_type() {
-                tar::EntryType::Regular | tar::EntryType::Continuous => EntryKind::File,
-                tar::EntryType::Directory => EntryKind::Dir,
-                tar::EntryType::Symlink => EntryKind::Symlink { target: link()? },
-                tar::EntryType::Link => EntryKind::Hardlink {
-                    target: link()?.trim_end_matches('/').to_owned(),
-                },
-                other => {
-                    return Err(ReadFailure::Visitor(Error::UnsafeEntry {
-                        path,
-                        reason: format!(
-                            "entry type {other:?} is not a regular file, directory, symlink or hard link"
-                        ),
-                    }));
-                }
-            };
+            let kind = entry_kind(raw.typeflag, &raw.link).map_err(|r| refused(&path, r))?;
+            rules.accept(&path, &kind).map_err(|r| refused(&path, r))?;
             let meta = ReadEntry {
                 path,
                 kind,
                 size,
-                mode,
-                mtime,
+                mode: raw.mode,
+                mtime: raw.mtime,
             };
             let mut hashing = HashingRead {
-                inner: &mut entry,
+                inner: &mut tar,
                 stage: &mut hashes,
             };
             visitor.entry(&meta, &mut hashing).map_err(|e| match e {

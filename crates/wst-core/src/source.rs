@@ -38,7 +38,8 @@ pub struct EntryMeta {
     pub kind: EntryKind,
     /// Content length in bytes (0 for everything but files).
     pub size: u64,
-    /// Unix permission bits (`0o7777` mask; setuid/setgid are refused at restore).
+    /// Unix permission bits (`0o7777` mask; restore drops setuid/setgid/sticky bits with a warning
+    /// unless it runs under break-glass).
     pub mode: u32,
     /// Modification time, seconds since the Unix epoch (UTC).
     pub mtime: i64,

@@ -313,20 +313,27 @@ pub(crate) fn compare_manifest(
         ));
     }
     for (m, (r, sha)) in manifest.entries.iter().zip(read) {
+        let q = |p: &str| crate::error::quote_name(p.as_bytes());
         if m.path != r.path {
             problems.push(format!(
                 "entry `{}` read where the manifest has `{}`",
-                r.path, m.path
+                q(&r.path),
+                q(&m.path)
             ));
         } else if m.kind != r.kind {
-            problems.push(format!("`{}`: kind differs from the manifest", r.path));
+            problems.push(format!("`{}`: kind differs from the manifest", q(&r.path)));
         } else if m.size != r.size {
             problems.push(format!(
                 "`{}`: {} bytes, manifest says {}",
-                r.path, r.size, m.size
+                q(&r.path),
+                r.size,
+                m.size
             ));
         } else if m.sha256 != hex::encode(sha) {
-            problems.push(format!("`{}`: SHA-256 differs from the manifest", r.path));
+            problems.push(format!(
+                "`{}`: SHA-256 differs from the manifest",
+                q(&r.path)
+            ));
         }
         if problems.len() >= 5 {
             break;
@@ -399,8 +406,15 @@ impl crate::reader::Visitor for CheckVisitor {
         }
         let mut tmp = tempfile::NamedTempFile::new()
             .map_err(|e| crate::Error::io("creating a temporary file for an entry check", e))?;
-        crate::reader::copy_blocks(content, tmp.as_file_mut())
-            .map_err(|e| crate::Error::io(format!("spooling `{}`", entry.path), e))?;
+        crate::reader::copy_blocks(content, tmp.as_file_mut()).map_err(|e| {
+            crate::Error::io(
+                format!(
+                    "spooling `{}`",
+                    crate::error::quote_name(entry.path.as_bytes())
+                ),
+                e,
+            )
+        })?;
         for c in wanted {
             self.results.extend(c.check(&entry.path, tmp.path()));
         }
