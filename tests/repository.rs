@@ -87,7 +87,7 @@ impl Fixture {
         fs::write(&path, bytes).unwrap();
     }
 
-    fn options(&self) -> ComplianceOptions {
+    fn options() -> ComplianceOptions {
         // Two local disks: 2 copies on 1 medium, no offsite, for this test.
         let mut t = ThreeTwoOneOptions::default();
         t.min_copies = 2;
@@ -142,7 +142,7 @@ async fn a_failed_verification_demotes_the_copy_everywhere() {
     let newest = names.last().unwrap();
     f.drill(newest, true);
     let now = f.clock.now();
-    let status = f.repo.status(&f.options(), now).await.unwrap();
+    let status = f.repo.status(&Fixture::options(), now).await.unwrap();
     assert!(status.compliant(), "{status:#?}");
 
     f.flip("c", newest);
@@ -154,7 +154,7 @@ async fn a_failed_verification_demotes_the_copy_everywhere() {
     assert!(copy.complete && !copy.verified, "{copy:#?}");
     assert!(!copy.sidecar.as_ref().unwrap().is_verified());
 
-    let status = f.repo.status(&f.options(), now).await.unwrap();
+    let status = f.repo.status(&Fixture::options(), now).await.unwrap();
     let failed: Vec<&str> = status.violations().map(|v| v.rule.as_str()).collect();
     assert!(failed.contains(&"R3 3-2-1 copies"), "{status:#?}");
     assert!(failed.contains(&"R5 artifacts verified"), "{status:#?}");
@@ -276,7 +276,11 @@ async fn forged_or_unsealed_sidecars_do_not_count() {
         "{:?}",
         catalog.anomalies
     );
-    let status = f.repo.status(&f.options(), f.clock.now()).await.unwrap();
+    let status = f
+        .repo
+        .status(&Fixture::options(), f.clock.now())
+        .await
+        .unwrap();
     assert!(!status.compliant());
     let r3 = status
         .rules
@@ -294,7 +298,11 @@ async fn forged_or_unsealed_sidecars_do_not_count() {
     // `verify` re-seals a good copy: compliant again.
     let r = f.repo.verify(f.sink("mirror-d"), newest).await.unwrap();
     assert!(r.passed(), "{r:#?}");
-    let status = f.repo.status(&f.options(), f.clock.now()).await.unwrap();
+    let status = f
+        .repo
+        .status(&Fixture::options(), f.clock.now())
+        .await
+        .unwrap();
     assert!(status.compliant(), "{status:#?}");
 }
 
@@ -305,15 +313,148 @@ async fn a_newer_failed_drill_fails_r7() {
     let names = f.backups(1).await;
     let now: Timestamp = f.clock.now();
     f.drill(&names[0], true);
-    let status = f.repo.status(&f.options(), now).await.unwrap();
+    let status = f.repo.status(&Fixture::options(), now).await.unwrap();
     assert!(status.compliant(), "{status:#?}");
     f.clock.advance(SignedDuration::from_secs(60));
     f.drill(&names[0], false);
-    let status = f.repo.status(&f.options(), f.clock.now()).await.unwrap();
+    let status = f
+        .repo
+        .status(&Fixture::options(), f.clock.now())
+        .await
+        .unwrap();
     let r7 = status
         .rules
         .iter()
         .find(|r| r.rule == "R7 restore tested")
         .unwrap();
     assert!(!r7.passed && r7.detail.contains("FAILED"), "{r7:#?}");
+}
+
+/// Finding 2: the older artifact's object and sidecar copied over the newer one's names on C:
+/// (a substitution, or a rollback). Verify fails it naming the other artifact; a restore of
+/// the newer name rejects C:'s copy before promoting anything, falls back to the mirror's
+/// good copy, and names the rejected copy; the rejected copy no longer counts as verified.
+#[tokio::test]
+async fn a_substituted_artifact_is_rejected_and_the_next_copy_restores() {
+    let f = fixture().await;
+    let names = f.backups(2).await;
+    let (older, newer) = (&names[0], &names[1]);
+    let c = f.root.join("c");
+    fs::copy(
+        c.join(older.artifact_object()),
+        c.join(newer.artifact_object()),
+    )
+    .unwrap();
+    let sidecar = fs::read_to_string(c.join(older.sidecar_object()))
+        .unwrap()
+        .replace(&older.to_string(), &newer.to_string());
+    fs::write(c.join(newer.sidecar_object()), sidecar).unwrap();
+
+    let report = f.repo.verify(f.sink("local-c"), newer).await.unwrap();
+    assert!(!report.passed());
+    let identity = report
+        .checks
+        .iter()
+        .find(|c| c.name == "artifact_identity")
+        .unwrap();
+    assert!(
+        !identity.passed && identity.detail.contains(&older.to_string()),
+        "{identity:?}"
+    );
+
+    let target = f.root.join("restored");
+    let restored = f
+        .repo
+        .restore(newer, &wst::core::RestoreOptions::isolated(&target), None)
+        .await
+        .unwrap();
+    assert_eq!(restored.sink, "mirror-d");
+    assert_eq!(restored.rejected_copies.len(), 1, "{restored:#?}");
+    assert!(
+        restored.rejected_copies[0].starts_with("local-c: "),
+        "{restored:#?}"
+    );
+    assert!(target.join("wst/app/index.html").is_file());
+
+    // Only C: asked for: the restore fails, naming the substitution, and writes nothing.
+    let only_c = f.root.join("only-c");
+    let err = f
+        .repo
+        .restore(
+            newer,
+            &wst::core::RestoreOptions::isolated(&only_c),
+            Some("local-c"),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, wst::core::Error::Substituted { .. }), "{err}");
+    assert!(!only_c.join("wst").exists());
+    let audit = f.repo.audit().records().unwrap();
+    assert!(audit.iter().any(|r| matches!(
+        &r.event,
+        AuditEvent::Restore { passed: false, sink, .. } if sink == "local-c"
+    )));
+}
+
+/// The sidecar MAC is specified precisely enough for an independent implementation
+/// (`docs/EVIDENCE.md` §3): the reference script checks a sealed sidecar with the key file
+/// alone, and calls an edited one forged.
+#[tokio::test]
+async fn the_reference_script_checks_sidecar_macs() {
+    let ready = std::process::Command::new("python3")
+        .args(["-c", "import cryptography"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ready {
+        assert!(
+            std::env::var("CI").is_err(),
+            "python3 with `cryptography` is required under CI=true"
+        );
+        eprintln!(
+            "NOTICE: sidecar reference check NOT RUN: install python3 and `pip install cryptography`"
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let key = wst::crypto::Key::generate().unwrap();
+    let key_file = dir.path().join("backup.key");
+    key.write_to(&key_file).unwrap();
+    let cipher: Arc<dyn wst::core::Cipher> = Arc::new(
+        wst::crypto::AeadCipher::builder()
+            .recipient_key(key)
+            .build()
+            .unwrap(),
+    );
+    let src = dir.path().join("src");
+    fs::create_dir_all(&src).unwrap();
+    fs::write(src.join("a.txt"), "a").unwrap();
+    let sink = local_sink("local-c", &dir.path().join("c")).await;
+    let job = BackupJob::builder(cipher)
+        .source(Arc::new(FileTreeSource::new(&src, "wst").unwrap()))
+        .sink(sink)
+        .build()
+        .unwrap();
+    let name = job.run().await.unwrap().artifact;
+    let sidecar = dir.path().join("c").join(name.sidecar_object());
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("crates/wst-crypto/reference/wst_decrypt.py");
+    let check = |path: &Path| {
+        let out = std::process::Command::new("python3")
+            .arg(&script)
+            .args(["--check-sidecar", "--key-file"])
+            .arg(&key_file)
+            .arg(path)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+        )
+    };
+    assert_eq!(check(&sidecar), (Some(0), "authentic".to_owned()));
+    let edited = fs::read_to_string(&sidecar)
+        .unwrap()
+        .replace("\"passed\": true", "\"passed\": false");
+    fs::write(&sidecar, edited).unwrap();
+    assert_eq!(check(&sidecar), (Some(1), "forged".to_owned()));
 }

@@ -16,8 +16,14 @@ use crate::verify::Check;
 /// The `prev` of the first record: 64 zeros.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
-/// Largest record accepted when reading the log back, in bytes.
-const MAX_RECORD_BYTES: usize = 4 << 20;
+/// Longest string field stored in a record, in bytes: a longer one (an error quoting a
+/// hostile entry name, say) is cut at a character boundary and marked `… (N bytes)`, so no
+/// input can make a record large enough to block later appends (design invariant 10).
+pub const AUDIT_MAX_FIELD_BYTES: usize = 2048;
+
+/// Most items stored of one list in a record (checks, warnings, sink outcomes); the rest are
+/// dropped, and a list of strings ends with `… N more`.
+pub const AUDIT_MAX_LIST_ITEMS: usize = 256;
 
 /// One event of the audit trail. Carries names, numbers, outcomes and operator-facing error
 /// messages only — never a secret (design invariant 7).
@@ -267,17 +273,17 @@ impl AuditLog {
             let last = last_record(&mut file).map_err(|e| Error::io(ctx("reading"), e))?;
             let (seq, prev) = match last {
                 None => (0, GENESIS.to_owned()),
-                Some(line) => {
-                    let r: AuditRecord =
-                        serde_json::from_slice(&line).map_err(|e| Error::Malformed {
-                            artifact: self.path.display().to_string(),
-                            detail: format!(
-                                "the last audit record does not parse ({e}); run `audit verify`"
-                            ),
-                        })?;
-                    (r.seq + 1, r.hash)
+                Some(Err(e)) => {
+                    return Err(Error::Malformed {
+                        artifact: self.path.display().to_string(),
+                        detail: format!(
+                            "the last audit record does not parse ({e}); run `audit verify`"
+                        ),
+                    });
                 }
+                Some(Ok(tail)) => (tail.seq + 1, tail.hash),
             };
+            let event = bounded(event)?;
             let body = Body {
                 seq,
                 time: self.clock.now(),
@@ -415,34 +421,118 @@ fn body_bytes(line: &[u8]) -> Option<Vec<u8>> {
     Some(body)
 }
 
-/// The last complete line of `file` (without its newline), if any.
-fn last_record(file: &mut File) -> std::io::Result<Option<Vec<u8>>> {
+/// What chaining needs of the last record; every other field is skipped while parsing, so a
+/// record of any size (one written before fields were bounded) costs no memory to read.
+#[derive(Deserialize)]
+struct Tail {
+    seq: u64,
+    hash: String,
+}
+
+/// The `seq` and `hash` of the last line of `file`, if any: the line's start is found by
+/// reading backwards in 64 KiB blocks, then the line is parsed as a stream.
+fn last_record(file: &mut File) -> std::io::Result<Option<serde_json::Result<Tail>>> {
+    const BLOCK: u64 = 64 * 1024;
     let len = file.seek(SeekFrom::End(0))?;
     if len == 0 {
         return Ok(None);
     }
-    let mut window = 64 * 1024u64;
-    loop {
-        let start = len.saturating_sub(window);
-        file.seek(SeekFrom::Start(start))?;
-        let mut buf = Vec::new();
-        Read::by_ref(file).take(len - start).read_to_end(&mut buf)?;
-        if buf.last() == Some(&b'\n') {
-            buf.pop();
-        }
-        if let Some(i) = buf.iter().rposition(|&b| b == b'\n') {
-            return Ok(Some(buf[i + 1..].to_vec()));
-        }
-        if start == 0 {
-            return Ok(Some(buf));
-        }
-        if window as usize >= MAX_RECORD_BYTES {
-            return Err(std::io::Error::other(
-                "the last audit record is larger than 4 MiB",
-            ));
-        }
-        window *= 4;
+    // The last byte is the newline that ends the last record (appends write whole lines).
+    let mut end = len;
+    let mut byte = [0u8; 1];
+    file.seek(SeekFrom::Start(len - 1))?;
+    file.read_exact(&mut byte)?;
+    if byte[0] == b'\n' {
+        end -= 1;
     }
+    let mut start = 0;
+    let mut pos = end;
+    let mut buf = vec![0u8; BLOCK as usize];
+    while pos > 0 {
+        let from = pos.saturating_sub(BLOCK);
+        let n = (pos - from) as usize;
+        file.seek(SeekFrom::Start(from))?;
+        file.read_exact(&mut buf[..n])?;
+        if let Some(i) = buf[..n].iter().rposition(|&b| b == b'\n') {
+            start = from + i as u64 + 1;
+            break;
+        }
+        pos = from;
+    }
+    file.seek(SeekFrom::Start(start))?;
+    let line = BufReader::new(Read::by_ref(file).take(end - start));
+    Ok(Some(serde_json::from_reader(line)))
+}
+
+/// `event` with every string cut to [`AUDIT_MAX_FIELD_BYTES`] (control characters other than
+/// tab and newline escaped as `\u{..}`) and every list to [`AUDIT_MAX_LIST_ITEMS`].
+fn bounded(event: AuditEvent) -> Result<AuditEvent> {
+    let mut value = serde_json::to_value(&event)
+        .map_err(|e| Error::Config(format!("audit record serialisation failed: {e}")))?;
+    if !bound_value(&mut value) {
+        return Ok(event);
+    }
+    serde_json::from_value(value)
+        .map_err(|e| Error::Config(format!("audit record bounding failed: {e}")))
+}
+
+/// Bounds `v` in place; whether anything changed.
+fn bound_value(v: &mut serde_json::Value) -> bool {
+    use serde_json::Value;
+    match v {
+        Value::String(s) => {
+            let bounded = bound_str(s);
+            let changed = bounded != *s;
+            *s = bounded;
+            changed
+        }
+        Value::Array(items) => {
+            let mut changed = false;
+            if items.len() > AUDIT_MAX_LIST_ITEMS {
+                let more = items.len() - AUDIT_MAX_LIST_ITEMS;
+                let strings = items.iter().all(Value::is_string);
+                items.truncate(AUDIT_MAX_LIST_ITEMS);
+                if strings {
+                    items.push(Value::String(format!("… {more} more")));
+                }
+                changed = true;
+            }
+            for item in items {
+                changed |= bound_value(item);
+            }
+            changed
+        }
+        Value::Object(map) => {
+            let mut changed = false;
+            for (_, item) in map.iter_mut() {
+                changed |= bound_value(item);
+            }
+            changed
+        }
+        _ => false,
+    }
+}
+
+fn bound_str(s: &str) -> String {
+    use std::fmt::Write as _;
+    if s.len() <= AUDIT_MAX_FIELD_BYTES
+        && !s.chars().any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
+        return s.to_owned();
+    }
+    let mut out = String::with_capacity(AUDIT_MAX_FIELD_BYTES + 32);
+    for c in s.chars() {
+        if out.len() >= AUDIT_MAX_FIELD_BYTES {
+            let _ = write!(out, "… ({} bytes)", s.len());
+            return out;
+        }
+        if c.is_control() && c != '\n' && c != '\t' {
+            let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -454,6 +544,75 @@ mod tests {
             duration_seconds: i as f64 * 0.5,
             error: format!("source path `/srv/wst-{i}` does not exist (doctrine F2)"),
         }
+    }
+
+    /// Finding 5 of issue 14: an error quoting an 8 MiB entry name is stored bounded and
+    /// escaped, and a record that large written by an older wst does not block later appends.
+    #[test]
+    fn huge_fields_are_bounded_and_huge_old_records_do_not_block() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = AuditLog::new(dir.path().join("a.jsonl"), "ops");
+        let name = format!("wst/\x1b[2J{}", "n".repeat(8 << 20));
+        let error = format!("unsafe entry `{name}`");
+        let total = error.len();
+        let r = log
+            .append(AuditEvent::Restore {
+                artifact: "wst-backup-20261121-010000".into(),
+                sink: "offsite".into(),
+                target: "/tmp/t".into(),
+                passed: false,
+                duration_seconds: 0.1,
+                break_glass: None,
+                error: Some(error),
+            })
+            .unwrap();
+        let AuditEvent::Restore { error: Some(e), .. } = &r.event else {
+            panic!("{r:?}")
+        };
+        assert!(e.len() < AUDIT_MAX_FIELD_BYTES + 64, "{}", e.len());
+        assert!(e.contains("\\u{1b}") && !e.contains('\x1b'), "{}", &e[..40]);
+        assert!(
+            e.ends_with(&format!("({total} bytes)")),
+            "{}",
+            &e[e.len() - 40..]
+        );
+        let size = std::fs::metadata(log.path()).unwrap().len();
+        assert!(size < 8 * 1024, "{size}");
+
+        // A legacy 9 MiB record, correctly chained, as an older wst wrote it.
+        let body = Body {
+            seq: 1,
+            time: jiff::Timestamp::UNIX_EPOCH,
+            actor: "ops".into(),
+            prev: r.hash.clone(),
+            event: AuditEvent::BackupFailed {
+                duration_seconds: 1.0,
+                error: "x".repeat(9 << 20),
+            },
+        };
+        let (line, _) = encode(&body).unwrap();
+        let mut f = OpenOptions::new().append(true).open(log.path()).unwrap();
+        f.write_all(&line).unwrap();
+        drop(f);
+        let next = log.append(event(2)).unwrap();
+        assert_eq!(next.seq, 2);
+        assert!(log.verify().unwrap().intact());
+
+        // Lists are bounded too.
+        let many = log
+            .append(AuditEvent::Replicate {
+                from: "a".into(),
+                to: "b".into(),
+                copied: (0..1000).map(|i| i.to_string()).collect(),
+                failed: Vec::new(),
+            })
+            .unwrap();
+        let AuditEvent::Replicate { copied, .. } = &many.event else {
+            panic!()
+        };
+        assert_eq!(copied.len(), AUDIT_MAX_LIST_ITEMS + 1);
+        assert_eq!(copied.last().unwrap(), "… 744 more");
+        assert!(log.verify().unwrap().intact());
     }
 
     #[test]

@@ -14,7 +14,6 @@ use crate::sink::ByteStream;
 #[derive(Debug, Clone)]
 pub(crate) struct Pumped {
     /// Ciphertext bytes delivered.
-    #[allow(dead_code)]
     pub(crate) bytes: u64,
     pub(crate) sha256: [u8; 32],
 }

@@ -352,9 +352,10 @@ mod tests {
     use bytes::Bytes;
 
     use super::*;
-    use crate::artifact::{ArtifactName, SIDECAR_FORMAT, SidecarVerification};
+    use crate::artifact::{ArtifactName, SIDECAR_FORMAT, Sidecar, SidecarVerification};
     use crate::clock::Clock;
     use crate::memory::MemorySink;
+    use crate::sink::SinkExt;
     use crate::sink::{Medium, SinkInfo};
 
     async fn plant(sink: &MemorySink, time: Timestamp, verified: bool) -> ArtifactName {

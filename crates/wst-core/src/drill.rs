@@ -1024,9 +1024,13 @@ async fn drill(
     // 2. Files into an isolated directory.
     // 3. Each restorable source (databases) into its scratch system, with proof.
     let mut restored: Vec<(&Arc<dyn EntryRestorer>, ProofReport)> = Vec::new();
-    let restore_opts = RestoreOptions::isolated(&target)
+    let mut restore_opts = RestoreOptions::isolated(&target)
         .protect(options.protected_paths.clone())
         .with_clock(options.clock.clone());
+    // The drill proves the artifact its sidecar describes, not whatever object holds its name.
+    restore_opts.expected_ciphertext = sidecar
+        .as_ref()
+        .map(|s| (s.ciphertext_size, s.ciphertext_sha256.clone()));
     let files_restored = match restore(sink, &name, cipher, &restore_opts).await {
         Ok(rr) => {
             checks.push(Check::pass(

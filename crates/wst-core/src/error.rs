@@ -82,6 +82,21 @@ pub enum Error {
         /// What is wrong, with the entry path where known.
         detail: String,
     },
+    /// The content read is not the artifact asked for (design invariant 9): its manifest names
+    /// another artifact, or its ciphertext's size or SHA-256 differs from the copy's sidecar.
+    /// An object substituted or rolled back by someone who can write the sink looks like this;
+    /// nothing read from it is restored. Try another sink's copy.
+    #[error(
+        "artifact `{artifact}` on sink `{sink}` is not what its name and sidecar say: {detail}; nothing was restored from this copy"
+    )]
+    Substituted {
+        /// The artifact requested.
+        artifact: String,
+        /// The sink the copy was read from.
+        sink: String,
+        /// What disagrees.
+        detail: String,
+    },
     /// A restore refused an archive entry that could write outside the target or is not a
     /// permitted kind (design invariant 5).
     #[error("refused archive entry `{path}`: {reason}; nothing was written outside the target")]

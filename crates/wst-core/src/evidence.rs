@@ -259,7 +259,7 @@ mod tests {
         let forged = text.replace("\"passed\": true", "\"passed\": false");
         assert_ne!(forged, text);
         assert_eq!(
-            open_sidecar(forged.as_bytes(), &[k.clone()], "x")
+            open_sidecar(forged.as_bytes(), std::slice::from_ref(&k), "x")
                 .unwrap()
                 .1,
             SidecarTrust::Forged
@@ -299,7 +299,7 @@ mod tests {
         let text = String::from_utf8(bytes).unwrap();
         // Appending a second member after the MAC changes where the body ends.
         let moved = text.replacen("\n}", ",\n  \"x\": 1\n}", 1);
-        let got = open_sidecar(moved.as_bytes(), &[k.clone()], "x");
+        let got = open_sidecar(moved.as_bytes(), std::slice::from_ref(&k), "x");
         assert!(got.is_err() || got.unwrap().1 == SidecarTrust::Forged);
         assert_eq!(
             format!("{k:?}"),

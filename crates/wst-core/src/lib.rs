@@ -25,6 +25,7 @@ mod evidence;
 mod files;
 mod list;
 mod manifest;
+mod marker;
 mod memory;
 mod pipeline;
 mod progress;
@@ -46,7 +47,10 @@ pub use artifact::{
     ARTIFACT_EXTENSION, ArtifactName, DEFAULT_PREFIX, SIDECAR_EXTENSION, SIDECAR_FORMAT, Sidecar,
     SidecarVerification,
 };
-pub use audit::{AuditEvent, AuditLog, AuditRecord, ChainReport, GENESIS};
+pub use audit::{
+    AUDIT_MAX_FIELD_BYTES, AUDIT_MAX_LIST_ITEMS, AuditEvent, AuditLog, AuditRecord, ChainReport,
+    GENESIS,
+};
 pub use catalog::{Anomaly, Catalog, CatalogCopy, Trust};
 pub use cipher::{Cipher, KeyFingerprint, OpenReader, Opener, SealWriter, Sealer, cipher_error};
 pub use clock::Clock;
@@ -64,6 +68,7 @@ pub use evidence::{
 pub use files::FileTreeSource;
 pub use list::{ArtifactListing, ListedEntry, list_artifact};
 pub use manifest::{MANIFEST_FORMAT, MANIFEST_MAX_BYTES, MANIFEST_PATH, Manifest, ManifestEntry};
+pub use marker::{MARKER_FORMAT, MARKER_OBJECT, RepositoryMarker, SinkIdentity};
 pub use memory::MemorySink;
 pub use pipeline::{BackupJob, BackupJobBuilder};
 pub use progress::{NoProgress, Progress, Stage};

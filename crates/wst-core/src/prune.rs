@@ -649,10 +649,13 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::artifact::{SIDECAR_FORMAT, SidecarVerification};
+    use crate::artifact::{
+        ARTIFACT_EXTENSION, ArtifactName, SIDECAR_FORMAT, Sidecar, SidecarVerification,
+    };
     use crate::memory::MemorySink;
     use crate::retention::{Decision, RetentionPlan};
     use crate::sink::{ByteStream, SinkInfo, SinkUpload};
+    use crate::sink::{ObjectMeta, SinkExt};
 
     const NOW: &str = "2026-11-21T12:00:00Z";
 

@@ -24,7 +24,9 @@ use crate::clock::Clock;
 use crate::compliance::{ComplianceOptions, ComplianceReport, compliance_with};
 use crate::error::{Error, Result};
 use crate::evidence::{EvidenceKey, SIDECAR_MAX_BYTES, open_sidecar, seal_sidecar};
+use crate::marker::{RepositoryMarker, SinkIdentity, new_repository_id, read_marker, write_marker};
 use crate::prune::{Guard, Proof, PruneOptions, PruneReport, run_audited};
+use crate::restore::{RestoreOptions, RestoreReport};
 use crate::retention::RetentionPolicy;
 use crate::sink::{Sink, SinkExt};
 use crate::verify::{ArtifactVerifier, Check, VerificationReport};
@@ -119,6 +121,127 @@ impl Repository {
         &self.verifier
     }
 
+    /// Initialises the repository on every sink (`wst init`): writes the repository marker
+    /// (repository id, sink name), sealed under the evidence key, on each sink that has none.
+    /// The id is the one the sinks' markers already share, or a new one. Idempotent. Returns
+    /// [`Repository::check_sinks`] afterwards.
+    ///
+    /// # Errors
+    /// [`Error::Config`] when the sinks' markers name different repositories, when a sink's
+    /// marker is sealed under another key, or when a sink's location already holds another
+    /// configured sink's marker (two sinks on one directory or bucket prefix); nothing is
+    /// written then. The sink's error when a marker cannot be read or written.
+    pub async fn init(&self) -> Result<Vec<SinkIdentity>> {
+        let mut markers = Vec::with_capacity(self.sinks.len());
+        for sink in &self.sinks {
+            markers.push(read_marker(&**sink).await?);
+        }
+        let mut ids: Vec<&str> = markers
+            .iter()
+            .flatten()
+            .map(|m| m.repository_id.as_str())
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        if ids.len() > 1 {
+            return Err(Error::Config(format!(
+                "the sinks' markers name different repositories ({}); check the sink                  configuration: nothing was written",
+                ids.join(", ")
+            )));
+        }
+        for (sink, marker) in self.sinks.iter().zip(&markers) {
+            let name = &sink.info().name;
+            if let Some(m) = marker {
+                if !m.authentic(&self.keys) {
+                    return Err(Error::Config(format!(
+                        "sink `{name}` holds a repository marker sealed with key {}, not with                          this repository's key: it belongs to another repository, or the                          configured key is wrong; nothing was written",
+                        m.key
+                    )));
+                }
+                if m.sink != *name {
+                    return Err(Error::Config(format!(
+                        "sink `{name}` is the location of sink `{}` (its marker names it): two                          configured sinks point at one directory or bucket prefix, which is one                          copy, not two; nothing was written",
+                        m.sink
+                    )));
+                }
+            }
+        }
+        let key = self.keys.first().expect("a repository has an evidence key");
+        let id = match ids.first() {
+            Some(id) => (*id).to_owned(),
+            None => new_repository_id(self.clock.now(), &self.prefix, key),
+        };
+        for (sink, marker) in self.sinks.iter().zip(&markers) {
+            if marker.is_none() {
+                let m = RepositoryMarker::new(
+                    &id,
+                    &sink.info().name,
+                    &self.prefix,
+                    self.clock.now(),
+                    key,
+                );
+                write_marker(&**sink, &m).await?;
+            }
+        }
+        Ok(self.check_sinks().await)
+    }
+
+    /// Checks every sink's identity: its marker exists, authenticates, names this sink, and
+    /// all sinks name one repository. A sink that fails is not a copy (an unmounted disk, a
+    /// wrong path, two sinks on one location) and must not be written or counted.
+    pub async fn check_sinks(&self) -> Vec<SinkIdentity> {
+        let mut out: Vec<SinkIdentity> = Vec::with_capacity(self.sinks.len());
+        let mut markers = Vec::with_capacity(self.sinks.len());
+        for sink in &self.sinks {
+            markers.push(read_marker(&**sink).await);
+        }
+        // The repository id: the one most authentic markers carry.
+        let mut counts: Vec<(&str, usize)> = Vec::new();
+        for m in markers.iter().flatten().flatten() {
+            if m.authentic(&self.keys) {
+                match counts.iter_mut().find(|(id, _)| *id == m.repository_id) {
+                    Some((_, n)) => *n += 1,
+                    None => counts.push((&m.repository_id, 1)),
+                }
+            }
+        }
+        let id = counts
+            .iter()
+            .max_by_key(|(_, n)| *n)
+            .map(|(id, _)| (*id).to_owned());
+        for (sink, marker) in self.sinks.iter().zip(markers) {
+            let name = sink.info().name.clone();
+            let problem = match &marker {
+                Err(e) => Some(format!("its repository marker cannot be read: {e}")),
+                Ok(None) => Some(
+                    "it holds no repository marker: the disk may not be mounted, the path or                      bucket may be wrong, or the sink is new (then run `wst init`)"
+                        .to_owned(),
+                ),
+                Ok(Some(m)) if !m.authentic(&self.keys) => Some(format!(
+                    "its repository marker is not sealed with this repository's key (it names                      key {}): another repository, or a wrong key",
+                    m.key
+                )),
+                Ok(Some(m)) if m.sink != name => Some(format!(
+                    "it holds the marker of sink `{}`: both sinks point at one location (one                      copy, not two), or a disk is mounted at the wrong path",
+                    m.sink
+                )),
+                Ok(Some(m)) if Some(&m.repository_id) != id.as_ref() => Some(format!(
+                    "it belongs to repository {}, the other sinks to {}",
+                    m.repository_id,
+                    id.as_deref().unwrap_or("-")
+                )),
+                Ok(Some(_)) => None,
+            };
+            out.push(SinkIdentity {
+                sink: name,
+                ok: problem.is_none(),
+                repository_id: marker.ok().flatten().map(|m| m.repository_id),
+                problem,
+            });
+        }
+        out
+    }
+
     /// The catalog of `sink` (this repository's prefix; sidecars judged under its evidence
     /// keys).
     ///
@@ -200,6 +323,98 @@ impl Repository {
             .map(|_| ())
     }
 
+    /// Restores `name` from the first sink whose copy is complete and passes, trying the
+    /// sinks in configured order (or only `from`, when given): each copy's ciphertext must have
+    /// its sidecar's size and SHA-256 and its manifest must name `name`, or that copy is
+    /// rejected before anything is promoted and the next is tried (design invariant 9). A
+    /// rejected copy's failure is recorded on it (it no longer counts as verified). The report
+    /// names the copies rejected; the restore is audited.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] when no sink holds a complete copy; otherwise the last copy's error
+    /// (restore target refused, every copy rejected, …), after auditing it.
+    pub async fn restore(
+        &self,
+        name: &ArtifactName,
+        options: &RestoreOptions,
+        from: Option<&str>,
+    ) -> Result<RestoreReport> {
+        let mut rejected = Vec::new();
+        let mut last_error = None;
+        for sink in &self.sinks {
+            if from.is_some_and(|f| f != sink.info().name) {
+                continue;
+            }
+            let catalog = match self.catalog(&**sink).await {
+                Ok(c) => c,
+                Err(e) => {
+                    rejected.push(format!("{}: cannot be listed: {e}", sink.info().name));
+                    continue;
+                }
+            };
+            let Some(copy) = catalog.get(name).filter(|c| c.complete) else {
+                continue;
+            };
+            let mut opts = options.clone();
+            opts.clock = self.clock.clone();
+            opts.expected_ciphertext = copy.expected();
+            match crate::restore::restore(&**sink, name, &*self.cipher, &opts).await {
+                Ok(mut report) => {
+                    report.rejected_copies = rejected;
+                    self.audit_restore(name, &**sink, options, true, None)?;
+                    return Ok(report);
+                }
+                Err(e) if copy_is_bad(&e) => {
+                    tracing::error!(artifact = %name, sink = %sink.info().name, error = %e, "restore: copy rejected; trying the next sink");
+                    let failed = VerificationReport {
+                        artifact: name.clone(),
+                        sink: sink.info().name.clone(),
+                        started: self.clock.now(),
+                        finished: self.clock.now(),
+                        checks: vec![Check::fail("restore", e.to_string())],
+                    };
+                    if let Err(re) = self.record_verification(&**sink, name, &failed).await {
+                        tracing::error!(error = %re, "restore: cannot record the rejected copy");
+                    }
+                    rejected.push(format!("{}: {e}", sink.info().name));
+                    last_error = Some(e);
+                }
+                Err(e) => {
+                    self.audit_restore(name, &**sink, options, false, Some(&e))?;
+                    return Err(e);
+                }
+            }
+        }
+        let e = last_error.unwrap_or_else(|| Error::NotFound {
+            sink: from.unwrap_or("any sink").to_owned(),
+            name: format!("a complete copy of {name}"),
+        });
+        if let Some(sink) = self.sinks.first() {
+            self.audit_restore(name, &**sink, options, false, Some(&e))?;
+        }
+        Err(e)
+    }
+
+    fn audit_restore(
+        &self,
+        name: &ArtifactName,
+        sink: &dyn Sink,
+        options: &RestoreOptions,
+        passed: bool,
+        error: Option<&Error>,
+    ) -> Result<()> {
+        self.audit.append(AuditEvent::Restore {
+            artifact: name.to_string(),
+            sink: sink.info().name.clone(),
+            target: options.target.display().to_string(),
+            passed,
+            duration_seconds: 0.0,
+            break_glass: options.break_glass.clone(),
+            error: error.map(ToString::to_string),
+        })?;
+        Ok(())
+    }
+
     /// Applies `policy` on every sink at `now`, audited, under the repository's guard: only
     /// authenticated verified copies count, and before anything is deleted on a sink the
     /// newer verified backup the deletions rely on is verified deeply; if that fails it is
@@ -252,6 +467,19 @@ impl Repository {
     }
 }
 
+/// Whether a restore error condemns the copy (another sink's copy may be good), as opposed
+/// to the target or the configuration.
+fn copy_is_bad(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::Substituted { .. }
+            | Error::Cipher { .. }
+            | Error::Malformed { .. }
+            | Error::Sink { .. }
+            | Error::NotFound { .. }
+    )
+}
+
 impl RepositoryBuilder {
     /// Adds a sink (the first added is the primary).
     #[must_use]
@@ -295,8 +523,8 @@ impl RepositoryBuilder {
         }
         let mut names: Vec<&str> = repo.sinks.iter().map(|s| s.info().name.as_str()).collect();
         names.sort_unstable();
-        if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
-            return Err(Error::Config(format!("two sinks are called `{}`", w[0])));
+        if let Some(dup) = names.windows(2).find(|w| w[0] == w[1]).map(|w| w[0]) {
+            return Err(Error::Config(format!("two sinks are called `{dup}`")));
         }
         validate_prefix(&repo.prefix)?;
         repo.keys = repo.cipher.evidence_keys();

@@ -55,6 +55,10 @@ pub struct RestoreOptions {
     /// The clock that stamps the report's `started` and `finished` (UTC); the duration is
     /// measured with a monotonic clock. Default [`Clock::system`].
     pub clock: Clock,
+    /// The copy's `(ciphertext size in bytes, SHA-256 hex)` from its sidecar: when given, a
+    /// ciphertext that differs fails the restore before anything is promoted
+    /// ([`Error::Substituted`]). The repository always sets it. Default `None`.
+    pub expected_ciphertext: Option<(u64, String)>,
 }
 
 impl RestoreOptions {
@@ -69,6 +73,7 @@ impl RestoreOptions {
             include: Vec::new(),
             exclude: Vec::new(),
             clock: Clock::system(),
+            expected_ciphertext: None,
         }
     }
 
@@ -153,6 +158,10 @@ pub struct RestoreReport {
     /// tree was restored exactly as archived.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// Copies tried before this one and rejected (`sink: error`), when
+    /// [`Repository::restore`](crate::Repository::restore) fell back to another sink's copy.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rejected_copies: Vec<String>,
 }
 
 /// Most warnings a [`RestoreReport`] names one by one; the rest are counted in a last line.
@@ -264,6 +273,27 @@ pub async fn restore(
         artifact: name.to_string(),
         detail: "no manifest entry".into(),
     })?;
+    // Bind content to name (design invariant 9) before anything is promoted.
+    let substituted = |detail: String| Error::Substituted {
+        artifact: name.to_string(),
+        sink: sink.info().name.clone(),
+        detail,
+    };
+    if manifest.artifact != name.to_string() {
+        return Err(substituted(format!(
+            "its manifest names `{}`",
+            quote_name(manifest.artifact.as_bytes())
+        )));
+    }
+    if let (Some((size, sha)), Some(read)) = (&options.expected_ciphertext, &out.ciphertext) {
+        let got = hex::encode(read.sha256);
+        if read.bytes != *size || got != *sha {
+            return Err(substituted(format!(
+                "{} bytes with SHA-256 {got} read, the sidecar records {size} bytes with SHA-256 {sha}",
+                read.bytes
+            )));
+        }
+    }
     let manifest_check = compare_manifest(&manifest, &out.entries);
     if !manifest_check.passed {
         return Err(Error::Malformed {
@@ -350,6 +380,7 @@ pub async fn restore(
         checks,
         break_glass: options.break_glass.clone(),
         warnings,
+        rejected_copies: Vec::new(),
     };
     tracing::info!(artifact = %name, target = %options.target.display(), entries = report.entries, "restore complete");
     Ok(report)

@@ -257,6 +257,25 @@ impl ArtifactVerifier {
             }
         }
         let manifest = out.manifest.as_ref();
+        // Bind content to name (design invariant 9): the manifest must name the artifact asked
+        // for, or this object is another artifact (substituted or rolled back).
+        if let Some(m) = manifest {
+            if m.artifact == name.to_string() {
+                checks.push(Check::pass(
+                    "artifact_identity",
+                    format!("the manifest names `{name}`"),
+                ));
+            } else {
+                checks.push(Check::fail(
+                    "artifact_identity",
+                    format!(
+                        "the manifest names `{}`, not `{name}`: this object is another artifact \
+                         (substituted or rolled back)",
+                        crate::error::quote_name(m.artifact.as_bytes())
+                    ),
+                ));
+            }
+        }
         match (&out.error, manifest) {
             (None, Some(m)) => checks.push(Check::pass(
                 "archive_well_formed",

@@ -195,7 +195,8 @@ impl RawTar {
     fn finish(&mut self) -> Vec<u8> {
         let manifest = Manifest {
             format: MANIFEST_FORMAT.into(),
-            artifact: "wst-backup-20260101-000000".into(),
+            // The manifest names the artifact `plant` will store it as (content bound to name).
+            artifact: next_name().to_string(),
             tool: "test".into(),
             started: jiff::Timestamp::UNIX_EPOCH,
             finished: jiff::Timestamp::UNIX_EPOCH,
@@ -228,12 +229,28 @@ async fn plant(sink: &MemorySink, tar: &[u8]) -> ArtifactName {
     plant_zst(sink, zstd::encode_all(tar, 3).unwrap()).await
 }
 
+/// Artifact names handed out in order (process-wide, so parallel tests never share one).
+static SECOND: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+
+thread_local! {
+    /// The name the manifest just written on this thread claims, for `plant` to use.
+    static PENDING: std::cell::Cell<Option<i64>> = const { std::cell::Cell::new(None) };
+}
+
+/// The name the next planted artifact gets (and its manifest names).
+fn next_name() -> ArtifactName {
+    let t = 1_780_000_000 + SECOND.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    PENDING.with(|p| p.set(Some(t)));
+    ArtifactName::new("wst-backup", jiff::Timestamp::from_second(t).unwrap()).unwrap()
+}
+
 async fn plant_zst(sink: &MemorySink, zst: Vec<u8>) -> ArtifactName {
-    static SECOND: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
     let mut sealed = Vec::new();
     let mut s = XorCipher.seal().unwrap();
     s.update(&zst, &mut sealed).unwrap();
-    let t = 1_780_000_000 + SECOND.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let t = PENDING.with(std::cell::Cell::take).unwrap_or_else(|| {
+        1_780_000_000 + SECOND.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    });
     let name = ArtifactName::new("wst-backup", jiff::Timestamp::from_second(t).unwrap()).unwrap();
     sink.put_bytes(&name.artifact_object(), Bytes::from(sealed))
         .await

@@ -14,6 +14,8 @@ Usage:
     wst_decrypt.py --info ARTIFACT               (lists the key slots; needs no key)
     wst_decrypt.py --explain --key-file K ARTIFACT  (prints derived values as JSON, for
                                                      checking an independent implementation)
+    wst_decrypt.py --check-sidecar --key-file K SIDECAR  (checks a sidecar's MAC, docs/EVIDENCE.md
+                                                     section 3: prints authentic, unsealed or forged)
 
 The artifact is usually named *.tar.zst.wst: pipe the output through `zstd -d | tar -x`.
 With -o, plaintext goes to OUTPUT.partial and is renamed to OUTPUT only after the final chunk
@@ -241,6 +243,29 @@ def load_passphrase_file(path):
     return content
 
 
+SIDECAR_MAC_MEMBER = b',\n  "mac": "'
+
+
+def check_sidecar(data, key):
+    """docs/EVIDENCE.md section 3: 'authentic', 'unsealed' or 'forged' for sidecar bytes."""
+    if b'"mac"' not in data:
+        return "unsealed"
+    if not data.endswith(b'"\n}'):
+        return "forged"
+    cut = data.rfind(SIDECAR_MAC_MEMBER)
+    if cut < 0:
+        return "forged"
+    parts = data[cut + len(SIDECAR_MAC_MEMBER):-3].split(b" ")
+    if len(parts) != 3 or parts[0] != b"hmac-sha256" or len(parts[2]) != 64:
+        return "forged"
+    if parts[1].decode("ascii", "replace") != fingerprint_raw(key).hex():
+        return "forged"
+    body = data[:cut] + b"\n}"
+    evidence_key = hkdf(key, None, b"wst evidence key v1")
+    tag = hmac.new(evidence_key, b"wst sidecar v1\x00" + body, hashlib.sha256).hexdigest()
+    return "authentic" if hmac.compare_digest(tag.encode(), parts[2]) else "forged"
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description="Decrypt a wst artifact (format wst-aead-v1).")
     g = ap.add_mutually_exclusive_group()
@@ -250,6 +275,8 @@ def main(argv=None):
     ap.add_argument("--info", action="store_true", help="list the key slots and exit")
     ap.add_argument("--explain", action="store_true",
                     help="print derived values as JSON and exit (prints the data key: test vectors only)")
+    ap.add_argument("--check-sidecar", action="store_true",
+                    help="the file is a sidecar: check its MAC with --key-file (exit 0 authentic, 1 not)")
     ap.add_argument("-o", "--output")
     ap.add_argument("artifact", help="the .wst file, or - for standard input")
     a = ap.parse_args(argv)
@@ -263,6 +290,13 @@ def main(argv=None):
             passphrase = os.environ.get(a.passphrase_env, "").encode()
         elif not a.info:
             ap.error("one of --key-file, --passphrase-file, --passphrase-env is required")
+        if a.check_sidecar:
+            if key is None:
+                ap.error("--check-sidecar needs --key-file")
+            with open(a.artifact, "rb") as f:
+                verdict = check_sidecar(f.read(65536), key)
+            print(verdict)
+            return 0 if verdict == "authentic" else 1
         with (os.fdopen(os.dup(sys.stdin.fileno()), "rb") if a.artifact == "-" else open(a.artifact, "rb")) as f:
             header, chunk_size, slots = parse_header(f)
             if a.info:
