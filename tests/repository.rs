@@ -458,3 +458,64 @@ async fn the_reference_script_checks_sidecar_macs() {
     fs::write(&sidecar, edited).unwrap();
     assert_eq!(check(&sidecar), (Some(1), "forged".to_owned()));
 }
+
+/// Finding 3: sink identity. `init` marks both disks; the D: mirror "unmounted" (its path now
+/// an empty directory on the root filesystem) is named as not a copy; two sinks configured on
+/// one directory are refused at `init` and named by `check_sinks`.
+#[tokio::test]
+async fn sink_markers_catch_an_unmounted_mirror_and_two_sinks_on_one_directory() {
+    let f = fixture().await;
+    let ids = f.repo.init().await.unwrap();
+    assert!(ids.iter().all(|i| i.ok), "{ids:#?}");
+    assert_eq!(ids[0].repository_id, ids[1].repository_id);
+    assert_eq!(f.repo.init().await.unwrap(), ids, "init is idempotent");
+
+    // Unmount D: (the mount point is an empty directory again).
+    let d = f.root.join("d");
+    fs::rename(&d, f.root.join("d-unmounted")).unwrap();
+    fs::create_dir(&d).unwrap();
+    let ids = f.repo.check_sinks().await;
+    assert!(ids[0].ok);
+    assert!(!ids[1].ok);
+    assert!(
+        ids[1]
+            .problem
+            .as_deref()
+            .unwrap()
+            .contains("not be mounted"),
+        "{ids:#?}"
+    );
+
+    // Two sinks on one directory: init refuses and leaves nothing behind.
+    let dir = tempfile::tempdir().unwrap();
+    let same = dir.path().join("same");
+    let key = cipher();
+    let audit = AuditLog::new(dir.path().join("audit.jsonl"), "test");
+    let repo = Repository::builder(Arc::clone(&key), audit.clone())
+        .sink(local_sink("local-c", &same).await)
+        .sink(local_sink("mirror-d", &same).await)
+        .build()
+        .unwrap();
+    let err = repo.init().await.unwrap_err().to_string();
+    assert!(err.contains("one directory or bucket prefix"), "{err}");
+    assert!(!same.join(wst::core::MARKER_OBJECT).exists());
+    // The directory was initialised as C: alone; configured twice, D: is named as C:'s place.
+    Repository::builder(Arc::clone(&key), audit)
+        .sink(local_sink("local-c", &same).await)
+        .build()
+        .unwrap()
+        .init()
+        .await
+        .unwrap();
+    let ids = repo.check_sinks().await;
+    assert!(ids[0].ok && !ids[1].ok, "{ids:#?}");
+    assert!(ids[1].problem.as_deref().unwrap().contains("`local-c`"), "{ids:#?}");
+
+    // A marker of another repository (another key) is refused.
+    let other = Repository::builder(cipher(), AuditLog::new(dir.path().join("b.jsonl"), "t"))
+        .sink(local_sink("local-c", &same).await)
+        .build()
+        .unwrap();
+    let err = other.init().await.unwrap_err().to_string();
+    assert!(err.contains("another repository"), "{err}");
+}

@@ -24,7 +24,9 @@ use crate::clock::Clock;
 use crate::compliance::{ComplianceOptions, ComplianceReport, compliance_with};
 use crate::error::{Error, Result};
 use crate::evidence::{EvidenceKey, SIDECAR_MAX_BYTES, open_sidecar, seal_sidecar};
-use crate::marker::{RepositoryMarker, SinkIdentity, new_repository_id, read_marker, write_marker};
+use crate::marker::{
+    MARKER_OBJECT, RepositoryMarker, SinkIdentity, new_repository_id, read_marker, write_marker,
+};
 use crate::prune::{Guard, Proof, PruneOptions, PruneReport, run_audited};
 use crate::restore::{RestoreOptions, RestoreReport};
 use crate::retention::RetentionPolicy;
@@ -145,7 +147,7 @@ impl Repository {
         ids.dedup();
         if ids.len() > 1 {
             return Err(Error::Config(format!(
-                "the sinks' markers name different repositories ({}); check the sink                  configuration: nothing was written",
+                "the sinks' markers name different repositories ({}); check the sink configuration: nothing was written",
                 ids.join(", ")
             )));
         }
@@ -154,13 +156,13 @@ impl Repository {
             if let Some(m) = marker {
                 if !m.authentic(&self.keys) {
                     return Err(Error::Config(format!(
-                        "sink `{name}` holds a repository marker sealed with key {}, not with                          this repository's key: it belongs to another repository, or the                          configured key is wrong; nothing was written",
+                        "sink `{name}` holds a repository marker sealed with key {}, not with this repository's key: it belongs to another repository, or the configured key is wrong; nothing was written",
                         m.key
                     )));
                 }
                 if m.sink != *name {
                     return Err(Error::Config(format!(
-                        "sink `{name}` is the location of sink `{}` (its marker names it): two                          configured sinks point at one directory or bucket prefix, which is one                          copy, not two; nothing was written",
+                        "sink `{name}` is the location of sink `{}` (its marker names it): two configured sinks point at one directory or bucket prefix, which is one copy, not two; nothing was written",
                         m.sink
                     )));
                 }
@@ -171,17 +173,31 @@ impl Repository {
             Some(id) => (*id).to_owned(),
             None => new_repository_id(self.clock.now(), &self.prefix, key),
         };
+        // Written one at a time, each sink read again first: a marker that appeared since the
+        // first read was written by this loop on another configured sink, so both are one
+        // location. The markers this call wrote are then removed again.
+        let mut written: Vec<&Arc<dyn Sink>> = Vec::new();
         for (sink, marker) in self.sinks.iter().zip(&markers) {
-            if marker.is_none() {
-                let m = RepositoryMarker::new(
-                    &id,
-                    &sink.info().name,
-                    &self.prefix,
-                    self.clock.now(),
-                    key,
-                );
-                write_marker(&**sink, &m).await?;
+            if marker.is_some() {
+                continue;
             }
+            if let Some(m) = read_marker(&**sink).await? {
+                for w in &written {
+                    if let Err(e) = w.delete(MARKER_OBJECT).await {
+                        tracing::error!(sink = %w.info().name, error = %e, "init: cannot remove the marker it wrote");
+                    }
+                }
+                return Err(Error::Config(format!(
+                    "sink `{}` is the location of sink `{}`: two configured sinks point at one \
+                     directory or bucket prefix, which is one copy, not two; nothing was written",
+                    sink.info().name,
+                    m.sink
+                )));
+            }
+            let m =
+                RepositoryMarker::new(&id, &sink.info().name, &self.prefix, self.clock.now(), key);
+            write_marker(&**sink, &m).await?;
+            written.push(sink);
         }
         Ok(self.check_sinks().await)
     }
@@ -214,15 +230,15 @@ impl Repository {
             let problem = match &marker {
                 Err(e) => Some(format!("its repository marker cannot be read: {e}")),
                 Ok(None) => Some(
-                    "it holds no repository marker: the disk may not be mounted, the path or                      bucket may be wrong, or the sink is new (then run `wst init`)"
+                    "it holds no repository marker: the disk may not be mounted, the path or bucket may be wrong, or the sink is new (then run `wst init`)"
                         .to_owned(),
                 ),
                 Ok(Some(m)) if !m.authentic(&self.keys) => Some(format!(
-                    "its repository marker is not sealed with this repository's key (it names                      key {}): another repository, or a wrong key",
+                    "its repository marker is not sealed with this repository's key (it names key {}): another repository, or a wrong key",
                     m.key
                 )),
                 Ok(Some(m)) if m.sink != name => Some(format!(
-                    "it holds the marker of sink `{}`: both sinks point at one location (one                      copy, not two), or a disk is mounted at the wrong path",
+                    "it holds the marker of sink `{}`: both sinks point at one location (one copy, not two), or a disk is mounted at the wrong path",
                     m.sink
                 )),
                 Ok(Some(m)) if Some(&m.repository_id) != id.as_ref() => Some(format!(
