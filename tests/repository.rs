@@ -509,7 +509,10 @@ async fn sink_markers_catch_an_unmounted_mirror_and_two_sinks_on_one_directory()
         .unwrap();
     let ids = repo.check_sinks().await;
     assert!(ids[0].ok && !ids[1].ok, "{ids:#?}");
-    assert!(ids[1].problem.as_deref().unwrap().contains("`local-c`"), "{ids:#?}");
+    assert!(
+        ids[1].problem.as_deref().unwrap().contains("`local-c`"),
+        "{ids:#?}"
+    );
 
     // A marker of another repository (another key) is refused.
     let other = Repository::builder(cipher(), AuditLog::new(dir.path().join("b.jsonl"), "t"))

@@ -82,6 +82,16 @@ pub enum Error {
         /// What is wrong, with the entry path where known.
         detail: String,
     },
+    /// Another process holds the repository lock (a backup or prune is running).
+    #[error(
+        "the repository is locked by {holder} (lock file `{path}`); wait for it to finish, or check that process"
+    )]
+    Locked {
+        /// The lock file.
+        path: std::path::PathBuf,
+        /// Who holds it: operation, pid, host, since.
+        holder: String,
+    },
     /// The content read is not the artifact asked for (design invariant 9): its manifest names
     /// another artifact, or its ciphertext's size or SHA-256 differs from the copy's sidecar.
     /// An object substituted or rolled back by someone who can write the sink looks like this;

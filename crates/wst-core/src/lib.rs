@@ -24,6 +24,7 @@ mod error;
 mod evidence;
 mod files;
 mod list;
+mod lock;
 mod manifest;
 mod marker;
 mod memory;
@@ -67,6 +68,7 @@ pub use evidence::{
 };
 pub use files::FileTreeSource;
 pub use list::{ArtifactListing, ListedEntry, list_artifact};
+pub use lock::{LockHolder, RepositoryLock};
 pub use manifest::{MANIFEST_FORMAT, MANIFEST_MAX_BYTES, MANIFEST_PATH, Manifest, ManifestEntry};
 pub use marker::{MARKER_FORMAT, MARKER_OBJECT, RepositoryMarker, SinkIdentity};
 pub use memory::MemorySink;

@@ -24,6 +24,7 @@ use crate::clock::Clock;
 use crate::compliance::{ComplianceOptions, ComplianceReport, compliance_with};
 use crate::error::{Error, Result};
 use crate::evidence::{EvidenceKey, SIDECAR_MAX_BYTES, open_sidecar, seal_sidecar};
+use crate::lock::RepositoryLock;
 use crate::marker::{
     MARKER_OBJECT, RepositoryMarker, SinkIdentity, new_repository_id, read_marker, write_marker,
 };
@@ -256,6 +257,31 @@ impl Repository {
             });
         }
         out
+    }
+
+    /// Takes the repository lock for `operation` (backup, prune): one writer per repository on
+    /// this host, held until the returned guard is dropped or the process ends (the OS
+    /// releases it even after `kill -9`). The lock file is `wst-{prefix}.lock` beside the
+    /// audit log.
+    ///
+    /// # Errors
+    /// [`Error::Locked`] naming the holder (operation, pid, host, since) when another process
+    /// holds it; [`Error::Io`] when the lock file cannot be used.
+    pub fn lock(&self, operation: &str) -> Result<RepositoryLock> {
+        let dir = self
+            .audit
+            .path()
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .map_or_else(
+                || std::path::PathBuf::from("."),
+                std::path::Path::to_path_buf,
+            );
+        crate::lock::acquire(
+            &dir.join(format!("wst-{}.lock", self.prefix)),
+            operation,
+            self.clock.now(),
+        )
     }
 
     /// The catalog of `sink` (this repository's prefix; sidecars judged under its evidence
