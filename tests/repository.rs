@@ -48,6 +48,7 @@ async fn fixture() -> Fixture {
         .clock(clock.clone())
         .build()
         .unwrap();
+    repo.init().await.unwrap();
     Fixture {
         _dir: dir,
         root,
@@ -465,7 +466,7 @@ async fn the_reference_script_checks_sidecar_macs() {
 #[tokio::test]
 async fn sink_markers_catch_an_unmounted_mirror_and_two_sinks_on_one_directory() {
     let f = fixture().await;
-    let ids = f.repo.init().await.unwrap();
+    let ids = f.repo.check_sinks().await;
     assert!(ids.iter().all(|i| i.ok), "{ids:#?}");
     assert_eq!(ids[0].repository_id, ids[1].repository_id);
     assert_eq!(f.repo.init().await.unwrap(), ids, "init is idempotent");
@@ -521,4 +522,67 @@ async fn sink_markers_catch_an_unmounted_mirror_and_two_sinks_on_one_directory()
         .unwrap();
     let err = other.init().await.unwrap_err().to_string();
     assert!(err.contains("another repository"), "{err}");
+}
+
+/// Finding 6: status reflects a wrong key, leftovers of a killed run, and a run in progress.
+#[tokio::test]
+async fn status_names_a_wrong_key_and_leftovers_of_killed_runs() {
+    let f = fixture().await;
+    let names = f.backups(1).await;
+    f.drill(&names[0], true);
+    let now = f.clock.now();
+    let rule = |r: &wst::core::ComplianceReport, name: &str| {
+        r.rules.iter().find(|x| x.rule == name).unwrap().clone()
+    };
+    let status = f.repo.status(&Fixture::options(), now).await.unwrap();
+    assert!(status.compliant(), "{status:#?}");
+
+    // A killed run: an artifact without its sidecar and a backup_started without an end.
+    let leftover = ArtifactName::new("wst-backup", now).unwrap();
+    fs::write(
+        f.root.join("c").join(leftover.artifact_object()),
+        b"partial",
+    )
+    .unwrap();
+    f.repo
+        .audit()
+        .append(AuditEvent::BackupStarted {
+            sources: vec!["wst".into()],
+            sinks: vec!["local-c".into()],
+        })
+        .unwrap();
+    let status = f.repo.status(&Fixture::options(), now).await.unwrap();
+    let runs = rule(&status, "runs finished");
+    assert!(!runs.passed, "{runs:#?}");
+    assert_eq!(runs.evidence.len(), 2, "{runs:#?}");
+    assert!(
+        runs.evidence[0].contains(&leftover.to_string()),
+        "{runs:#?}"
+    );
+    // While a backup holds the lock, its files are not leftovers.
+    let lock = f.repo.lock("backup").unwrap();
+    let status = f.repo.status(&Fixture::options(), now).await.unwrap();
+    let runs = rule(&status, "runs finished");
+    assert!(
+        runs.passed && runs.detail.contains("in progress"),
+        "{runs:#?}"
+    );
+    let second = f.repo.lock("backup").unwrap_err().to_string();
+    assert!(second.contains("`backup` by pid"), "{second}");
+    drop(lock);
+
+    // The same sinks opened with another key: nothing authenticates, nothing opens.
+    let wrong = Repository::builder(cipher(), AuditLog::new(f.root.join("audit.jsonl"), "t"))
+        .sink(Arc::clone(f.repo.sink("local-c").unwrap()))
+        .sink(Arc::clone(f.repo.sink("mirror-d").unwrap()))
+        .build()
+        .unwrap();
+    let status = wrong.status(&Fixture::options(), now).await.unwrap();
+    let keys = rule(&status, "keys open the artifacts");
+    assert!(
+        !keys.passed && keys.detail.contains("key_file"),
+        "{keys:#?}"
+    );
+    assert!(!rule(&status, "sinks identified").passed);
+    assert!(!rule(&status, "R5 artifacts verified").passed);
 }

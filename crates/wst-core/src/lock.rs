@@ -135,6 +135,23 @@ pub(crate) fn acquire(
     })
 }
 
+/// Whether the lock at `path` is held by a live process right now, and by whom (probed
+/// without taking it for longer than the probe; nothing is written).
+pub(crate) fn probe(path: &Path) -> Option<String> {
+    let mut file = OpenOptions::new().read(true).write(true).open(path).ok()?;
+    match file.try_lock() {
+        Ok(()) => {
+            let _ = file.unlock();
+            None
+        }
+        Err(std::fs::TryLockError::WouldBlock) => Some(
+            read_holder(&mut file)
+                .map_or_else(|| "another wst process".to_owned(), |h| h.to_string()),
+        ),
+        Err(std::fs::TryLockError::Error(_)) => None,
+    }
+}
+
 fn read_holder(file: &mut File) -> Option<LockHolder> {
     let mut buf = Vec::new();
     file.seek(SeekFrom::Start(0)).ok()?;

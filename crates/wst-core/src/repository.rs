@@ -21,7 +21,7 @@ use crate::audit::{AuditEvent, AuditLog};
 use crate::catalog::{Catalog, Trust};
 use crate::cipher::Cipher;
 use crate::clock::Clock;
-use crate::compliance::{ComplianceOptions, ComplianceReport, compliance_with};
+use crate::compliance::{ComplianceOptions, ComplianceReport, RuleStatus, compliance_with};
 use crate::error::{Error, Result};
 use crate::evidence::{EvidenceKey, SIDECAR_MAX_BYTES, open_sidecar, seal_sidecar};
 use crate::lock::RepositoryLock;
@@ -486,7 +486,12 @@ impl Repository {
     }
 
     /// The compliance status at `now` (doctrine 026 R1, R3, R4, R5, R7 and the audit chain),
-    /// counting only authenticated, verified copies of this repository's prefix.
+    /// counting only authenticated, verified copies of this repository's prefix, plus three
+    /// rules only the repository can judge: **sinks identified** (every sink carries this
+    /// repository's authentic marker: an unmounted disk or two sinks on one location fail),
+    /// **keys open the artifacts** (the newest artifact on every sink is sealed for a
+    /// configured key: a wrong `key_file` fails), and **runs finished** (no artifact without a
+    /// sidecar, no `backup_started` without an end, unless a run holds the lock now).
     ///
     /// # Errors
     /// As [`compliance_status`](crate::compliance_status).
@@ -498,14 +503,145 @@ impl Repository {
         let mut options = options.clone();
         options.three_two_one.prefix.clone_from(&self.prefix);
         let sinks: Vec<&dyn Sink> = self.sinks.iter().map(|s| &**s).collect();
-        compliance_with(
+        let mut report = compliance_with(
             &sinks,
             &self.audit,
             &options,
             now,
             Trust::Authenticated(&self.keys),
         )
-        .await
+        .await?;
+        report.rules.extend(self.repository_rules().await);
+        Ok(report)
+    }
+
+    /// The rules only a repository can judge: sink identity, keys, unfinished runs.
+    async fn repository_rules(&self) -> Vec<RuleStatus> {
+        let mut rules = Vec::new();
+        // Sink identity (markers).
+        let ids = self.check_sinks().await;
+        let bad: Vec<String> = ids
+            .iter()
+            .filter_map(|i| i.problem.as_ref().map(|p| format!("{}: {p}", i.sink)))
+            .collect();
+        rules.push(RuleStatus {
+            rule: "sinks identified".into(),
+            passed: bad.is_empty(),
+            detail: if bad.is_empty() {
+                format!(
+                    "{} sinks carry the marker of repository {}",
+                    ids.len(),
+                    ids.first()
+                        .and_then(|i| i.repository_id.as_deref())
+                        .unwrap_or("-")
+                )
+            } else {
+                format!(
+                    "{} of {} sinks are not this repository's: {}",
+                    bad.len(),
+                    ids.len(),
+                    bad.join("; ")
+                )
+            },
+            evidence: bad,
+        });
+
+        // Keys and leftovers, from the catalogs.
+        let held: Vec<String> = self.keys.iter().map(|k| k.id().to_string()).collect();
+        let mut unopenable = Vec::new();
+        let mut incomplete = Vec::new();
+        for sink in &self.sinks {
+            let Ok(catalog) = self.catalog(&**sink).await else {
+                continue; // named by the rules above
+            };
+            if let Some(newest) = catalog.complete().next_back() {
+                let sealed_for: Vec<String> = newest
+                    .sidecar
+                    .iter()
+                    .flat_map(|s| s.key_fingerprints.iter().map(ToString::to_string))
+                    .collect();
+                if !sealed_for.iter().any(|fp| held.contains(fp)) {
+                    unopenable.push(format!(
+                        "{}: `{}` is sealed for {}, the configured keys are {}",
+                        catalog.sink,
+                        newest.name,
+                        sealed_for.join(", "),
+                        held.join(", ")
+                    ));
+                }
+            }
+            for c in catalog.copies.iter().filter(|c| !c.has_sidecar) {
+                incomplete.push(format!(
+                    "{}: `{}` has no sidecar (a run that did not finish)",
+                    catalog.sink, c.name
+                ));
+            }
+        }
+        rules.push(RuleStatus {
+            rule: "keys open the artifacts".into(),
+            passed: unopenable.is_empty(),
+            detail: if unopenable.is_empty() {
+                "the configured key opens the newest artifact on every sink".into()
+            } else {
+                format!(
+                    "the configured key cannot open the newest artifact: check `key_file` \
+                     ({})",
+                    unopenable.join("; ")
+                )
+            },
+            evidence: unopenable,
+        });
+
+        // Unfinished runs: artifacts without sidecar, a backup_started that never ended.
+        let running = crate::lock::probe(&self.lock_path());
+        let records = self.audit.records().unwrap_or_default();
+        let mut open_start: Option<(u64, jiff::Timestamp)> = None;
+        for r in &records {
+            match r.event {
+                AuditEvent::BackupStarted { .. } => open_start = Some((r.seq, r.time)),
+                AuditEvent::BackupCompleted { .. } | AuditEvent::BackupFailed { .. } => {
+                    open_start = None;
+                }
+                _ => {}
+            }
+        }
+        let mut leftovers = Vec::new();
+        if running.is_none() {
+            leftovers.extend(incomplete);
+            if let Some((seq, t)) = open_start {
+                leftovers.push(format!(
+                    "audit #{seq}: a backup started at {t} never ended (killed or crashed)"
+                ));
+            }
+        }
+        rules.push(RuleStatus {
+            rule: "runs finished".into(),
+            passed: leftovers.is_empty(),
+            detail: match (&running, leftovers.is_empty()) {
+                (Some(holder), _) => format!("a run is in progress: {holder}"),
+                (None, true) => "no leftovers of unfinished runs".into(),
+                (None, false) => format!(
+                    "{} leftovers of unfinished runs: check why they stopped, then run `prune` \
+                     (incomplete artifacts are removed) or `replicate`",
+                    leftovers.len()
+                ),
+            },
+            evidence: leftovers,
+        });
+        rules
+    }
+
+    fn lock_path(&self) -> std::path::PathBuf {
+        let dir = self
+            .audit
+            .path()
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .map_or_else(
+                || std::path::PathBuf::from("."),
+                std::path::Path::to_path_buf,
+            );
+        dir.join(format!("wst-{}.lock", self.prefix))
     }
 }
 
