@@ -1,8 +1,9 @@
-//! The reference operator: a config-driven command an operations team runs from cron or a
-//! systemd timer. See `examples/wst.toml` for a documented configuration.
+//! `wst`, the operator binary: a config-driven command an operations team runs from cron or a
+//! systemd timer. See `examples/wst.toml` (at the workspace root) for a documented
+//! configuration. Install with `cargo install --path crates/wst-cli`.
 //!
 //! ```text
-//! cargo run --release --example wst -- --config wst.toml <COMMAND>
+//! wst --config wst.toml <COMMAND>        (from a checkout: cargo run --release -p wst-cli -- …)
 //!   keygen --out FILE          generate an encryption key file (0600)
 //!   backup                     backup → verify → replicate catch-up → prune (when configured)
 //!   verify [ARTIFACT]          deep-verify an artifact (default: the newest) on every sink
@@ -61,7 +62,6 @@ use wst::pg::{
 };
 use wst::retention::{Planner, Policy, time_zone};
 
-#[path = "common/progress.rs"]
 mod progress;
 use progress::Bar;
 
