@@ -182,6 +182,10 @@ strip_prefix = "proofs/"
     )
     .unwrap();
 
+    // The library reads the same file (`wst::config`, what a service embedding wst.toml uses).
+    let parsed = wst::config::Config::load(&config).unwrap();
+    assert_eq!((parsed.sinks.len(), parsed.buckets.len()), (3, 1));
+    assert_eq!(parsed.drill.as_ref().unwrap().checks.len(), 3);
     let r = wst(&config, &["keygen"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     for _ in 0..2 {
@@ -756,6 +760,7 @@ timeout_secs = 30
         "[drill]\nscratch_dir = \"{}/drill\"\n{smoke}",
         t.display()
     ));
+    wst::config::Config::load(&config).unwrap();
     assert_eq!(wst(&config, &["keygen"]).code, 0);
     let r = wst(&config, &["backup"]);
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
