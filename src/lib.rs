@@ -9,6 +9,7 @@
 //! | `objstore` | `objstore` | `wst-objstore`: durable local-disk sink, object-store sinks |
 //! | `pg` | `pg` | `wst-pg`: snapshot-consistent `pg_dump` source, scratch-database restore |
 //! | `retention` | `retention` | `wst-retention`: GFS retention planning |
+//! | `config` | `config` | the `wst.toml` schema of the `wst` binary, for services that embed it (needs `retention`) |
 //! | `zstdmt` | — | multi-threaded zstd in the pipeline |
 //!
 //! ```no_run
@@ -39,6 +40,8 @@
 //! ```
 #![deny(rustdoc::broken_intra_doc_links)]
 
+#[cfg(feature = "config")]
+pub mod config;
 pub use wst_core as core;
 #[cfg(feature = "crypto")]
 pub use wst_crypto as crypto;

@@ -1,4 +1,4 @@
-//! The reference operator (`examples/wst.rs`) end to end against a real `PostgreSQL`, a local
+//! The operator binary `wst` (`crates/wst-cli`) end to end against a real `PostgreSQL`, a local
 //! sink, a mirror and moto's S3 server (issue: operations): backup twice, drill, prune, status;
 //! a tampered audit record is named by `audit verify`; a deleted mirror copy shows as a 3-2-1
 //! violation in `status` and `replicate` repairs it; `ls` browses an artifact without restoring
@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 
 use std::fmt::Write as _;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 
@@ -24,35 +24,8 @@ use wst::objstore::ObjectStoreTarget;
 use wst::objstore::testing::MotoServer;
 use wst::pg::TestCluster;
 
-/// The operator binary (`examples/wst.rs`). `cargo test --workspace` (the CI command) builds
-/// it next to the tests; when it is missing or older than its source (e.g. after
-/// `cargo test --test operator` alone), it is built here.
-fn operator() -> PathBuf {
-    static BUILT: std::sync::Once = std::sync::Once::new();
-    let deps = std::env::current_exe().unwrap();
-    let bin = deps
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples")
-        .join("wst");
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/wst.rs");
-    let modified = |p: &Path| fs::metadata(p).and_then(|m| m.modified()).ok();
-    BUILT.call_once(|| {
-        if modified(&bin).is_some() && modified(&bin) >= modified(&source) {
-            return;
-        }
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "--example", "wst"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .unwrap();
-        assert!(status.success(), "building the operator example failed");
-    });
-    bin
-}
+/// The operator binary, built by Cargo for this test (never a stale copy).
+const WST: &str = env!("CARGO_BIN_EXE_wst");
 
 struct Run {
     code: i32,
@@ -61,7 +34,7 @@ struct Run {
 }
 
 fn wst(config: &Path, args: &[&str]) -> Run {
-    let out = Command::new(operator())
+    let out = Command::new(WST)
         .arg("--config")
         .arg(config)
         .args(args)
@@ -209,6 +182,10 @@ strip_prefix = "proofs/"
     )
     .unwrap();
 
+    // The library reads the same file (`wst::config`, what a service embedding wst.toml uses).
+    let parsed = wst::config::Config::load(&config).unwrap();
+    assert_eq!((parsed.sinks.len(), parsed.buckets.len()), (3, 1));
+    assert_eq!(parsed.drill.as_ref().unwrap().checks.len(), 3);
     let r = wst(&config, &["keygen"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     for _ in 0..2 {
@@ -783,6 +760,7 @@ timeout_secs = 30
         "[drill]\nscratch_dir = \"{}/drill\"\n{smoke}",
         t.display()
     ));
+    wst::config::Config::load(&config).unwrap();
     assert_eq!(wst(&config, &["keygen"]).code, 0);
     let r = wst(&config, &["backup"]);
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);

@@ -1,0 +1,124 @@
+//! `backup`: back up, verify, catch up the other sinks, prune when retention is configured.
+
+use std::io::IsTerminal;
+use std::sync::Arc;
+
+use wst::config::BucketConfig;
+use wst::core::{AuditEvent, BackupJob, FileTreeSource, RunOutcome};
+use wst::pg::PgDumpSource;
+
+use super::Ops;
+use crate::config::{bucket_source, pg_connection};
+use crate::progress::Bar;
+use crate::{Out, failed, usage};
+
+impl Ops {
+    pub(crate) async fn backup(&self) -> Out<u8> {
+        let mut b = BackupJob::builder(Arc::clone(&self.cipher))
+            .zstd_level(self.config.zstd_level)
+            .verifier(self.verifier());
+        if let Some(p) = &self.config.prefix {
+            b = b.prefix(p);
+        }
+        for f in &self.config.files {
+            b = b.source(Arc::new(FileTreeSource::new(&f.path, &f.root)?));
+        }
+        if let (Some(db), Some(entry)) = (&self.config.database, self.entry()) {
+            b = b.source(Arc::new(
+                PgDumpSource::new(pg_connection(db, &db.url)?).with_entry(entry),
+            ));
+        }
+        for bucket in &self.config.buckets {
+            b = b.source(Arc::new(bucket_source(bucket)?));
+        }
+        for s in &self.sinks {
+            b = b.sink(Arc::clone(s));
+        }
+        if !self.json && std::io::stderr().is_terminal() {
+            b = b.progress(Arc::new(Bar::new(0)));
+        }
+        let job = b.build().map_err(|e| usage(e.to_string()))?;
+        self.audit.append(AuditEvent::BackupStarted {
+            sources: self
+                .config
+                .files
+                .iter()
+                .map(|f| f.root.clone())
+                .chain(self.entry())
+                .chain(self.config.buckets.iter().map(BucketConfig::root))
+                .collect(),
+            sinks: self.sinks.iter().map(|s| s.info().name.clone()).collect(),
+        })?;
+        let started = std::time::Instant::now();
+        let report = match job.run().await {
+            Ok(r) => r,
+            Err(e) => {
+                self.audit.append(AuditEvent::BackupFailed {
+                    duration_seconds: started.elapsed().as_secs_f64(),
+                    error: e.to_string(),
+                })?;
+                return Err(failed(format!("backup failed: {e}")));
+            }
+        };
+        self.audit.append(AuditEvent::BackupCompleted {
+            artifact: report.artifact.to_string(),
+            outcome: format!("{:?}", report.outcome).to_lowercase(),
+            duration_seconds: report.duration_seconds,
+            bytes_read: report.bytes_read,
+            ciphertext_bytes: report.ciphertext_bytes,
+            ciphertext_sha256: report.ciphertext_sha256.clone(),
+            sinks: report.sinks.clone(),
+            warnings: report.warnings.clone(),
+        })?;
+        if let Some(v) = &report.verification {
+            self.audit.append(AuditEvent::Verification {
+                artifact: report.artifact.to_string(),
+                sink: v.sink.clone(),
+                passed: v.passed(),
+                checks: v.checks.clone(),
+            })?;
+        }
+        self.print(&report, || {
+            println!(
+                "backup {} {:?} in {:.1} s",
+                report.artifact, report.outcome, report.duration_seconds
+            );
+            println!(
+                "  {} entries, {} bytes read, {} bytes per copy (ratio {:.2})",
+                report.entries,
+                report.bytes_read,
+                report.ciphertext_bytes,
+                report.compression_ratio
+            );
+            for s in &report.sources {
+                println!(
+                    "  source {:<12} {:<16} prepared in {:.1} s",
+                    s.kind, s.name, s.prepare_seconds
+                );
+            }
+            for s in &report.sinks {
+                println!("  {:<12} {}", s.sink, s.error.as_deref().unwrap_or("ok"));
+            }
+            for c in report
+                .verification
+                .iter()
+                .flat_map(wst::core::VerificationReport::failures)
+            {
+                println!("  FAILED {}: {}", c.name, c.detail);
+            }
+        });
+        let mut code = match report.outcome {
+            RunOutcome::Success | RunOutcome::SuccessWithWarnings => 0,
+            RunOutcome::Degraded => 3,
+            RunOutcome::Failed => return Ok(1),
+        };
+        // Catch up sinks that missed earlier runs, then prune.
+        if self.sinks.len() > 1 {
+            code = code.max(self.replicate().await?);
+        }
+        if self.config.retention.is_some() {
+            code = code.max(self.prune(false, false).await?);
+        }
+        Ok(code)
+    }
+}

@@ -1,0 +1,114 @@
+//! The configuration (`wst::config::Config`, the same `wst.toml` schema a service can embed)
+//! loaded with operator-facing messages, and turned into the cipher, sinks, bucket sources and
+//! targets and database connections the commands use. A configuration mistake is bad usage
+//! (exit 2).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use wst::config::{
+    BucketConfig, Config, ConfigError, DatabaseConfig, EncryptionConfig, SinkConfig,
+};
+use wst::core::{Cipher, Medium, Sink};
+use wst::crypto::{AeadCipher, KdfParams, Key, Passphrase};
+use wst::objstore::{LocalDiskSink, ObjectStoreSink, ObjectStoreSource, ObjectStoreTarget};
+use wst::pg::{ConnectionConfig, PasswordSource};
+
+use crate::{Failure, Out, usage};
+
+/// Reads, parses and validates the configuration file: every problem is bad usage (exit 2).
+pub(crate) fn load_config(path: &Path) -> Out<Config> {
+    Config::load(path).map_err(|e| match e {
+        ConfigError::Read { .. } => {
+            usage(format!("{e} (pass --config PATH; see examples/wst.toml)"))
+        }
+        e => config_error(&e),
+    })
+}
+
+/// A configuration mistake found while using it: bad usage (exit 2).
+pub(crate) fn config_error(e: &ConfigError) -> Failure {
+    usage(e.to_string())
+}
+
+pub(crate) fn build_cipher(config: &EncryptionConfig) -> Out<Arc<dyn Cipher>> {
+    let key = Key::load(&config.key_file).map_err(|e| usage(e.to_string()))?;
+    let mut b = AeadCipher::builder().recipient_key(key);
+    if let Some(p) = &config.recovery_passphrase_file {
+        b = b.recipient_passphrase(
+            Passphrase::load(p).map_err(|e| usage(e.to_string()))?,
+            KdfParams::default(),
+        );
+    }
+    for old in &config.old_key_files {
+        b = b.opening_key(Key::load(old).map_err(|e| usage(e.to_string()))?);
+    }
+    Ok(Arc::new(b.build()?))
+}
+
+pub(crate) async fn build_sink(s: &SinkConfig) -> Out<Arc<dyn Sink>> {
+    let local = s.url.strip_prefix("file://").map_or_else(
+        || (!s.url.contains("://")).then(|| PathBuf::from(&s.url)),
+        |p| Some(PathBuf::from(p)),
+    );
+    if let Some(dir) = local {
+        return Ok(Arc::new(
+            LocalDiskSink::builder(&s.name, dir)
+                .create_dir(true)
+                .offsite(s.offsite)
+                .open()
+                .await?,
+        ));
+    }
+    let medium = match s.medium.as_deref() {
+        None | Some("object_storage") => Medium::ObjectStorage,
+        Some("disk") => Medium::Disk,
+        Some("tape") => Medium::Tape,
+        Some(other) => {
+            return Err(usage(format!(
+                "sink `{}`: unknown medium `{other}`",
+                s.name
+            )));
+        }
+    };
+    Ok(Arc::new(
+        ObjectStoreSink::builder(&s.name, &s.url)
+            .options(s.options.clone())
+            .from_env(true)
+            .medium(medium)
+            .offsite(s.offsite)
+            .build()?,
+    ))
+}
+
+pub(crate) fn pg_connection(db: &DatabaseConfig, url: &str) -> Out<ConnectionConfig> {
+    let password = match (&db.password_file, &db.password_env) {
+        (Some(f), _) => PasswordSource::KeyFile(f.clone()),
+        (None, Some(v)) => PasswordSource::Env(v.clone()),
+        (None, None) => PasswordSource::None,
+    };
+    Ok(ConnectionConfig::from_url(url)
+        .map_err(|e| usage(e.to_string()))?
+        .with_password(password))
+}
+
+/// The `[[bucket]]`'s objects as a backup source.
+pub(crate) fn bucket_source(bucket: &BucketConfig) -> Out<ObjectStoreSource> {
+    let mut b = ObjectStoreSource::builder(&bucket.name, bucket.full_url(), bucket.root())
+        .options(bucket.resolved_options().map_err(|e| config_error(&e))?)
+        .from_env(bucket.from_env);
+    if let Some(c) = bucket.max_concurrency {
+        b = b.max_concurrency(c);
+    }
+    b.build()
+        .map_err(|e| usage(format!("[[bucket]] `{}`: {e}", bucket.name)))
+}
+
+/// A restore target at `url` opened with the `[[bucket]]`'s options and credentials.
+pub(crate) fn bucket_target(bucket: &BucketConfig, url: &str) -> Out<ObjectStoreTarget> {
+    ObjectStoreTarget::builder(url)
+        .options(bucket.resolved_options().map_err(|e| config_error(&e))?)
+        .from_env(bucket.from_env)
+        .build()
+        .map_err(|e| usage(format!("--to-bucket `{url}`: {e}")))
+}

@@ -1,0 +1,366 @@
+//! `wst`, the operator binary: a config-driven command an operations team runs from cron or a
+//! systemd timer. See `examples/wst.toml` (at the workspace root) for a documented
+//! configuration. Install with `cargo install --path crates/wst-cli`.
+//!
+//! ```text
+//! wst --config wst.toml <COMMAND>        (from a checkout: cargo run --release -p wst-cli -- …)
+//!   keygen --out FILE          generate an encryption key file (0600)
+//!   backup                     backup → verify → replicate catch-up → prune (when configured)
+//!   verify [ARTIFACT]          deep-verify an artifact (default: the newest) on every sink
+//!   ls [--manifest | --report] [--include GLOB]... [--exclude GLOB]... [ARTIFACT]
+//!                              list an artifact's entries and sources without restoring it
+//!   restore --target DIR [--include GLOB]... [--exclude GLOB]... [--no-database]
+//!           [--database NAME [--table S.T]... [--schema S]... [--no-files]] [ARTIFACT]
+//!                              restore (all or selected entries) into an isolated directory,
+//!                              and the database (all or selected tables) into a scratch one
+//!   restore --bucket NAME --to-bucket URL [--prefix P]... [ARTIFACT]
+//!                              put a [[bucket]]'s objects (all, or under the prefixes) back
+//!                              into a scratch bucket, each checked against the manifest
+//!   drill                      restore drill with RTO/RPO report (doctrine R7) and the
+//!                              [[drill.check]] post-restore checks (sql, cross_check, smoke)
+//!   prune [--dry-run]          apply retention on every sink
+//!   replicate                  copy missing artifacts between sinks
+//!   status                     compliance status (doctrine 026 R1, R3, R4, R5, R7)
+//!   audit verify               verify the audit log's hash chain
+//! ```
+//!
+//! Exit status: 0 success; 1 the operation failed or found a violation (backup failed,
+//! verification failed, drill FAIL, not compliant, audit chain broken); 2 bad usage or
+//! configuration; 3 degraded (the backup exists but not on every sink, or a prune refused
+//! something). `--json` prints machine-readable reports on standard output.
+//!
+//! `[[bucket]]` sections add object-store buckets to every backup (each object's key, size,
+//! `ETag` and last-modified time in the manifest); `ls` and `status` show them. Restoring into
+//! a `--to-bucket` prefix that already holds objects needs `--break-glass-by WHO --reason WHY`
+//! (doctrine 026 L6), as restoring files over existing data does. Restore is exit 1 when it
+//! fails (the target is then untouched, or for a bucket holds only verified objects), 2 for an
+//! unknown `--bucket` name (the message lists the configured ones).
+//!
+//! Layout: this file holds the command line, the dispatch and the exit codes; `config` loads
+//! `wst.toml` (the schema is the library's `wst::config`) and builds the cipher, sinks and
+//! sources; `commands/` has one module per command group; `output` prints reports as text or
+//! JSON.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use wst::core::BreakGlass;
+
+use crate::commands::Ops;
+use crate::commands::restore::RestoreRequest;
+use crate::config::load_config;
+
+mod commands;
+mod config;
+mod output;
+mod progress;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "wst",
+    about = "Encrypted, verified 3-2-1 backups of PostgreSQL, file trees and buckets",
+    after_help = "Configuration: examples/wst.toml documents every section ([[files]], \
+                  [database], [[bucket]], [[sinks]], [retention], [drill] with \
+                  [[drill.check]], [compliance]). Exit status: 0 success; 1 failure or \
+                  violation; 2 bad usage or configuration; 3 degraded."
+)]
+struct Cli {
+    /// The configuration file (TOML; see examples/wst.toml).
+    #[arg(long, short, global = true, default_value = "wst.toml")]
+    config: PathBuf,
+    /// Print machine-readable JSON on standard output.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+// Parsed once per process: the size of the largest variant (`restore`'s flags) costs nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Generate an encryption key file (mode 0600, never overwritten).
+    Keygen {
+        /// Where to write it (default: the configured key file).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Back up, verify, catch up the other sinks, and prune when retention is configured.
+    Backup,
+    /// Deep-verify an artifact on every sink.
+    Verify {
+        /// The artifact name (default: the newest complete one).
+        artifact: Option<String>,
+    },
+    /// List an artifact's entries (like `restic ls -l`) and sources without restoring it. The
+    /// artifact has no index: listing downloads, decrypts and decompresses it once.
+    Ls {
+        /// Print the manifest as JSON instead (sources with their facts, timings, entries).
+        #[arg(long, conflicts_with = "report")]
+        manifest: bool,
+        /// Print the newest restore-drill report of this artifact (from the drill's
+        /// `scratch_dir`) instead; reads no artifact.
+        #[arg(long)]
+        report: bool,
+        /// Only entries matching this root or glob (repeatable), e.g. `wst-api/`, `**/*.json`.
+        #[arg(long, value_name = "GLOB")]
+        include: Vec<String>,
+        /// Leave out entries matching this root or glob (repeatable).
+        #[arg(long, value_name = "GLOB")]
+        exclude: Vec<String>,
+        /// The sink to read from (default: the first).
+        #[arg(long)]
+        sink: Option<String>,
+        /// The artifact name (default: the newest complete one).
+        artifact: Option<String>,
+    },
+    /// Restore into an isolated directory (and a scratch database), or a bucket's objects
+    /// into a scratch bucket (--bucket NAME --to-bucket URL).
+    Restore {
+        /// An empty or new directory.
+        #[arg(long, required_unless_present = "bucket")]
+        target: Option<PathBuf>,
+        /// Restore the objects of this configured [[bucket]] into --to-bucket instead of
+        /// restoring files (each object's size and SHA-256 checked against the manifest).
+        #[arg(
+            long,
+            value_name = "NAME",
+            requires = "to_bucket",
+            conflicts_with_all = ["target", "include", "exclude", "no_database", "database", "no_files"]
+        )]
+        bucket: Option<String>,
+        /// The bucket URL (and key prefix) to restore into, e.g. `s3://scratch/restore-1`; it
+        /// is opened with the [[bucket]]'s options and credentials. A prefix that already
+        /// holds objects is refused without --break-glass-by/--reason.
+        #[arg(long, value_name = "URL", requires = "bucket")]
+        to_bucket: Option<String>,
+        /// Restore only objects under this key prefix, relative to the bucket's prefix, as a
+        /// folder (repeatable): `tenants/acme` selects `tenants/acme/…`. A prefix that
+        /// selects nothing fails the restore.
+        #[arg(long, value_name = "PREFIX", requires = "bucket")]
+        prefix: Vec<String>,
+        /// Restore only entries matching this root or glob (repeatable): `wst-api/`,
+        /// `wst-api/config/**`, `**/*.json`. A pattern matching nothing fails the restore.
+        #[arg(long, value_name = "GLOB")]
+        include: Vec<String>,
+        /// Leave out entries matching this root or glob (repeatable), even when included.
+        #[arg(long, value_name = "GLOB")]
+        exclude: Vec<String>,
+        /// Leave the database dump entry out of the restored files.
+        #[arg(long, conflicts_with = "database")]
+        no_database: bool,
+        /// Also restore the database dump into this new scratch database.
+        #[arg(long)]
+        database: Option<String>,
+        /// Restore only this table into the scratch database (repeatable; `schema.table`),
+        /// with its data, constraints, indexes and owned sequences.
+        #[arg(long, value_name = "SCHEMA.TABLE", requires = "database")]
+        table: Vec<String>,
+        /// Restore only the objects of this schema into the scratch database (repeatable).
+        #[arg(long, value_name = "SCHEMA", requires = "database")]
+        schema: Vec<String>,
+        /// Restore no files, only the database (needs --database).
+        #[arg(long, requires = "database", conflicts_with = "include")]
+        no_files: bool,
+        /// The sink to read from (default: the first).
+        #[arg(long)]
+        sink: Option<String>,
+        /// Break-glass: who authorizes a restore over existing data or a production path.
+        #[arg(long, requires = "reason")]
+        break_glass_by: Option<String>,
+        /// Break-glass: why (incident or change number).
+        #[arg(long)]
+        reason: Option<String>,
+        /// The artifact name (default: the newest complete one).
+        artifact: Option<String>,
+    },
+    /// Restore drill with RTO/RPO report (doctrine R7), running the [[drill.check]]
+    /// post-restore checks (`sql`, `cross_check`, `smoke`); each is in the report. Exit 1 on
+    /// FAIL.
+    Drill {
+        /// The sink to drill from (default: the first).
+        #[arg(long)]
+        sink: Option<String>,
+    },
+    /// Apply retention on every sink.
+    Prune {
+        /// Plan and report only; delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Proceed although a sink lists far fewer artifacts than at the last prune.
+        #[arg(long)]
+        allow_listing_drop: bool,
+    },
+    /// Copy artifacts missing on one sink from another (D: mirror and offsite catch-up).
+    Replicate,
+    /// The configured sources (files, database, buckets) and the compliance status (exit 1
+    /// when not compliant).
+    Status,
+    /// Audit log commands.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum AuditCommand {
+    /// Verify the hash chain; names the first broken record.
+    Verify,
+}
+
+// ---- exit codes ----------------------------------------------------------------------------
+
+/// An operator-facing failure with its exit code (printed as `wst: MESSAGE` on standard error).
+#[derive(Debug)]
+pub(crate) struct Failure {
+    code: u8,
+    message: String,
+}
+
+pub(crate) fn usage(message: impl Into<String>) -> Failure {
+    Failure {
+        code: 2,
+        message: message.into(),
+    }
+}
+
+pub(crate) fn failed(message: impl Into<String>) -> Failure {
+    Failure {
+        code: 1,
+        message: message.into(),
+    }
+}
+
+impl<E: std::fmt::Display> From<E> for Failure {
+    fn from(e: E) -> Self {
+        failed(e.to_string())
+    }
+}
+
+pub(crate) type Out<T = ()> = Result<T, Failure>;
+
+// ---- dispatch --------------------------------------------------------------------------------
+
+async fn run(cli: Cli) -> Out<u8> {
+    if let Command::Keygen { out } = &cli.command {
+        return commands::keygen::keygen(&cli.config, out.as_ref());
+    }
+    let config = load_config(&cli.config)?;
+    if let Command::Audit {
+        command: AuditCommand::Verify,
+    } = &cli.command
+    {
+        return commands::audit::verify(&config, cli.json);
+    }
+    let ops = Ops::new(config, cli.json).await?;
+    match cli.command {
+        Command::Backup => ops.backup().await,
+        Command::Verify { artifact } => ops.verify(artifact.as_deref()).await,
+        Command::Ls {
+            manifest,
+            report,
+            include,
+            exclude,
+            sink,
+            artifact,
+        } => {
+            ops.ls(
+                sink.as_deref(),
+                artifact.as_deref(),
+                &include,
+                &exclude,
+                manifest,
+                report,
+            )
+            .await
+        }
+        Command::Restore {
+            target: _,
+            bucket: Some(bucket),
+            to_bucket,
+            prefix,
+            sink,
+            break_glass_by,
+            reason,
+            artifact,
+            ..
+        } => {
+            let break_glass = break_glass_by.map(|by| BreakGlass {
+                authorized_by: by,
+                reason: reason.unwrap_or_default(),
+            });
+            let to = to_bucket.ok_or_else(|| usage("--bucket needs --to-bucket URL"))?;
+            ops.restore_bucket(
+                &bucket,
+                &to,
+                prefix,
+                sink.as_deref(),
+                break_glass,
+                artifact.as_deref(),
+            )
+            .await
+        }
+        Command::Restore {
+            target,
+            include,
+            exclude,
+            no_database,
+            database,
+            table,
+            schema,
+            no_files,
+            sink,
+            break_glass_by,
+            reason,
+            artifact,
+            ..
+        } => {
+            let break_glass = break_glass_by.map(|by| BreakGlass {
+                authorized_by: by,
+                reason: reason.unwrap_or_default(),
+            });
+            ops.restore(RestoreRequest {
+                target: target.ok_or_else(|| usage("restore needs --target DIR (or --bucket)"))?,
+                include,
+                exclude,
+                no_database,
+                database,
+                tables: table,
+                schemas: schema,
+                no_files,
+                sink,
+                break_glass,
+                artifact,
+            })
+            .await
+        }
+        Command::Drill { sink } => ops.drill(sink.as_deref()).await,
+        Command::Prune {
+            dry_run,
+            allow_listing_drop,
+        } => ops.prune(dry_run, allow_listing_drop).await,
+        Command::Replicate => ops.replicate().await,
+        Command::Status => ops.status().await,
+        Command::Keygen { .. } | Command::Audit { .. } => unreachable!("handled above"),
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match run(cli).await {
+        Ok(code) => ExitCode::from(code),
+        Err(f) => {
+            eprintln!("wst: {}", f.message);
+            ExitCode::from(f.code)
+        }
+    }
+}
