@@ -9,7 +9,7 @@ use std::sync::Arc;
 use wst::config::{
     BucketConfig, Config, ConfigError, DatabaseConfig, EncryptionConfig, SinkConfig,
 };
-use wst::core::{Cipher, Medium, Sink};
+use wst::core::{Cipher, Medium, Sink, SinkInfo, UnavailableSink};
 use wst::crypto::{AeadCipher, KdfParams, Key, Passphrase};
 use wst::objstore::{LocalDiskSink, ObjectStoreSink, ObjectStoreSource, ObjectStoreTarget};
 use wst::pg::{ConnectionConfig, PasswordSource};
@@ -46,15 +46,35 @@ pub(crate) fn build_cipher(config: &EncryptionConfig) -> Out<Arc<dyn Cipher>> {
     Ok(Arc::new(b.build()?))
 }
 
-pub(crate) async fn build_sink(s: &SinkConfig) -> Out<Arc<dyn Sink>> {
+/// The sink a `[[sinks]]` section configures. A local directory that does not exist is
+/// created only when `create` (`wst init`); otherwise the sink stands in as an
+/// [`UnavailableSink`] saying the disk may not be mounted, so a backup is degraded and status
+/// names it instead of writing onto the root filesystem.
+pub(crate) async fn build_sink(s: &SinkConfig, create: bool) -> Out<Arc<dyn Sink>> {
     let local = s.url.strip_prefix("file://").map_or_else(
         || (!s.url.contains("://")).then(|| PathBuf::from(&s.url)),
         |p| Some(PathBuf::from(p)),
     );
     if let Some(dir) = local {
+        if !create && !dir.is_dir() {
+            let info = SinkInfo {
+                name: s.name.clone(),
+                medium: Medium::Disk,
+                offsite: s.offsite,
+                location: dir.display().to_string(),
+            };
+            return Ok(Arc::new(UnavailableSink::new(
+                info,
+                format!(
+                    "`{}` does not exist: the disk may not be mounted, or the path is wrong \
+                     (wst creates a sink directory only in `wst init`)",
+                    dir.display()
+                ),
+            )));
+        }
         return Ok(Arc::new(
             LocalDiskSink::builder(&s.name, dir)
-                .create_dir(true)
+                .create_dir(create)
                 .offsite(s.offsite)
                 .open()
                 .await?,

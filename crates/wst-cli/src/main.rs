@@ -27,7 +27,7 @@
 //! Exit status: 0 success; 1 the operation failed or found a violation (backup failed,
 //! verification failed, drill FAIL, not compliant, audit chain broken); 2 bad usage or
 //! configuration; 3 degraded (the backup exists but not on every sink, or a prune refused
-//! something). `--json` prints machine-readable reports on standard output.
+//! something); 4 another run (backup, prune) holds the repository lock. `--json` prints machine-readable reports on standard output.
 //!
 //! `[[bucket]]` sections add object-store buckets to every backup (each object's key, size,
 //! `ETag` and last-modified time in the manifest); `ls` and `status` show them. Restoring into
@@ -63,7 +63,8 @@ mod progress;
     after_help = "Configuration: examples/wst.toml documents every section ([[files]], \
                   [database], [[bucket]], [[sinks]], [retention], [drill] with \
                   [[drill.check]], [compliance]). Exit status: 0 success; 1 failure or \
-                  violation; 2 bad usage or configuration; 3 degraded."
+                  violation; 2 bad usage or configuration; 3 degraded; 4 another run holds \
+                  the repository lock."
 )]
 struct Cli {
     /// The configuration file (TOML; see examples/wst.toml).
@@ -86,6 +87,10 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Mark every configured sink as this repository's (a marker object; creates missing
+    /// local sink directories). Run once, and after adding a sink. Without its marker a sink
+    /// is refused: an unmounted disk is never written or counted as a copy.
+    Init,
     /// Back up, verify, catch up the other sinks, and prune when retention is configured.
     Backup,
     /// Deep-verify an artifact on every sink.
@@ -226,6 +231,14 @@ pub(crate) fn usage(message: impl Into<String>) -> Failure {
     }
 }
 
+/// Another process holds the repository lock (exit 4): nothing was done.
+pub(crate) fn locked(e: &wst::core::Error) -> Failure {
+    Failure {
+        message: format!("{e}; nothing was done"),
+        code: 4,
+    }
+}
+
 pub(crate) fn failed(message: impl Into<String>) -> Failure {
     Failure {
         code: 1,
@@ -254,8 +267,10 @@ async fn run(cli: Cli) -> Out<u8> {
     {
         return commands::audit::verify(&config, cli.json);
     }
-    let ops = Ops::new(config, cli.json).await?;
+    let creating = matches!(cli.command, Command::Init);
+    let ops = Ops::new(config, cli.json, creating).await?;
     match cli.command {
+        Command::Init => ops.init().await,
         Command::Backup => ops.backup().await,
         Command::Verify { artifact } => ops.verify(artifact.as_deref()).await,
         Command::Ls {

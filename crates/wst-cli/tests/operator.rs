@@ -188,6 +188,12 @@ strip_prefix = "proofs/"
     assert_eq!(parsed.drill.as_ref().unwrap().checks.len(), 3);
     let r = wst(&config, &["keygen"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
+    // Before `init` no sink carries the repository marker: a backup writes nowhere.
+    let r = wst(&config, &["backup"]);
+    assert_ne!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("wst init") || r.stdout.contains("wst init"), "{}{}", r.stdout, r.stderr);
+    let r = wst(&config, &["init"]);
+    assert_eq!(r.code, 0, "init: {}{}", r.stdout, r.stderr);
     for _ in 0..2 {
         let r = wst(&config, &["backup"]);
         assert_eq!(r.code, 0, "backup: {}{}", r.stdout, r.stderr);
@@ -762,6 +768,7 @@ timeout_secs = 30
     ));
     wst::config::Config::load(&config).unwrap();
     assert_eq!(wst(&config, &["keygen"]).code, 0);
+    assert_eq!(wst(&config, &["init"]).code, 0);
     let r = wst(&config, &["backup"]);
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     let r = wst(&config, &["--json", "drill"]);

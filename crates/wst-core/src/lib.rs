@@ -42,6 +42,7 @@ mod sink;
 mod source;
 mod tarstream;
 mod three_two_one;
+mod unavailable;
 mod verify;
 
 pub use artifact::{
@@ -96,4 +97,5 @@ pub use source::{
 pub use three_two_one::{
     CopyStatus, ThreeTwoOneOptions, ThreeTwoOneReport, Violation, check_3_2_1,
 };
+pub use unavailable::UnavailableSink;
 pub use verify::{ArtifactVerifier, Check, EntryCheck, VerificationReport, Verifier};

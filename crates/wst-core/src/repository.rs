@@ -403,7 +403,7 @@ impl Repository {
             match crate::restore::restore(&**sink, name, &*self.cipher, &opts).await {
                 Ok(mut report) => {
                     report.rejected_copies = rejected;
-                    self.audit_restore(name, &**sink, options, true, None)?;
+                    self.audit_restore(name, &**sink, options, report.duration_seconds, None)?;
                     return Ok(report);
                 }
                 Err(e) if copy_is_bad(&e) => {
@@ -422,7 +422,7 @@ impl Repository {
                     last_error = Some(e);
                 }
                 Err(e) => {
-                    self.audit_restore(name, &**sink, options, false, Some(&e))?;
+                    self.audit_restore(name, &**sink, options, 0.0, Some(&e))?;
                     return Err(e);
                 }
             }
@@ -432,7 +432,7 @@ impl Repository {
             name: format!("a complete copy of {name}"),
         });
         if let Some(sink) = self.sinks.first() {
-            self.audit_restore(name, &**sink, options, false, Some(&e))?;
+            self.audit_restore(name, &**sink, options, 0.0, Some(&e))?;
         }
         Err(e)
     }
@@ -442,15 +442,15 @@ impl Repository {
         name: &ArtifactName,
         sink: &dyn Sink,
         options: &RestoreOptions,
-        passed: bool,
+        seconds: f64,
         error: Option<&Error>,
     ) -> Result<()> {
         self.audit.append(AuditEvent::Restore {
             artifact: name.to_string(),
             sink: sink.info().name.clone(),
             target: options.target.display().to_string(),
-            passed,
-            duration_seconds: 0.0,
+            passed: error.is_none(),
+            duration_seconds: seconds,
             break_glass: options.break_glass.clone(),
             error: error.map(ToString::to_string),
         })?;
@@ -471,18 +471,33 @@ impl Repository {
         options: &PruneOptions,
         now: Timestamp,
     ) -> Vec<(String, Result<PruneReport>)> {
-        let mut options = options.clone();
-        options.prefix.clone_from(&self.prefix);
         let mut out = Vec::with_capacity(self.sinks.len());
         for sink in &self.sinks {
-            let guard = Guard {
-                keys: Some(&self.keys),
-                proof: Some(Proof { repository: self }),
-            };
-            let r = run_audited(&**sink, policy, now, &options, &self.audit, guard).await;
+            let r = self.prune_sink(&**sink, policy, options, now).await;
             out.push((sink.info().name.clone(), r));
         }
         out
+    }
+
+    /// [`Repository::prune`] on one sink (e.g. with that sink's
+    /// [`PruneOptions::previous_count`]).
+    ///
+    /// # Errors
+    /// As [`prune_audited`](crate::prune_audited).
+    pub async fn prune_sink(
+        &self,
+        sink: &dyn Sink,
+        policy: &dyn RetentionPolicy,
+        options: &PruneOptions,
+        now: Timestamp,
+    ) -> Result<PruneReport> {
+        let mut options = options.clone();
+        options.prefix.clone_from(&self.prefix);
+        let guard = Guard {
+            keys: Some(&self.keys),
+            proof: Some(Proof { repository: self }),
+        };
+        run_audited(sink, policy, now, &options, &self.audit, guard).await
     }
 
     /// The compliance status at `now` (doctrine 026 R1, R3, R4, R5, R7 and the audit chain),

@@ -4,16 +4,21 @@ use std::io::IsTerminal;
 use std::sync::Arc;
 
 use wst::config::BucketConfig;
-use wst::core::{AuditEvent, BackupJob, FileTreeSource, RunOutcome};
+use wst::core::{AuditEvent, BackupJob, FileTreeSource, RunOutcome, UnavailableSink};
 use wst::pg::PgDumpSource;
 
 use super::Ops;
 use crate::config::{bucket_source, pg_connection};
 use crate::progress::Bar;
-use crate::{Out, failed, usage};
+use crate::{Out, failed, locked, usage};
 
 impl Ops {
     pub(crate) async fn backup(&self) -> Out<u8> {
+        // One writer per repository: a second backup (or a prune) exits 4 naming the holder.
+        let _lock = self.repo.lock("backup").map_err(|e| locked(&e))?;
+        // A sink without this repository's marker (an unmounted disk, two sinks on one
+        // location) is not written: it stands in as unavailable and the run is degraded.
+        let identities = self.repo.check_sinks().await;
         let mut b = BackupJob::builder(Arc::clone(&self.cipher))
             .zstd_level(self.config.zstd_level)
             .verifier(self.verifier());
@@ -31,8 +36,11 @@ impl Ops {
         for bucket in &self.config.buckets {
             b = b.source(Arc::new(bucket_source(bucket)?));
         }
-        for s in &self.sinks {
-            b = b.sink(Arc::clone(s));
+        for (s, id) in self.sinks.iter().zip(&identities) {
+            b = b.sink(match &id.problem {
+                None => Arc::clone(s),
+                Some(problem) => Arc::new(UnavailableSink::new(s.info().clone(), problem.clone())),
+            });
         }
         if !self.json && std::io::stderr().is_terminal() {
             b = b.progress(Arc::new(Bar::new(0)));
@@ -117,7 +125,7 @@ impl Ops {
             code = code.max(self.replicate().await?);
         }
         if self.config.retention.is_some() {
-            code = code.max(self.prune(false, false).await?);
+            code = code.max(self.prune_locked(false, false).await?);
         }
         Ok(code)
     }

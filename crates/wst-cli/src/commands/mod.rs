@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use wst::config::{BucketConfig, Config};
-use wst::core::{ArtifactName, ArtifactVerifier, AuditLog, Cipher, Sink, complete_artifacts};
+use wst::core::{ArtifactName, ArtifactVerifier, AuditLog, Cipher, Repository, Sink};
 use wst::pg::PgRestoreListCheck;
 
 use crate::config::{build_cipher, build_sink, config_error};
@@ -13,6 +13,7 @@ use crate::{Out, failed, usage};
 
 pub(crate) mod audit;
 mod backup;
+mod init;
 mod drill;
 pub(crate) mod keygen;
 mod ls;
@@ -29,6 +30,8 @@ pub(crate) struct Ops {
     audit: AuditLog,
     cipher: Arc<dyn Cipher>,
     sinks: Vec<Arc<dyn Sink>>,
+    /// The one owner of the artifacts: catalog, authenticated evidence, markers, lock.
+    repo: Repository,
 }
 
 /// The selection of `--include`/`--exclude` (`None`: every entry).
@@ -47,7 +50,8 @@ fn selection(include: &[String], exclude: &[String]) -> Out<Option<wst::core::Se
 }
 
 impl Ops {
-    pub(crate) async fn new(config: Config, json: bool) -> Out<Self> {
+    /// `create`: local sink directories that do not exist are created (`wst init` only).
+    pub(crate) async fn new(config: Config, json: bool, create: bool) -> Out<Self> {
         let actor = config
             .actor
             .clone()
@@ -56,37 +60,33 @@ impl Ops {
         let cipher = build_cipher(&config.encryption)?;
         let mut sinks = Vec::new();
         for s in &config.sinks {
-            sinks.push(build_sink(s).await?);
+            sinks.push(build_sink(s, create).await?);
         }
+        let mut builder = Repository::builder(Arc::clone(&cipher), audit.clone())
+            .verifier(verifier_of(&config));
+        for s in &sinks {
+            builder = builder.sink(Arc::clone(s));
+        }
+        if let Some(p) = &config.prefix {
+            builder = builder.prefix(p);
+        }
+        let repo = builder.build().map_err(|e| usage(e.to_string()))?;
         Ok(Self {
             config,
             json,
             audit,
             cipher,
             sinks,
+            repo,
         })
     }
 
     fn entry(&self) -> Option<String> {
-        self.config.database.as_ref().map(|d| {
-            d.entry
-                .clone()
-                .unwrap_or_else(|| wst::pg::DEFAULT_ENTRY.to_owned())
-        })
+        entry_of(&self.config)
     }
 
     fn verifier(&self) -> ArtifactVerifier {
-        let mut v = ArtifactVerifier::new();
-        for r in &self.config.verify.required {
-            v = v.require(r.clone());
-        }
-        if let (Some(db), Some(entry)) = (&self.config.database, self.entry()) {
-            v = v.entry_check(Arc::new(PgRestoreListCheck::new(
-                entry,
-                db.expected_tables.clone(),
-            )));
-        }
-        v
+        verifier_of(&self.config)
     }
 
     fn protected(&self) -> Vec<PathBuf> {
@@ -108,7 +108,14 @@ impl Ops {
     async fn artifact(&self, sink: &dyn Sink, name: Option<&str>) -> Out<ArtifactName> {
         match name {
             Some(n) => ArtifactName::parse(n).map_err(|e| usage(e.to_string())),
-            None => complete_artifacts(sink).await?.pop().ok_or_else(|| {
+            None => self
+                .repo
+                .catalog(sink)
+                .await?
+                .complete()
+                .next_back()
+                .map(|c| c.name.clone())
+                .ok_or_else(|| {
                 failed(format!(
                     "sink `{}` holds no complete artifact",
                     sink.info().name
@@ -125,6 +132,30 @@ impl Ops {
     fn print<T: serde::Serialize>(&self, value: &T, human: impl FnOnce()) {
         crate::output::print(self.json, value, human);
     }
+}
+
+/// The archive entry of the database dump, when a database is configured.
+fn entry_of(config: &Config) -> Option<String> {
+    config.database.as_ref().map(|d| {
+        d.entry
+            .clone()
+            .unwrap_or_else(|| wst::pg::DEFAULT_ENTRY.to_owned())
+    })
+}
+
+/// The verifier every verification uses: required entries and `pg_restore --list` on the dump.
+fn verifier_of(config: &Config) -> ArtifactVerifier {
+    let mut v = ArtifactVerifier::new();
+    for r in &config.verify.required {
+        v = v.require(r.clone());
+    }
+    if let (Some(db), Some(entry)) = (&config.database, entry_of(config)) {
+        v = v.entry_check(Arc::new(PgRestoreListCheck::new(
+            entry,
+            db.expected_tables.clone(),
+        )));
+    }
+    v
 }
 
 fn actor_of(audit: &AuditLog) -> String {

@@ -2,14 +2,26 @@
 
 use std::collections::BTreeMap;
 
-use wst::core::{PruneOptions, prune_audited};
+use wst::core::PruneOptions;
 use wst::retention::{Planner, time_zone};
 
 use super::Ops;
-use crate::{Out, usage};
+use crate::{Out, locked, usage};
 
 impl Ops {
+    /// `prune` on its own: takes the repository lock first (exit 4 when another run holds it).
     pub(crate) async fn prune(&self, dry_run: bool, allow_drop: bool) -> Out<u8> {
+        let _lock = if dry_run {
+            None
+        } else {
+            Some(self.repo.lock("prune").map_err(|e| locked(&e))?)
+        };
+        self.prune_locked(dry_run, allow_drop).await
+    }
+
+    /// Prune on every sink through the repository (only authenticated verified copies count;
+    /// a deletion needs the newer backup it relies on proven first). The caller holds the lock.
+    pub(crate) async fn prune_locked(&self, dry_run: bool, allow_drop: bool) -> Out<u8> {
         let r = self
             .config
             .retention
@@ -29,7 +41,7 @@ impl Ops {
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
             .unwrap_or_default();
-        let now = jiff::Timestamp::now();
+        let now = self.repo.clock().now();
         let mut reports = Vec::new();
         let mut code = 0;
         for sink in &self.sinks {
@@ -43,7 +55,7 @@ impl Ops {
             if let Some(n) = state.get(&sink.info().name) {
                 options = options.previous_count(*n);
             }
-            match prune_audited(&**sink, &planner, now, &options, &self.audit).await {
+            match self.repo.prune_sink(&**sink, &planner, &options, now).await {
                 Ok(report) => {
                     if !dry_run {
                         state.insert(sink.info().name.clone(), report.remaining());

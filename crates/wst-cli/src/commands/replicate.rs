@@ -13,10 +13,21 @@ impl Ops {
         if let Some(p) = &self.config.prefix {
             options.prefix.clone_from(p);
         }
+        // Only sinks that carry this repository's marker take part: copying onto an unmounted
+        // disk's mount point would fill the root filesystem and count as nothing.
+        let identities = self.repo.check_sinks().await;
+        for id in identities.iter().filter(|i| !i.ok) {
+            eprintln!(
+                "replicate: sink `{}` skipped: {}",
+                id.sink,
+                id.problem.as_deref().unwrap_or_default()
+            );
+            code = 3;
+        }
         // Every sink catches up from every other: primary → others first, then others → primary.
         for (i, from) in self.sinks.iter().enumerate() {
             for (j, to) in self.sinks.iter().enumerate() {
-                if i == j || (i != 0 && j != 0) {
+                if i == j || (i != 0 && j != 0) || !identities[i].ok || !identities[j].ok {
                     continue;
                 }
                 let report = match replicate(&**from, &**to, &options).await {

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use wst::core::{AuditEvent, BreakGlass, RestoreOptions, restore};
+use wst::core::{AuditEvent, BreakGlass, RestoreOptions};
 use wst::objstore::{ObjectRestoreOptions, restore_objects};
 
 use super::{Ops, selection};
@@ -43,7 +43,8 @@ impl Ops {
             artifact,
         } = req;
         let target = target.as_path();
-        let sink = self.sink(sink.as_deref())?;
+        let sink_name = sink;
+        let sink = self.sink(sink_name.as_deref())?;
         let name = self.artifact(&*sink, artifact.as_deref()).await?;
         let entry = self.entry();
         let db_entry = || -> Out<String> {
@@ -80,11 +81,22 @@ impl Ops {
             .exclude(exclude.clone());
         options.allow_non_empty = break_glass.is_some();
         options.break_glass.clone_from(&break_glass);
-        let result = restore(&*sink, &name, &*self.cipher, &options).await;
+        // The repository restores from the chosen sink (`--sink`), or from the first sink whose
+        // copy passes, rejecting a copy whose content is not the artifact named (its sidecar's
+        // size and SHA-256, its manifest's name) before anything is promoted; it audits the
+        // file restore itself.
+        let from = sink_name.as_deref();
+        let report = match self.repo.restore(&name, &options, from).await {
+            Ok(r) => r,
+            Err(e) => return Err(failed(format!("restore failed, target untouched: {e}"))),
+        };
+        for r in &report.rejected_copies {
+            eprintln!("restore: rejected copy {r}");
+        }
         let audit_restore = |passed: bool, seconds: f64, target: String, error: Option<String>| {
             self.audit.append(AuditEvent::Restore {
                 artifact: name.to_string(),
-                sink: sink.info().name.clone(),
+                sink: report.sink.clone(),
                 target,
                 passed,
                 duration_seconds: seconds,
@@ -92,24 +104,6 @@ impl Ops {
                 error,
             })
         };
-        let report = match result {
-            Ok(r) => r,
-            Err(e) => {
-                audit_restore(
-                    false,
-                    0.0,
-                    target.display().to_string(),
-                    Some(e.to_string()),
-                )?;
-                return Err(failed(format!("restore failed, target untouched: {e}")));
-            }
-        };
-        audit_restore(
-            true,
-            report.duration_seconds,
-            target.display().to_string(),
-            None,
-        )?;
         let mut proof_json = serde_json::Value::Null;
         let mut code = 0;
         let mut dump_bytes = 0;

@@ -1,7 +1,8 @@
 //! `status`: the configured sources and the compliance status (doctrine 026 R1, R3, R4, R5,
-//! R7, audit chain).
+//! R7, audit chain; sink identity, keys, unfinished runs), from the repository: only
+//! authenticated, verified copies count.
 
-use wst::core::{AuditEvent, ComplianceOptions, Sink, ThreeTwoOneOptions, compliance_status};
+use wst::core::{AuditEvent, ComplianceOptions, ThreeTwoOneOptions};
 use wst::pg::ConnectionConfig;
 
 use super::Ops;
@@ -62,9 +63,10 @@ impl Ops {
             three_two_one: t321,
             ..ComplianceOptions::default()
         };
-        let sinks: Vec<&dyn Sink> = self.sinks.iter().map(|s| &**s as &dyn Sink).collect();
-        let report =
-            compliance_status(&sinks, &self.audit, &options, jiff::Timestamp::now()).await?;
+        let report = self
+            .repo
+            .status(&options, self.repo.clock().now())
+            .await?;
         let sources = self.configured_sources();
         if report.rules.iter().any(|r| r.rule != "audit trail intact") {
             let _ = self.audit.append(AuditEvent::ComplianceCheck {

@@ -1,6 +1,6 @@
-//! `verify`: deep-verify an artifact on every sink.
+//! `verify`: deep-verify an artifact on every sink; each copy's result is recorded (sealed) in
+//! that copy's sidecar and the audit log by the repository, so a failure demotes the copy.
 
-use wst::core::{AuditEvent, Verifier};
 
 use super::Ops;
 use crate::Out;
@@ -11,16 +11,7 @@ impl Ops {
         let mut reports = Vec::new();
         for sink in &self.sinks {
             let name = self.artifact(&**sink, artifact).await?;
-            let report = self
-                .verifier()
-                .verify(&**sink, &name, &*self.cipher)
-                .await?;
-            self.audit.append(AuditEvent::Verification {
-                artifact: name.to_string(),
-                sink: sink.info().name.clone(),
-                passed: report.passed(),
-                checks: report.checks.clone(),
-            })?;
+            let report = self.repo.verify(&**sink, &name).await?;
             all_passed &= report.passed();
             reports.push(report);
         }

@@ -1,0 +1,27 @@
+//! `init`: mark every configured sink as this repository's.
+
+use super::Ops;
+use crate::{Out, failed};
+
+impl Ops {
+    pub(crate) async fn init(&self) -> Out<u8> {
+        let ids = self
+            .repo
+            .init()
+            .await
+            .map_err(|e| failed(format!("init refused: {e}")))?;
+        self.print(&ids, || {
+            for i in &ids {
+                match &i.problem {
+                    None => println!(
+                        "  [OK]   {:<12} repository {}",
+                        i.sink,
+                        i.repository_id.as_deref().unwrap_or("-")
+                    ),
+                    Some(p) => println!("  [FAIL] {:<12} {p}", i.sink),
+                }
+            }
+        });
+        Ok(u8::from(ids.iter().any(|i| !i.ok)))
+    }
+}
