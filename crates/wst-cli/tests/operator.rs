@@ -191,7 +191,12 @@ strip_prefix = "proofs/"
     // Before `init` no sink carries the repository marker: a backup writes nowhere.
     let r = wst(&config, &["backup"]);
     assert_ne!(r.code, 0, "{}{}", r.stdout, r.stderr);
-    assert!(r.stderr.contains("wst init") || r.stdout.contains("wst init"), "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains("wst init") || r.stdout.contains("wst init"),
+        "{}{}",
+        r.stdout,
+        r.stderr
+    );
     let r = wst(&config, &["init"]);
     assert_eq!(r.code, 0, "init: {}{}", r.stdout, r.stderr);
     for _ in 0..2 {
@@ -852,4 +857,205 @@ timeout_secs = 30
         &["drill"],
         "unknown variant `sqll`",
     );
+}
+
+/// Issue 14's findings through the CLI, on two local disks and moto's S3 server: a flipped
+/// byte, a substituted artifact, an unmounted mirror, two sinks on one directory, a held lock,
+/// and a wrong key each change what `wst` says and does.
+#[test]
+fn evidence_holds_when_a_sink_lies() {
+    let Some(moto) = MotoServer::start_or_skip() else {
+        return;
+    };
+    moto.create_bucket("wst-evidence").unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    fs::create_dir_all(t.join("app")).unwrap();
+    fs::write(t.join("app/index.html"), "<h1>wst</h1>\n".repeat(64)).unwrap();
+    let mut s3_options = String::new();
+    for (k, v) in moto.sink_options() {
+        write!(s3_options, "{k} = \"{v}\", ").unwrap();
+    }
+    let config = t.join("wst.toml");
+    let body = |key_file: &str, d: &str| {
+        format!(
+            r#"
+audit_log = "{t}/state/audit.jsonl"
+[[files]]
+path = "{t}/app"
+root = "wst"
+[encryption]
+key_file = "{key_file}"
+[[sinks]]
+name = "local-c"
+url = "{t}/C"
+[[sinks]]
+name = "mirror-d"
+url = "{d}"
+[[sinks]]
+name = "offsite-s3"
+url = "s3://wst-evidence/prod"
+medium = "object_storage"
+offsite = true
+options = {{ {s3_options} }}
+[verify]
+required = ["wst/"]
+"#,
+            t = t.display()
+        )
+    };
+    let key = format!("{}/control/backup.key", t.display());
+    fs::write(&config, body(&key, &format!("{}/D", t.display()))).unwrap();
+    assert_eq!(wst(&config, &["keygen"]).code, 0);
+    assert_eq!(wst(&config, &["init"]).code, 0);
+    let mut names = Vec::new();
+    for _ in 0..2 {
+        let r = wst(&config, &["--json", "backup"]);
+        assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+        // The run report comes first (replication and prune reports may follow).
+        let v: serde_json::Value = serde_json::Deserializer::from_str(&r.stdout)
+            .into_iter()
+            .next()
+            .unwrap()
+            .unwrap();
+        names.push(v["artifact"].as_str().unwrap().to_owned());
+    }
+    let (older, newer) = (&names[0], &names[1]);
+    let status = |config: &Path| {
+        let r = wst(config, &["--json", "status"]);
+        let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+        (r.code, v)
+    };
+    let rule = |v: &serde_json::Value, name: &str| {
+        v["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["rule"] == name)
+            .unwrap()
+            .clone()
+    };
+
+    // Finding 1: one byte flipped in the newest artifact on C:. verify fails it, and from then
+    // on status does not count that copy.
+    let c_obj = t.join("C").join(format!("{newer}.tar.zst.wst"));
+    let mut bytes = fs::read(&c_obj).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 1;
+    fs::write(&c_obj, &bytes).unwrap();
+    let r = wst(&config, &["verify", newer]);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains(&format!("{newer} on local-c: FAIL")),
+        "{}",
+        r.stdout
+    );
+    let (code, v) = status(&config);
+    assert_eq!(code, 1);
+    let r3 = rule(&v, "R3 3-2-1 copies");
+    assert_eq!(r3["passed"], false);
+    assert!(r3["detail"].as_str().unwrap().contains("local-c"), "{r3}");
+    // Restore the flipped byte; verify seals the copy as good again.
+    bytes[mid] ^= 1;
+    fs::write(&c_obj, &bytes).unwrap();
+    assert_eq!(wst(&config, &["verify", newer]).code, 0);
+
+    // Finding 2: the older artifact (object and sidecar) put under the newer name on C:.
+    let c = t.join("C");
+    fs::copy(
+        c.join(format!("{older}.tar.zst.wst")),
+        c.join(format!("{newer}.tar.zst.wst")),
+    )
+    .unwrap();
+    // The attacker also renames the sidecar's claims to the newer artifact.
+    let sidecar = fs::read_to_string(c.join(format!("{older}.sidecar.json")))
+        .unwrap()
+        .replace(older.as_str(), newer);
+    fs::write(c.join(format!("{newer}.sidecar.json")), sidecar).unwrap();
+    let target = t.join("restored");
+    let r = wst(
+        &config,
+        &["restore", "--target", target.to_str().unwrap(), newer],
+    );
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("rejected copy local-c"), "{}", r.stderr);
+    assert!(target.join("wst/index.html").is_file());
+    let only_c = t.join("only-c");
+    let r = wst(
+        &config,
+        &[
+            "restore",
+            "--sink",
+            "local-c",
+            "--target",
+            only_c.to_str().unwrap(),
+            newer,
+        ],
+    );
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(!only_c.join("wst").exists());
+    // Repair C: from the other copies.
+    fs::remove_file(c.join(format!("{newer}.tar.zst.wst"))).unwrap();
+    fs::remove_file(c.join(format!("{newer}.sidecar.json"))).unwrap();
+    assert_eq!(wst(&config, &["replicate"]).code, 0);
+
+    // Finding 4: another run holds the repository lock: backup exits 4 naming it.
+    let lock_path = t.join("state/wst-wst-backup.lock");
+    let held = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(&lock_path)
+        .unwrap();
+    held.lock().unwrap();
+    fs::write(
+        &lock_path,
+        r#"{"operation":"backup","host":"ops-1","pid":4242,"since":"2026-11-30T02:00:00Z"}"#,
+    )
+    .unwrap();
+    let r = wst(&config, &["backup"]);
+    assert_eq!(r.code, 4, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("pid 4242 on ops-1"), "{}", r.stderr);
+    drop(held);
+
+    // Finding 3: the D: mirror unmounted (its path gone): the backup is degraded, not written
+    // onto the root filesystem, and status names the sink.
+    fs::rename(t.join("D"), t.join("D-unplugged")).unwrap();
+    let r = wst(&config, &["backup"]);
+    assert_eq!(r.code, 3, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("may not be mounted"), "{}", r.stdout);
+    assert!(!t.join("D").exists(), "the mirror's path was not created");
+    let (code, v) = status(&config);
+    assert_eq!(code, 1);
+    assert_eq!(rule(&v, "sinks identified")["passed"], false);
+    fs::rename(t.join("D-unplugged"), t.join("D")).unwrap();
+
+    // Two sinks on one directory: init refuses.
+    let same = t.join("same.toml");
+    fs::write(&same, body(&key, &format!("{}/C", t.display()))).unwrap();
+    let r = wst(&same, &["init"]);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains("one directory or bucket prefix"),
+        "{}",
+        r.stderr
+    );
+    let (code, v) = status(&same);
+    assert_eq!(code, 1);
+    let ids = rule(&v, "sinks identified");
+    assert!(
+        ids["detail"].as_str().unwrap().contains("`local-c`"),
+        "{ids}"
+    );
+
+    // Finding 6: a wrong key file: nothing authenticates or opens; status says so.
+    let other_key = format!("{}/control/other.key", t.display());
+    let wrong = t.join("wrong.toml");
+    fs::write(&wrong, body(&other_key, &format!("{}/D", t.display()))).unwrap();
+    assert_eq!(wst(&wrong, &["keygen"]).code, 0);
+    let (code, v) = status(&wrong);
+    assert_eq!(code, 1);
+    assert_eq!(rule(&v, "keys open the artifacts")["passed"], false);
+    assert_eq!(rule(&v, "R5 artifacts verified")["passed"], false);
 }

@@ -394,9 +394,18 @@ impl Repository {
                     continue;
                 }
             };
-            let Some(copy) = catalog.get(name).filter(|c| c.complete) else {
+            let Some(copy) = catalog.get(name) else {
                 continue;
             };
+            if !copy.complete {
+                let why = catalog
+                    .anomalies
+                    .iter()
+                    .find(|a| a.to_string().contains(&format!("`{name}`")))
+                    .map_or_else(|| "it has no sidecar".to_owned(), ToString::to_string);
+                rejected.push(format!("{}: incomplete copy: {why}", sink.info().name));
+                continue;
+            }
             let mut opts = options.clone();
             opts.clock = self.clock.clone();
             opts.expected_ciphertext = copy.expected();

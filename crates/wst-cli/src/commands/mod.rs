@@ -13,8 +13,8 @@ use crate::{Out, failed, usage};
 
 pub(crate) mod audit;
 mod backup;
-mod init;
 mod drill;
+mod init;
 pub(crate) mod keygen;
 mod ls;
 mod prune;
@@ -62,8 +62,8 @@ impl Ops {
         for s in &config.sinks {
             sinks.push(build_sink(s, create).await?);
         }
-        let mut builder = Repository::builder(Arc::clone(&cipher), audit.clone())
-            .verifier(verifier_of(&config));
+        let mut builder =
+            Repository::builder(Arc::clone(&cipher), audit.clone()).verifier(verifier_of(&config));
         for s in &sinks {
             builder = builder.sink(Arc::clone(s));
         }
@@ -116,11 +116,11 @@ impl Ops {
                 .next_back()
                 .map(|c| c.name.clone())
                 .ok_or_else(|| {
-                failed(format!(
-                    "sink `{}` holds no complete artifact",
-                    sink.info().name
-                ))
-            }),
+                    failed(format!(
+                        "sink `{}` holds no complete artifact",
+                        sink.info().name
+                    ))
+                }),
         }
     }
 

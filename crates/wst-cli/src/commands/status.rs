@@ -63,10 +63,7 @@ impl Ops {
             three_two_one: t321,
             ..ComplianceOptions::default()
         };
-        let report = self
-            .repo
-            .status(&options, self.repo.clock().now())
-            .await?;
+        let report = self.repo.status(&options, self.repo.clock().now()).await?;
         let sources = self.configured_sources();
         if report.rules.iter().any(|r| r.rule != "audit trail intact") {
             let _ = self.audit.append(AuditEvent::ComplianceCheck {

@@ -1,7 +1,6 @@
 //! `verify`: deep-verify an artifact on every sink; each copy's result is recorded (sealed) in
 //! that copy's sidecar and the audit log by the repository, so a failure demotes the copy.
 
-
 use super::Ops;
 use crate::Out;
 
