@@ -40,7 +40,8 @@ use wst::crypto::{AeadCipher, Key};
 use wst::objstore::LocalDiskSink;
 use wst::pg::{PgDrillRestorer, PgDumpSource, PgRestoreListCheck, TestCluster};
 
-#[path = "common/progress.rs"]
+// The operator binary's progress bar, shared rather than copied.
+#[path = "../crates/wst-cli/src/progress.rs"]
 mod progress;
 use progress::Bar;
 

@@ -1,4 +1,5 @@
-//! A progress bar for `wst backup` (indicatif), drawn only on a terminal.
+//! A progress bar for `wst backup` and the quickstart example (indicatif), drawn only on a
+//! terminal.
 
 use wst::core::{Progress, Stage};
 

@@ -268,20 +268,7 @@ impl Repository {
     /// [`Error::Locked`] naming the holder (operation, pid, host, since) when another process
     /// holds it; [`Error::Io`] when the lock file cannot be used.
     pub fn lock(&self, operation: &str) -> Result<RepositoryLock> {
-        let dir = self
-            .audit
-            .path()
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .map_or_else(
-                || std::path::PathBuf::from("."),
-                std::path::Path::to_path_buf,
-            );
-        crate::lock::acquire(
-            &dir.join(format!("wst-{}.lock", self.prefix)),
-            operation,
-            self.clock.now(),
-        )
+        crate::lock::acquire(&self.lock_path(), operation, self.clock.now())
     }
 
     /// The catalog of `sink` (this repository's prefix; sidecars judged under its evidence
