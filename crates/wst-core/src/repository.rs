@@ -28,10 +28,13 @@ use crate::lock::RepositoryLock;
 use crate::marker::{
     MARKER_OBJECT, RepositoryMarker, SinkIdentity, new_repository_id, read_marker, write_marker,
 };
+use crate::pipeline::{BackupJob, BackupJobBuilder};
 use crate::prune::{Guard, Proof, PruneOptions, PruneReport, run_audited};
+use crate::report::RunReport;
 use crate::restore::{RestoreOptions, RestoreReport};
 use crate::retention::RetentionPolicy;
 use crate::sink::{Sink, SinkExt};
+use crate::unavailable::UnavailableSink;
 use crate::verify::{ArtifactVerifier, Check, VerificationReport};
 
 /// One backup job's artifacts on its sinks: the catalog, authenticated evidence, audited
@@ -257,6 +260,69 @@ impl Repository {
             });
         }
         out
+    }
+
+    /// A backup job for this repository, to which the caller adds its sources: the
+    /// repository's cipher, prefix, clock and verifier, and its sinks in configured order. A
+    /// sink whose identity check fails ([`Repository::check_sinks`]: an unmounted disk, no
+    /// marker, two sinks on one location) takes part as an [`UnavailableSink`] naming the
+    /// problem, so the run writes nothing there and is degraded, never silently short of a copy.
+    pub async fn job(&self) -> BackupJobBuilder {
+        let identities = self.check_sinks().await;
+        let mut b = BackupJob::builder(Arc::clone(&self.cipher))
+            .prefix(&self.prefix)
+            .clock(self.clock.clone())
+            .verifier(self.verifier.clone());
+        for (sink, id) in self.sinks.iter().zip(identities) {
+            b = b.sink(match id.problem {
+                None => Arc::clone(sink),
+                Some(problem) => Arc::new(UnavailableSink::new(sink.info().clone(), problem)),
+            });
+        }
+        b
+    }
+
+    /// Runs `job` (built from [`Repository::job`]) and audits it: `backup_started` before,
+    /// then `backup_completed` with the per-sink outcomes and the run's verification, or
+    /// `backup_failed` with the error. The caller holds the lock ([`Repository::lock`]).
+    ///
+    /// # Errors
+    /// The run's error (after `backup_failed` is recorded), or the audit log's.
+    pub async fn backup(&self, job: &BackupJob, sources: Vec<String>) -> Result<RunReport> {
+        self.audit.append(AuditEvent::BackupStarted {
+            sources,
+            sinks: job.sinks().iter().map(|s| s.info().name.clone()).collect(),
+        })?;
+        let started = std::time::Instant::now();
+        let report = match job.run().await {
+            Ok(r) => r,
+            Err(e) => {
+                self.audit.append(AuditEvent::BackupFailed {
+                    duration_seconds: started.elapsed().as_secs_f64(),
+                    error: e.to_string(),
+                })?;
+                return Err(e);
+            }
+        };
+        self.audit.append(AuditEvent::BackupCompleted {
+            artifact: report.artifact.to_string(),
+            outcome: format!("{:?}", report.outcome).to_lowercase(),
+            duration_seconds: report.duration_seconds,
+            bytes_read: report.bytes_read,
+            ciphertext_bytes: report.ciphertext_bytes,
+            ciphertext_sha256: report.ciphertext_sha256.clone(),
+            sinks: report.sinks.clone(),
+            warnings: report.warnings.clone(),
+        })?;
+        if let Some(v) = &report.verification {
+            self.audit.append(AuditEvent::Verification {
+                artifact: report.artifact.to_string(),
+                sink: v.sink.clone(),
+                passed: v.passed(),
+                checks: v.checks.clone(),
+            })?;
+        }
+        Ok(report)
     }
 
     /// Takes the repository lock for `operation` (backup, prune): one writer per repository on

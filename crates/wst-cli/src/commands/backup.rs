@@ -4,7 +4,7 @@ use std::io::IsTerminal;
 use std::sync::Arc;
 
 use wst::config::BucketConfig;
-use wst::core::{AuditEvent, BackupJob, FileTreeSource, RunOutcome, UnavailableSink};
+use wst::core::{FileTreeSource, RunOutcome};
 use wst::pg::PgDumpSource;
 
 use super::Ops;
@@ -16,15 +16,10 @@ impl Ops {
     pub(crate) async fn backup(&self) -> Out<u8> {
         // One writer per repository: a second backup (or a prune) exits 4 naming the holder.
         let _lock = self.repo.lock("backup").map_err(|e| locked(&e))?;
-        // A sink without this repository's marker (an unmounted disk, two sinks on one
-        // location) is not written: it stands in as unavailable and the run is degraded.
-        let identities = self.repo.check_sinks().await;
-        let mut b = BackupJob::builder(Arc::clone(&self.cipher))
-            .zstd_level(self.config.zstd_level)
-            .verifier(self.verifier());
-        if let Some(p) = &self.config.prefix {
-            b = b.prefix(p);
-        }
+        // The repository's job: a sink without this repository's marker (an unmounted disk,
+        // two sinks on one location) is not written; it stands in as unavailable and the run
+        // is degraded.
+        let mut b = self.repo.job().await.zstd_level(self.config.zstd_level);
         for f in &self.config.files {
             b = b.source(Arc::new(FileTreeSource::new(&f.path, &f.root)?));
         }
@@ -36,56 +31,24 @@ impl Ops {
         for bucket in &self.config.buckets {
             b = b.source(Arc::new(bucket_source(bucket)?));
         }
-        for (s, id) in self.sinks.iter().zip(&identities) {
-            b = b.sink(match &id.problem {
-                None => Arc::clone(s),
-                Some(problem) => Arc::new(UnavailableSink::new(s.info().clone(), problem.clone())),
-            });
-        }
         if !self.json && std::io::stderr().is_terminal() {
             b = b.progress(Arc::new(Bar::new(0)));
         }
         let job = b.build().map_err(|e| usage(e.to_string()))?;
-        self.audit.append(AuditEvent::BackupStarted {
-            sources: self
-                .config
-                .files
-                .iter()
-                .map(|f| f.root.clone())
-                .chain(self.entry())
-                .chain(self.config.buckets.iter().map(BucketConfig::root))
-                .collect(),
-            sinks: self.sinks.iter().map(|s| s.info().name.clone()).collect(),
-        })?;
-        let started = std::time::Instant::now();
-        let report = match job.run().await {
-            Ok(r) => r,
-            Err(e) => {
-                self.audit.append(AuditEvent::BackupFailed {
-                    duration_seconds: started.elapsed().as_secs_f64(),
-                    error: e.to_string(),
-                })?;
-                return Err(failed(format!("backup failed: {e}")));
-            }
-        };
-        self.audit.append(AuditEvent::BackupCompleted {
-            artifact: report.artifact.to_string(),
-            outcome: format!("{:?}", report.outcome).to_lowercase(),
-            duration_seconds: report.duration_seconds,
-            bytes_read: report.bytes_read,
-            ciphertext_bytes: report.ciphertext_bytes,
-            ciphertext_sha256: report.ciphertext_sha256.clone(),
-            sinks: report.sinks.clone(),
-            warnings: report.warnings.clone(),
-        })?;
-        if let Some(v) = &report.verification {
-            self.audit.append(AuditEvent::Verification {
-                artifact: report.artifact.to_string(),
-                sink: v.sink.clone(),
-                passed: v.passed(),
-                checks: v.checks.clone(),
-            })?;
-        }
+        let sources = self
+            .config
+            .files
+            .iter()
+            .map(|f| f.root.clone())
+            .chain(self.entry())
+            .chain(self.config.buckets.iter().map(BucketConfig::root))
+            .collect();
+        // The repository audits the run (started, completed or failed, verification).
+        let report = self
+            .repo
+            .backup(&job, sources)
+            .await
+            .map_err(|e| failed(format!("backup failed: {e}")))?;
         self.print(&report, || {
             println!(
                 "backup {} {:?} in {:.1} s",
