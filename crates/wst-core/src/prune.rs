@@ -604,7 +604,7 @@ fn check_listing(sink: &str, listed: usize, options: &PruneOptions) -> Result<()
         "refusing to prune sink `{sink}`: it lists {listed} `{}` artifacts but the previous \
          prune left {previous}. A wrong prefix or bucket, credentials scoped elsewhere, or a \
          broken listing look like this; nothing was deleted. Check the sink; if the artifacts \
-         really are gone, rerun with allow_listing_drop",
+         really are gone, rerun with `wst prune --allow-listing-drop` (library: `PruneOptions::allow_listing_drop`)",
         options.prefix
     )))
 }
