@@ -586,3 +586,34 @@ async fn status_names_a_wrong_key_and_leftovers_of_killed_runs() {
     assert!(!rule(&status, "sinks identified").passed);
     assert!(!rule(&status, "R5 artifacts verified").passed);
 }
+
+/// The primary disk unplugged: status still answers, and R1, R3 and "sinks identified" name it.
+#[tokio::test]
+async fn status_answers_with_the_primary_unreachable() {
+    let f = fixture().await;
+    let names = f.backups(1).await;
+    f.drill(&names[0], true);
+    let c = f.repo.sink("local-c").unwrap();
+    let gone: Arc<dyn Sink> = Arc::new(wst::core::UnavailableSink::new(
+        c.info().clone(),
+        "`/mnt/c` does not exist: the disk may not be mounted",
+    ));
+    let repo = Repository::builder(cipher(), AuditLog::new(f.root.join("audit.jsonl"), "test"))
+        .sink(gone)
+        .sink(Arc::clone(f.repo.sink("mirror-d").unwrap()))
+        .build()
+        .unwrap();
+    let status = repo
+        .status(&Fixture::options(), f.clock.now())
+        .await
+        .unwrap();
+    let failed: Vec<&str> = status.violations().map(|v| v.rule.as_str()).collect();
+    assert!(failed.contains(&"R1 backup frequency"), "{status:#?}");
+    assert!(failed.contains(&"sinks identified"), "{status:#?}");
+    let r1 = status
+        .rules
+        .iter()
+        .find(|r| r.rule == "R1 backup frequency")
+        .unwrap();
+    assert!(r1.detail.contains("may not be mounted"), "{r1:#?}");
+}

@@ -8,42 +8,25 @@
 //! entries an include [`Selection`] selects, into an isolated directory.
 #![deny(rustdoc::broken_intra_doc_links)]
 
-mod archive;
-mod artifact;
-mod audit;
-mod bridge;
-mod catalog;
-mod cipher;
-mod clock;
-mod compliance;
-#[cfg(feature = "conformance")]
-pub mod conformance;
-mod drill;
-mod entry_rules;
-mod error;
-mod evidence;
-mod files;
-mod list;
-mod lock;
-mod manifest;
-mod marker;
-mod memory;
-mod pipeline;
-mod progress;
-mod prune;
-mod reader;
-mod replicate;
-mod report;
+// The layout shows the architecture: `contracts` (traits, error, clock), `format` (the
+// artifact), `repository` (the owner of a job's artifacts: catalog, evidence, markers, lock,
+// audit), `ops` (one module per operation), `impls` (sources and sinks of the core). The
+// modules are re-exported at the root so every path stays `crate::<module>`.
+mod contracts;
+mod format;
+mod impls;
+mod ops;
 mod repository;
-mod restore;
-mod retention;
-mod selection;
-mod sink;
-mod source;
-mod tarstream;
-mod three_two_one;
-mod unavailable;
-mod verify;
+
+use contracts::{cipher, clock, error, progress, retention, sink, source};
+use format::{archive, artifact, bridge, entry_rules, manifest, reader, selection, tarstream};
+#[cfg(feature = "conformance")]
+pub use impls::conformance;
+use impls::{files, memory};
+use ops::{
+    compliance, drill, list, pipeline, prune, replicate, report, restore, three_two_one, verify,
+};
+use repository::{audit, catalog, evidence, lock, marker, unavailable};
 
 pub use artifact::{
     ARTIFACT_EXTENSION, ArtifactName, DEFAULT_PREFIX, SIDECAR_EXTENSION, SIDECAR_FORMAT, Sidecar,

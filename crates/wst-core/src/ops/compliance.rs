@@ -133,8 +133,8 @@ fn age(now: Timestamp, t: Timestamp) -> String {
 /// then.
 ///
 /// # Errors
-/// [`Error::Sink`](crate::Error::Sink) when the primary sink cannot be listed;
-/// [`Error::Io`](crate::Error::Io) when the audit log cannot be read.
+/// [`Error::Io`](crate::Error::Io) when the audit log cannot be read. A sink that cannot be
+/// listed is a finding, not an error: R1 (for the primary), R5 and R3 fail naming it.
 pub async fn compliance_status(
     sinks: &[&dyn Sink],
     audit: &AuditLog,
@@ -170,15 +170,20 @@ pub(crate) async fn compliance_with(
     let mut unverified = Vec::new();
     let mut checked = 0usize;
     let mut catalogs: Vec<Option<Catalog>> = Vec::with_capacity(sinks.len());
+    let mut primary_error: Option<String> = None;
     for (i, sink) in sinks.iter().enumerate() {
         let catalog = match Catalog::read(*sink, prefix, trust).await {
             Ok(c) => c,
-            Err(e) if i > 0 => {
+            Err(e) => {
+                // An unreachable sink (an unmounted disk, a dead store) is a finding of the
+                // status, not a reason to give none: the primary's fails R1 with the error.
+                if i == 0 {
+                    primary_error = Some(e.to_string());
+                }
                 unverified.push(format!("{}: cannot be listed: {e}", sink.info().name));
                 catalogs.push(None);
                 continue;
             }
-            Err(e) => return Err(e),
         };
         for copy in catalog.complete().rev() {
             let t = copy.name.time();
@@ -228,7 +233,10 @@ pub(crate) async fn compliance_with(
         None => rule(
             "R1 backup frequency",
             false,
-            format!("no verified backup on `{}`", primary.info().name),
+            match &primary_error {
+                Some(e) => format!("`{}` cannot be listed: {e}", primary.info().name),
+                None => format!("no verified backup on `{}`", primary.info().name),
+            },
             Vec::new(),
         ),
     });

@@ -263,10 +263,12 @@ fn join(reasons: &[Reason]) -> String {
 /// The rules and the time zone periods are counted in belong to the policy: for wst's own
 /// planner pass a `wst_retention::Planner` (a `Policy` bound to an IANA time zone).
 ///
-/// Steps: list the artifacts and sidecars with `options.prefix`; refuse a listing that shrank
-/// suspiciously (see [`PruneOptions::previous_count`]); read every sidecar (an artifact without
-/// a readable, matching sidecar is incomplete; a passed verification in the sidecar makes it
-/// verified, [`Sidecar::is_verified`]); plan; check that the plan decides every artifact exactly
+/// Steps: read the sink's [`Catalog`] for `options.prefix`; refuse a listing that shrank
+/// suspiciously (see [`PruneOptions::previous_count`]); an artifact without a readable,
+/// matching sidecar is incomplete, and a passed verification in the sidecar makes it verified
+/// ([`Sidecar::is_verified`](crate::Sidecar::is_verified); this low-level function believes
+/// sidecars as they are, [`Repository::prune`](crate::Repository::prune) only authentic ones
+/// and proves the newer backup before deleting); plan; check that the plan decides every artifact exactly
 /// once; refuse every planned deletion of the newest artifact, of the newest complete verified
 /// one, of one without a strictly newer complete verified artifact kept, of one younger than
 /// `options.min_age`, and of one dated after `now` (design invariant 3, doctrine R4); delete the

@@ -11,6 +11,13 @@
 //! only on proof) and [`Repository::status`]. Backups are run by a [`BackupJob`](crate::BackupJob)
 //! built with the same cipher, which seals the sidecars it writes.
 
+pub(crate) mod audit;
+pub(crate) mod catalog;
+pub(crate) mod evidence;
+pub(crate) mod lock;
+pub(crate) mod marker;
+pub(crate) mod unavailable;
+
 use std::sync::Arc;
 
 use bytes::Bytes;
