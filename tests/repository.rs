@@ -585,6 +585,13 @@ async fn status_names_a_wrong_key_and_leftovers_of_killed_runs() {
     );
     assert!(!rule(&status, "sinks identified").passed);
     assert!(!rule(&status, "R5 artifacts verified").passed);
+
+    // Verifying with the wrong key fails, and must not take the good copies' evidence away:
+    // a failure is sealed only into a sidecar that authenticates under the configured key.
+    let r = wrong.verify(f.sink("local-c"), &names[0]).await.unwrap();
+    assert!(!r.passed());
+    let catalog = f.repo.catalog(f.sink("local-c")).await.unwrap();
+    assert!(catalog.get(&names[0]).unwrap().verified, "{catalog:#?}");
 }
 
 /// The primary disk unplugged: status still answers, and R1, R3 and "sinks identified" name it.

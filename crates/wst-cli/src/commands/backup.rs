@@ -3,7 +3,6 @@
 use std::io::IsTerminal;
 use std::sync::Arc;
 
-use wst::config::BucketConfig;
 use wst::core::{FileTreeSource, RunOutcome};
 use wst::pg::PgDumpSource;
 
@@ -35,18 +34,10 @@ impl Ops {
             b = b.progress(Arc::new(Bar::new(0)));
         }
         let job = b.build().map_err(|e| usage(e.to_string()))?;
-        let sources = self
-            .config
-            .files
-            .iter()
-            .map(|f| f.root.clone())
-            .chain(self.entry())
-            .chain(self.config.buckets.iter().map(BucketConfig::root))
-            .collect();
         // The repository audits the run (started, completed or failed, verification).
         let report = self
             .repo
-            .backup(&job, sources)
+            .backup(&job)
             .await
             .map_err(|e| failed(format!("backup failed: {e}")))?;
         self.print(&report, || {

@@ -141,18 +141,22 @@ pub async fn compliance_status(
     options: &ComplianceOptions,
     now: Timestamp,
 ) -> Result<ComplianceReport> {
-    compliance_with(sinks, audit, options, now, Trust::Unauthenticated).await
+    compliance_with(sinks, audit, options, now, Trust::Unauthenticated)
+        .await
+        .map(|(report, _)| report)
 }
 
 /// [`compliance_status`] judging sidecars by `trust` (the repository passes its evidence keys,
-/// so a forged, unsealed or failed verification never counts for R1, R3 or R5).
+/// so a forged, unsealed or failed verification never counts for R1, R3 or R5). Also returns
+/// each sink's catalog (`None` for a sink that could not be listed), for the repository's own
+/// rules, so no sink is listed twice.
 pub(crate) async fn compliance_with(
     sinks: &[&dyn Sink],
     audit: &AuditLog,
     options: &ComplianceOptions,
     now: Timestamp,
     trust: Trust<'_>,
-) -> Result<ComplianceReport> {
+) -> Result<(ComplianceReport, Vec<Option<Catalog>>)> {
     let mut rules = Vec::new();
     let Some(primary) = sinks.first() else {
         return Err(crate::Error::Config(
@@ -352,7 +356,7 @@ pub(crate) async fn compliance_with(
         },
         Vec::new(),
     ));
-    Ok(ComplianceReport { at: now, rules })
+    Ok((ComplianceReport { at: now, rules }, catalogs))
 }
 
 #[cfg(test)]

@@ -81,6 +81,11 @@ impl BackupJob {
         &self.cipher
     }
 
+    /// The sources, in configured order.
+    pub fn sources(&self) -> &[Arc<dyn Source>] {
+        &self.sources
+    }
+
     /// The sinks, in configured order.
     pub fn sinks(&self) -> &[Arc<dyn Sink>] {
         &self.sinks

@@ -24,29 +24,9 @@ use crate::artifact::DEFAULT_PREFIX;
 use crate::audit::{AuditEvent, AuditLog};
 use crate::catalog::{Anomaly, Catalog, CatalogCopy, Trust};
 use crate::error::{Error, Result};
-use crate::evidence::EvidenceKey;
 use crate::repository::Repository;
 use crate::retention::{BackupRecord, Flag, Reason, RetentionPolicy};
 use crate::sink::Sink;
-
-/// What makes a prune trust its evidence (set by [`Repository::prune`](crate::Repository)):
-/// the evidence keys sidecars must authenticate under, and the deep verification of the
-/// backup that a sink's deletions rely on.
-#[derive(Clone, Copy, Default)]
-pub(crate) struct Guard<'a> {
-    /// `Some`: only authentic sidecars make a copy verified. `None`: sidecars are believed.
-    pub(crate) keys: Option<&'a [EvidenceKey]>,
-    /// `Some`: before deleting anything on a sink, the newest verified artifact there is
-    /// verified deeply; if it fails, nothing is deleted on that sink.
-    pub(crate) proof: Option<Proof<'a>>,
-}
-
-/// How the backup a deletion relies on is proven: with the repository's cipher and verifier,
-/// and the result recorded on that copy (a failure demotes it everywhere).
-#[derive(Clone, Copy)]
-pub(crate) struct Proof<'a> {
-    pub(crate) repository: &'a Repository,
-}
 
 /// How [`prune`] runs.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -294,7 +274,7 @@ pub async fn prune(
     options: &PruneOptions,
 ) -> Result<PruneReport> {
     let span = tracing::info_span!("prune", sink = %sink.info().name, dry_run = options.dry_run);
-    run(sink, policy, now, options, None, Guard::default())
+    run(sink, policy, now, options, None, None)
         .instrument(span)
         .await
 }
@@ -320,20 +300,23 @@ pub async fn prune_audited(
     options: &PruneOptions,
     audit: &AuditLog,
 ) -> Result<PruneReport> {
-    run_audited(sink, policy, now, options, audit, Guard::default()).await
+    run_audited(sink, policy, now, options, audit, None).await
 }
 
-/// [`prune_audited`] under `guard` (the repository's authenticated evidence and proof).
+/// [`prune_audited`], or with `repository` its guarded form: only sidecars that authenticate
+/// under the repository's evidence keys make a copy verified, and before anything is deleted
+/// on the sink the newest verified artifact there is verified deeply with the repository's
+/// cipher and verifier (the result recorded on that copy); if it fails nothing is deleted.
 pub(crate) async fn run_audited(
     sink: &dyn Sink,
     policy: &dyn RetentionPolicy,
     now: Timestamp,
     options: &PruneOptions,
     audit: &AuditLog,
-    guard: Guard<'_>,
+    repository: Option<&Repository>,
 ) -> Result<PruneReport> {
     let span = tracing::info_span!("prune", sink = %sink.info().name, dry_run = options.dry_run);
-    let result = run(sink, policy, now, options, Some(audit), guard)
+    let result = run(sink, policy, now, options, Some(audit), repository)
         .instrument(span)
         .await;
     if let Err(e) = &result {
@@ -357,11 +340,11 @@ pub(crate) async fn run(
     now: Timestamp,
     options: &PruneOptions,
     audit: Option<&AuditLog>,
-    guard: Guard<'_>,
+    repository: Option<&Repository>,
 ) -> Result<PruneReport> {
     let sink_name = sink.info().name.clone();
-    let trust = match guard.keys {
-        Some(keys) => Trust::Authenticated(keys),
+    let trust = match repository {
+        Some(repo) => Trust::Authenticated(repo.evidence_keys()),
         None => Trust::Unauthenticated,
     };
     let catalog = Catalog::read(sink, &options.prefix, trust).await?;
@@ -482,11 +465,10 @@ pub(crate) async fn run(
     // Delete only on proof (seeds/002 "verify newer backup exists before deleting expired"):
     // every deletion here relies on the newest verified artifact of this sink; verify it deeply
     // (decrypt, every entry against the manifest, ciphertext against the sidecar) first.
-    if let (Some(proof), false) = (guard.proof, to_delete.is_empty() || options.dry_run) {
+    if let (Some(repo), false) = (repository, to_delete.is_empty() || options.dry_run) {
         let unproven = match &relied_on {
             None => Some("no newer verified artifact to prove".to_owned()),
             Some(c) => {
-                let repo = proof.repository;
                 let report = repo
                     .verifier()
                     .verify_expecting(sink, &c.name, &**repo.cipher(), c.expected())

@@ -26,7 +26,9 @@ pub enum Trust<'a> {
     /// (design invariant 8). What a [`Repository`](crate::Repository) always uses.
     Authenticated(&'a [EvidenceKey]),
     /// Sidecars are believed as they are (no key at hand: an offline count of copies). A copy
-    /// counts as verified on its sidecar's word alone; never use this to justify a deletion.
+    /// counts as verified on its sidecar's word alone. The low-level
+    /// [`prune`](crate::prune) and [`compliance_status`](crate::compliance_status) read
+    /// catalogs this way; the [`Repository`](crate::Repository) never does.
     Unauthenticated,
 }
 
@@ -205,6 +207,28 @@ impl Catalog {
     pub fn verified(&self) -> impl DoubleEndedIterator<Item = &CatalogCopy> {
         self.copies.iter().filter(|c| c.verified)
     }
+
+    /// The copy of one artifact on `sink` under the same rule as [`Catalog::read`], without
+    /// listing the sink: one `head` of the artifact and one read of its sidecar. `Ok(None)`
+    /// when the sink has no artifact object of that name; the anomaly, if any, comes with it.
+    ///
+    /// # Errors
+    /// The sink's error when the artifact cannot be looked up or its sidecar read (other
+    /// than missing or too large).
+    pub async fn read_one(
+        sink: &dyn Sink,
+        name: &ArtifactName,
+        trust: Trust<'_>,
+    ) -> Result<Option<(CatalogCopy, Option<Anomaly>)>> {
+        let meta = match sink.head(&name.artifact_object()).await {
+            Ok(m) => m,
+            Err(Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        read_copy(sink, name.clone(), meta, true, trust)
+            .await
+            .map(Some)
+    }
 }
 
 /// Reads the sidecar of one artifact and decides whether the copy is complete and verified.
@@ -266,8 +290,11 @@ async fn read_copy(
                 },
             }),
         },
-        // Deleted between list and get: the artifact is incomplete now.
-        Err(Error::NotFound { .. }) => None,
+        // No sidecar (or deleted between list and get): the artifact is incomplete.
+        Err(Error::NotFound { .. }) => {
+            copy.has_sidecar = false;
+            None
+        }
         Err(Error::LimitExceeded { value, limit, .. }) => Some(Anomaly::UnreadableSidecar {
             name: label,
             detail: format!("larger than {limit} bytes ({value} read)"),

@@ -6,10 +6,13 @@
 //! one [`Catalog`] rule, and a verification claim counts only when its sidecar authenticates
 //! under the repository key (design invariant 8).
 //!
-//! Operations here: [`Repository::catalog`], [`Repository::verify`] (records the result on
-//! the copy it read, so a failure demotes that copy everywhere), [`Repository::prune`] (delete
-//! only on proof) and [`Repository::status`]. Backups are run by a [`BackupJob`](crate::BackupJob)
-//! built with the same cipher, which seals the sidecars it writes.
+//! Operations here: [`Repository::init`] and [`Repository::check_sinks`] (sink identity),
+//! [`Repository::lock`] (one writer), [`Repository::job`] and [`Repository::backup`] (a run on
+//! the identified sinks, audited; its sidecars are sealed), [`Repository::catalog`],
+//! [`Repository::verify`] (records the result on the copy it read, so a failure demotes that
+//! copy everywhere), [`Repository::restore`] (falls back to the next good copy),
+//! [`Repository::prune`] (delete only on proof) and [`Repository::status`]. Still outside it:
+//! drill, replicate and `ls` (they read the sinks themselves).
 
 pub(crate) mod audit;
 pub(crate) mod catalog;
@@ -36,7 +39,7 @@ use crate::marker::{
     MARKER_OBJECT, RepositoryMarker, SinkIdentity, new_repository_id, read_marker, write_marker,
 };
 use crate::pipeline::{BackupJob, BackupJobBuilder};
-use crate::prune::{Guard, Proof, PruneOptions, PruneReport, run_audited};
+use crate::prune::{PruneOptions, PruneReport, run_audited};
 use crate::report::RunReport;
 use crate::restore::{RestoreOptions, RestoreReport};
 use crate::retention::RetentionPolicy;
@@ -295,9 +298,9 @@ impl Repository {
     ///
     /// # Errors
     /// The run's error (after `backup_failed` is recorded), or the audit log's.
-    pub async fn backup(&self, job: &BackupJob, sources: Vec<String>) -> Result<RunReport> {
+    pub async fn backup(&self, job: &BackupJob) -> Result<RunReport> {
         self.audit.append(AuditEvent::BackupStarted {
-            sources,
+            sources: job.sources().iter().map(|s| s.name()).collect(),
             sinks: job.sinks().iter().map(|s| s.info().name.clone()).collect(),
         })?;
         let started = std::time::Instant::now();
@@ -362,11 +365,12 @@ impl Repository {
     /// [`Error::NotFound`] when the sink has no such artifact; the sink's error when it cannot
     /// be read. A failed verification is not an error: read [`VerificationReport::passed`].
     pub async fn verify(&self, sink: &dyn Sink, name: &ArtifactName) -> Result<VerificationReport> {
-        let catalog = self.catalog(sink).await?;
-        let copy = catalog.get(name).ok_or_else(|| Error::NotFound {
-            sink: sink.info().name.clone(),
-            name: name.artifact_object(),
-        })?;
+        let (copy, _) = Catalog::read_one(sink, name, Trust::Authenticated(&self.keys))
+            .await?
+            .ok_or_else(|| Error::NotFound {
+                sink: sink.info().name.clone(),
+                name: name.artifact_object(),
+            })?;
         let expected = copy
             .sidecar
             .as_ref()
@@ -386,9 +390,14 @@ impl Repository {
         Ok(report)
     }
 
-    /// Records `report` (a verification of the copy of `name` on `sink`) in that copy's
-    /// sidecar, sealed under the repository's evidence key, and in the audit log. A copy
-    /// without a sidecar gets only the audit record.
+    /// Records `report` (a verification of the copy of `name` on `sink`) in the audit log and
+    /// in that copy's sidecar, sealed under the repository's evidence key. The sidecar is
+    /// rewritten when it authenticates, or when the verification passed (the repository key
+    /// opened the content and it matched the sidecar: an unsealed sidecar of an older wst is
+    /// sealed, an altered one repaired). A failed verification never rewrites a sidecar it
+    /// cannot authenticate: with a wrong key configured, every verification fails, and
+    /// sealing under that key would take good copies' evidence away. A copy without a
+    /// sidecar gets only the audit record.
     ///
     /// # Errors
     /// The audit log's error; the sink's error when the sidecar cannot be rewritten.
@@ -410,12 +419,12 @@ impl Repository {
             Err(Error::NotFound { .. }) => return Ok(()),
             Err(e) => return Err(e),
         };
-        let Ok((mut sidecar, _)) = open_sidecar(&bytes, &self.keys, &object) else {
+        let Ok((mut sidecar, trust)) = open_sidecar(&bytes, &self.keys, &object) else {
             // An unreadable sidecar stays as it is: the catalog reports it, and the copy is
             // incomplete whatever this verification said.
             return Ok(());
         };
-        if sidecar.name != *name {
+        if sidecar.name != *name || !(trust.is_authentic() || report.passed()) {
             return Ok(());
         }
         sidecar.verification = Some(crate::pipeline::summary(report));
@@ -447,22 +456,17 @@ impl Repository {
             if from.is_some_and(|f| f != sink.info().name) {
                 continue;
             }
-            let catalog = match self.catalog(&**sink).await {
-                Ok(c) => c,
-                Err(e) => {
-                    rejected.push(format!("{}: cannot be listed: {e}", sink.info().name));
-                    continue;
-                }
-            };
-            let Some(copy) = catalog.get(name) else {
-                continue;
-            };
+            let (copy, anomaly) =
+                match Catalog::read_one(&**sink, name, Trust::Authenticated(&self.keys)).await {
+                    Ok(Some(c)) => c,
+                    Ok(None) => continue,
+                    Err(e) => {
+                        rejected.push(format!("{}: cannot be read: {e}", sink.info().name));
+                        continue;
+                    }
+                };
             if !copy.complete {
-                let why = catalog
-                    .anomalies
-                    .iter()
-                    .find(|a| a.to_string().contains(&format!("`{name}`")))
-                    .map_or_else(|| "it has no sidecar".to_owned(), ToString::to_string);
+                let why = anomaly.map_or_else(|| "it has no sidecar".to_owned(), |a| a.to_string());
                 rejected.push(format!("{}: incomplete copy: {why}", sink.info().name));
                 continue;
             }
@@ -472,26 +476,36 @@ impl Repository {
             match crate::restore::restore(&**sink, name, &*self.cipher, &opts).await {
                 Ok(mut report) => {
                     report.rejected_copies = rejected;
-                    self.audit_restore(name, &**sink, options, report.duration_seconds, None)?;
+                    self.audit_restore(
+                        name,
+                        &sink.info().name,
+                        options,
+                        report.duration_seconds,
+                        None,
+                    )?;
                     return Ok(report);
                 }
-                Err(e) if copy_is_bad(&e) => {
+                Err(e) if copy_is_bad(&e) || copy_unreachable(&e) => {
                     tracing::error!(artifact = %name, sink = %sink.info().name, error = %e, "restore: copy rejected; trying the next sink");
-                    let failed = VerificationReport {
-                        artifact: name.clone(),
-                        sink: sink.info().name.clone(),
-                        started: self.clock.now(),
-                        finished: self.clock.now(),
-                        checks: vec![Check::fail("restore", e.to_string())],
-                    };
-                    if let Err(re) = self.record_verification(&**sink, name, &failed).await {
-                        tracing::error!(error = %re, "restore: cannot record the rejected copy");
+                    if copy_is_bad(&e) {
+                        // The content is not what the copy's evidence says: that copy fails
+                        // verification (an unreachable sink says nothing about its copy).
+                        let failed = VerificationReport {
+                            artifact: name.clone(),
+                            sink: sink.info().name.clone(),
+                            started: self.clock.now(),
+                            finished: self.clock.now(),
+                            checks: vec![Check::fail("restore", e.to_string())],
+                        };
+                        if let Err(re) = self.record_verification(&**sink, name, &failed).await {
+                            tracing::error!(error = %re, "restore: cannot record the rejected copy");
+                        }
                     }
                     rejected.push(format!("{}: {e}", sink.info().name));
                     last_error = Some(e);
                 }
                 Err(e) => {
-                    self.audit_restore(name, &**sink, options, 0.0, Some(&e))?;
+                    self.audit_restore(name, &sink.info().name, options, 0.0, Some(&e))?;
                     return Err(e);
                 }
             }
@@ -500,23 +514,21 @@ impl Repository {
             sink: from.unwrap_or("any sink").to_owned(),
             name: format!("a complete copy of {name}"),
         });
-        if let Some(sink) = self.sinks.first() {
-            self.audit_restore(name, &**sink, options, 0.0, Some(&e))?;
-        }
+        self.audit_restore(name, from.unwrap_or("(every sink)"), options, 0.0, Some(&e))?;
         Err(e)
     }
 
     fn audit_restore(
         &self,
         name: &ArtifactName,
-        sink: &dyn Sink,
+        sink: &str,
         options: &RestoreOptions,
         seconds: f64,
         error: Option<&Error>,
     ) -> Result<()> {
         self.audit.append(AuditEvent::Restore {
             artifact: name.to_string(),
-            sink: sink.info().name.clone(),
+            sink: sink.to_owned(),
             target: options.target.display().to_string(),
             passed: error.is_none(),
             duration_seconds: seconds,
@@ -562,11 +574,7 @@ impl Repository {
     ) -> Result<PruneReport> {
         let mut options = options.clone();
         options.prefix.clone_from(&self.prefix);
-        let guard = Guard {
-            keys: Some(&self.keys),
-            proof: Some(Proof { repository: self }),
-        };
-        run_audited(sink, policy, now, &options, &self.audit, guard).await
+        run_audited(sink, policy, now, &options, &self.audit, Some(self)).await
     }
 
     /// The compliance status at `now` (doctrine 026 R1, R3, R4, R5, R7 and the audit chain),
@@ -587,7 +595,7 @@ impl Repository {
         let mut options = options.clone();
         options.three_two_one.prefix.clone_from(&self.prefix);
         let sinks: Vec<&dyn Sink> = self.sinks.iter().map(|s| &**s).collect();
-        let mut report = compliance_with(
+        let (mut report, catalogs) = compliance_with(
             &sinks,
             &self.audit,
             &options,
@@ -595,12 +603,12 @@ impl Repository {
             Trust::Authenticated(&self.keys),
         )
         .await?;
-        report.rules.extend(self.repository_rules().await);
+        report.rules.extend(self.repository_rules(&catalogs).await);
         Ok(report)
     }
 
     /// The rules only a repository can judge: sink identity, keys, unfinished runs.
-    async fn repository_rules(&self) -> Vec<RuleStatus> {
+    async fn repository_rules(&self, catalogs: &[Option<Catalog>]) -> Vec<RuleStatus> {
         let mut rules = Vec::new();
         // Sink identity (markers).
         let ids = self.check_sinks().await;
@@ -634,10 +642,7 @@ impl Repository {
         let held: Vec<String> = self.keys.iter().map(|k| k.id().to_string()).collect();
         let mut unopenable = Vec::new();
         let mut incomplete = Vec::new();
-        for sink in &self.sinks {
-            let Ok(catalog) = self.catalog(&**sink).await else {
-                continue; // named by the rules above
-            };
+        for catalog in catalogs.iter().flatten() {
             if let Some(newest) = catalog.complete().next_back() {
                 let sealed_for: Vec<String> = newest
                     .sidecar
@@ -729,17 +734,21 @@ impl Repository {
     }
 }
 
-/// Whether a restore error condemns the copy (another sink's copy may be good), as opposed
-/// to the target or the configuration.
+/// Whether a restore error condemns the copy's content (substituted, tampered, truncated,
+/// malformed): that copy is recorded as failing verification and the next is tried. A wrong
+/// key also shows as a cipher error; it cannot demote a good copy, because a failed
+/// verification is sealed only into a sidecar that authenticates under the configured key.
 fn copy_is_bad(e: &Error) -> bool {
     matches!(
         e,
-        Error::Substituted { .. }
-            | Error::Cipher { .. }
-            | Error::Malformed { .. }
-            | Error::Sink { .. }
-            | Error::NotFound { .. }
+        Error::Substituted { .. } | Error::Cipher { .. } | Error::Malformed { .. }
     )
+}
+
+/// Whether a restore error is the sink's (unreachable, object gone): the next copy is tried,
+/// and nothing is recorded against this one.
+fn copy_unreachable(e: &Error) -> bool {
+    matches!(e, Error::Sink { .. } | Error::NotFound { .. })
 }
 
 impl RepositoryBuilder {
