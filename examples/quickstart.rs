@@ -33,8 +33,8 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 use wst::core::{
-    ArtifactVerifier, AuditEvent, AuditLog, BackupJob, Cipher, ComplianceOptions, DrillOptions,
-    EntryRestorer, FileTreeSource, RestoreOptions, Sink, compliance_status, restore, restore_drill,
+    ArtifactVerifier, AuditLog, Cipher, ComplianceOptions, DrillOptions, EntryRestorer,
+    FileTreeSource, Repository, RestoreOptions, Sink, Source,
 };
 use wst::crypto::{AeadCipher, Key};
 use wst::objstore::LocalDiskSink;
@@ -196,15 +196,18 @@ async fn run() -> Result<bool, Box<dyn std::error::Error>> {
     for (_, root) in &trees {
         verifier = verifier.require(format!("{root}/"));
     }
-    let mut builder = BackupJob::builder(Arc::clone(&cipher))
+    // The repository owns the artifacts on both disks: markers (`init`), sealed evidence, the
+    // keyed audit log and its anchors, one lock.
+    let mut repo_builder = Repository::builder(Arc::clone(&cipher), audit)
         .sink(Arc::clone(&c))
         .sink(Arc::clone(&d));
+    let mut sources: Vec<Arc<dyn Source>> = Vec::new();
     for (path, root) in &trees {
-        builder = builder.source(Arc::new(FileTreeSource::new(path, root)?));
+        sources.push(Arc::new(FileTreeSource::new(path, root)?));
     }
     let mut restorers: Vec<Arc<dyn EntryRestorer>> = Vec::new();
     if let Some(cl) = &cluster {
-        builder = builder.source(Arc::new(
+        sources.push(Arc::new(
             PgDumpSource::new(cl.connection("wst_dev")).with_tools(cl.tools().clone()),
         ));
         verifier = verifier.require(entry).entry_check(Arc::new(
@@ -222,22 +225,21 @@ async fn run() -> Result<bool, Box<dyn std::error::Error>> {
             .freshness_column("sales", "customers", "created"),
         ));
     }
-    builder = builder.verifier(verifier.clone());
+    repo_builder = repo_builder.verifier(verifier.clone());
+    let repo = repo_builder.build()?;
+    repo.init().await?;
+    let _lock = repo.lock("backup")?;
+    // The repository's job: its sinks, cipher, verifier and clock, plus this run's sources.
+    let mut job = repo.job().await;
+    for source in sources {
+        job = job.source(source);
+    }
     if std::io::stderr().is_terminal() {
         let total = trees.iter().map(|(p, _)| tree_size(p)).sum();
-        builder = builder.progress(Arc::new(Bar::new(total)));
+        job = job.progress(Arc::new(Bar::new(total)));
     }
-    let report = builder.build()?.run().await?;
-    audit.append(AuditEvent::BackupCompleted {
-        artifact: report.artifact.to_string(),
-        outcome: format!("{:?}", report.outcome).to_lowercase(),
-        duration_seconds: report.duration_seconds,
-        bytes_read: report.bytes_read,
-        ciphertext_bytes: report.ciphertext_bytes,
-        ciphertext_sha256: report.ciphertext_sha256.clone(),
-        sinks: report.sinks.clone(),
-        warnings: report.warnings.clone(),
-    })?;
+    // Audited by the repository: started, completed, the verification.
+    let report = repo.backup(&job.build()?).await?;
     println!("\n== backup {} ({:?})", report.artifact, report.outcome);
     println!(
         "   {} entries, {} bytes read, {} bytes stored (ratio {:.2}), {:.2} s",
@@ -270,27 +272,12 @@ async fn run() -> Result<bool, Box<dyn std::error::Error>> {
         );
     }
 
-    if let Some(v) = &report.verification {
-        audit.append(AuditEvent::Verification {
-            artifact: report.artifact.to_string(),
-            sink: v.sink.clone(),
-            passed: v.passed(),
-            checks: v.checks.clone(),
-        })?;
-    }
-
     println!("\n== restore drill (doctrine R7) from the C: disk");
     let mut drill_options = DrillOptions::new("wst quickstart", "quickstart", work.join("drill"));
     drill_options.protected_paths = trees.iter().map(|(p, _)| p.clone()).collect();
-    let drill = restore_drill(
-        &*c,
-        &*cipher,
-        &verifier,
-        &restorers,
-        &drill_options,
-        Some(&audit),
-    )
-    .await?;
+    let drill = repo
+        .drill(&restorers, &drill_options, Some("local-c"))
+        .await?;
     let drill_md = work.join("restore-test-report.md");
     fs::write(&drill_md, drill.to_markdown())?;
     fs::write(
@@ -301,13 +288,13 @@ async fn run() -> Result<bool, Box<dyn std::error::Error>> {
 
     println!("\n== isolated restore from the D: mirror");
     let target = work.join("restore");
-    let rr = restore(
-        &*d,
-        &report.artifact,
-        &*cipher,
-        &RestoreOptions::isolated(&target).protect(trees.iter().map(|(p, _)| p.clone())),
-    )
-    .await?;
+    let rr = repo
+        .restore(
+            &report.artifact,
+            &RestoreOptions::isolated(&target).protect(trees.iter().map(|(p, _)| p.clone())),
+            Some("mirror-d"),
+        )
+        .await?;
     println!(
         "   {} entries, {} bytes into {} in {:.2} s (RTO of this tree)",
         rr.entries,
@@ -327,14 +314,9 @@ async fn run() -> Result<bool, Box<dyn std::error::Error>> {
     }
 
     println!("\n== compliance status (doctrine 026)");
-    let sinks: [&dyn Sink; 2] = [&*c, &*d];
-    let status = compliance_status(
-        &sinks,
-        &audit,
-        &ComplianceOptions::default(),
-        jiff::Timestamp::now(),
-    )
-    .await?;
+    let status = repo
+        .status(&ComplianceOptions::default(), repo.clock().now())
+        .await?;
     for r in &status.rules {
         println!(
             "   [{}] {:<24} {}",
@@ -363,7 +345,7 @@ async fn run() -> Result<bool, Box<dyn std::error::Error>> {
         work.join("D").display(),
         work.join("run-report.json").display(),
         drill_md.display(),
-        audit.path().display()
+        repo.audit().path().display()
     );
     fs::write(
         work.join("run-report.json"),

@@ -12,7 +12,7 @@ use common::{cipher, local_sink};
 use jiff::{SignedDuration, Timestamp};
 use wst::core::{
     ArtifactName, AuditEvent, AuditLog, BackupJob, Clock, ComplianceOptions, FileTreeSource,
-    PruneOptions, Reason, Repository, RunOutcome, Sink, ThreeTwoOneOptions,
+    PruneOptions, Reason, Repository, RunOutcome, Sink, SinkExt, ThreeTwoOneOptions,
 };
 use wst::retention::{Planner, Policy, time_zone};
 
@@ -623,4 +623,218 @@ async fn status_answers_with_the_primary_unreachable() {
         .find(|r| r.rule == "R1 backup frequency")
         .unwrap();
     assert!(r1.detail.contains("may not be mounted"), "{r1:#?}");
+}
+
+/// The rule named `rule` of a status report.
+fn rule<'a>(report: &'a wst::core::ComplianceReport, rule: &str) -> &'a wst::core::RuleStatus {
+    report
+        .rules
+        .iter()
+        .find(|r| r.rule == rule)
+        .unwrap_or_else(|| panic!("no rule `{rule}` in {report:#?}"))
+}
+
+/// Issue 14, "log truncated → detected": the chain's head is anchored in each artifact's
+/// manifest and sidecar and in a sealed head object on every sink, so a log cut short (its
+/// remaining chain intact) or replaced fails status, `check_audit` and the next verification.
+#[tokio::test]
+async fn a_truncated_or_replaced_audit_log_is_detected() {
+    let f = fixture().await;
+    f.repo.backup(&f.job).await.unwrap();
+    f.clock.advance(SignedDuration::from_hours(24));
+    let second = f.repo.backup(&f.job).await.unwrap();
+    f.clock.advance(SignedDuration::from_hours(1));
+    let check = f.repo.check_audit().await.unwrap();
+    assert!(check.trustworthy(), "{check:#?}");
+    // Two head objects and two newest sidecars.
+    assert_eq!(check.anchors_checked, 4);
+    assert!(check.chain.authenticated >= 6, "{check:#?}");
+    let status = f
+        .repo
+        .status(&Fixture::options(), f.clock.now())
+        .await
+        .unwrap();
+    assert!(rule(&status, "audit log anchored").passed, "{status:#?}");
+
+    // Cut the log after the first run: what is left is a perfectly intact chain.
+    let log = f.repo.audit().path().to_path_buf();
+    let text = fs::read_to_string(&log).unwrap();
+    let first_run: Vec<&str> = text.lines().take(3).collect();
+    fs::write(&log, first_run.join("\n") + "\n").unwrap();
+    assert!(f.repo.audit().verify().unwrap().intact());
+    let check = f.repo.check_audit().await.unwrap();
+    assert!(!check.trustworthy());
+    assert!(
+        check
+            .problems
+            .iter()
+            .any(|p| p.contains("sink `local-c`") && p.contains("truncated")),
+        "{check:#?}"
+    );
+    assert!(
+        check
+            .problems
+            .iter()
+            .any(|p| p.contains(&format!("the sidecar of `{}`", second.artifact))),
+        "{check:#?}"
+    );
+    let status = f
+        .repo
+        .status(&Fixture::options(), f.clock.now())
+        .await
+        .unwrap();
+    let anchored = rule(&status, "audit log anchored");
+    assert!(!anchored.passed && !status.compliant(), "{anchored:#?}");
+    assert!(anchored.detail.contains("truncated"), "{}", anchored.detail);
+
+    // The newest artifact's manifest names the record its run started at: gone.
+    let v = f
+        .repo
+        .verify(f.sink("mirror-d"), &second.artifact)
+        .await
+        .unwrap();
+    let anchor = v.checks.iter().find(|c| c.name == "audit_anchor").unwrap();
+    assert!(
+        !anchor.passed && anchor.detail.contains("truncated"),
+        "{anchor:?}"
+    );
+
+    // A log replaced by a fresh one (as long as the old one) is caught too.
+    fs::remove_file(&log).unwrap();
+    for _ in 0..12 {
+        f.repo
+            .audit()
+            .append(AuditEvent::ComplianceCheck {
+                passed: true,
+                rules: Vec::new(),
+            })
+            .unwrap();
+    }
+    let check = f.repo.check_audit().await.unwrap();
+    assert!(
+        check
+            .problems
+            .iter()
+            .any(|p| p.contains("rewritten or replaced")),
+        "{check:#?}"
+    );
+}
+
+/// Issue 14, finding 4: two runs that pick one name (one second, a second host) never write
+/// one artifact: each claims its name create-if-absent on the sinks, the loser moves on.
+#[tokio::test]
+async fn two_runs_in_one_second_never_share_an_artifact() {
+    let f = fixture().await;
+    let (a, b) = tokio::join!(f.repo.backup(&f.job), f.repo.backup(&f.job));
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_ne!(a.artifact, b.artifact);
+    assert_eq!(a.outcome, RunOutcome::Success);
+    assert_eq!(b.outcome, RunOutcome::Success);
+    for sink in ["local-c", "mirror-d"] {
+        let catalog = f.repo.catalog(f.sink(sink)).await.unwrap();
+        assert_eq!(catalog.verified().count(), 2, "{catalog:#?}");
+        assert!(catalog.claims.is_empty(), "claims outlived their runs");
+        for r in [&a, &b] {
+            let copy = catalog.get(&r.artifact).unwrap();
+            assert_eq!(
+                copy.sidecar.as_ref().unwrap().ciphertext_sha256,
+                r.ciphertext_sha256
+            );
+        }
+    }
+    // Another host holds the claim of the next name: this run takes the one after it.
+    let next = ArtifactName::new("wst-backup", f.clock.now()).unwrap();
+    f.sink("mirror-d")
+        .create(&format!("{next}.claim"), "{}".into())
+        .await
+        .unwrap();
+    let c = f.repo.backup(&f.job).await.unwrap();
+    assert!(c.artifact > next, "{} vs {next}", c.artifact);
+    assert!(
+        f.sink("mirror-d")
+            .exists(&format!("{next}.claim"))
+            .await
+            .unwrap()
+    );
+    // The other host's claim is a leftover for status until it ends (or is removed).
+    let status = f
+        .repo
+        .status(&Fixture::options(), f.clock.now())
+        .await
+        .unwrap();
+    let runs = rule(&status, "runs finished");
+    assert!(
+        !runs.passed && runs.detail.contains("leftovers"),
+        "{runs:#?}"
+    );
+    assert!(
+        runs.evidence.iter().any(|e| e.contains(".claim")),
+        "{runs:#?}"
+    );
+}
+
+/// Issue 14, finding 2 (drill): a copy that fails verification is demoted and the drill
+/// proves the next sink's copy, naming the rejected one.
+#[tokio::test]
+async fn the_drill_falls_back_to_the_next_good_copy() {
+    let f = fixture().await;
+    let run = f.repo.backup(&f.job).await.unwrap();
+    f.clock.advance(SignedDuration::from_hours(1));
+    f.flip("c", &run.artifact);
+    let options = wst::core::DrillOptions::new("wst", "test", f.root.join("scratch"));
+    let report = f.repo.drill(&[], &options, None).await.unwrap();
+    assert!(report.passed, "{report:#?}");
+    assert_eq!(report.sink, "mirror-d");
+    assert_eq!(report.rejected_copies.len(), 1, "{report:#?}");
+    assert!(report.rejected_copies[0].starts_with("local-c: "));
+    assert!(report.to_markdown().contains("rejected copy: local-c"));
+    // The bad copy is demoted for everything else.
+    let catalog = f.repo.catalog(f.sink("local-c")).await.unwrap();
+    assert!(!catalog.get(&run.artifact).unwrap().verified);
+    let drills: Vec<_> = f
+        .repo
+        .audit()
+        .records()
+        .unwrap()
+        .into_iter()
+        .filter(|r| matches!(r.event, AuditEvent::RestoreDrill { passed: true, .. }))
+        .collect();
+    assert_eq!(drills.len(), 1);
+}
+
+/// Issue 14: replicate copies from a good copy only, and repairs a demoted copy.
+#[tokio::test]
+async fn replicate_repairs_a_demoted_copy_from_a_good_one() {
+    let f = fixture().await;
+    let run = f.repo.backup(&f.job).await.unwrap();
+    f.clock.advance(SignedDuration::from_hours(1));
+    f.flip("d", &run.artifact);
+    let v = f
+        .repo
+        .verify(f.sink("mirror-d"), &run.artifact)
+        .await
+        .unwrap();
+    assert!(!v.passed());
+    let reports = f
+        .repo
+        .replicate(&wst::core::ReplicateOptions::default())
+        .await;
+    let to_d = reports
+        .iter()
+        .find(|(from, to, _)| from == "local-c" && to == "mirror-d")
+        .unwrap();
+    let r = to_d.2.as_ref().unwrap();
+    assert_eq!(r.copied.len(), 1, "{r:#?}");
+    let back = reports
+        .iter()
+        .find(|(from, _, _)| from == "mirror-d")
+        .unwrap();
+    let r = back.2.as_ref().unwrap();
+    assert!(r.copied.is_empty(), "the demoted copy was a source: {r:#?}");
+    let v = f
+        .repo
+        .verify(f.sink("mirror-d"), &run.artifact)
+        .await
+        .unwrap();
+    assert!(v.passed(), "{v:#?}");
 }

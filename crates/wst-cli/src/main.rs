@@ -239,6 +239,14 @@ pub(crate) fn locked(e: &wst::core::Error) -> Failure {
     }
 }
 
+/// A library error with what was being done: the exit code follows the error's kind (see
+/// `From` below), the message reads `{what}: {error}`.
+pub(crate) fn context(what: &str, e: wst::core::Error) -> Failure {
+    let mut f = Failure::from(e);
+    f.message = format!("{what}: {}", f.message);
+    f
+}
+
 pub(crate) fn failed(message: impl Into<String>) -> Failure {
     Failure {
         code: 1,
@@ -246,9 +254,23 @@ pub(crate) fn failed(message: impl Into<String>) -> Failure {
     }
 }
 
-impl<E: std::fmt::Display> From<E> for Failure {
+impl<E: std::fmt::Display + 'static> From<E> for Failure {
+    /// A library error's exit code follows its kind (issue 14): configuration → 2, another
+    /// run holds the lock or claimed the name → 4, anything else → 1.
     fn from(e: E) -> Self {
-        failed(e.to_string())
+        let any: &dyn std::any::Any = &e;
+        let code = match any
+            .downcast_ref::<wst::core::Error>()
+            .map(wst::core::Error::kind)
+        {
+            Some(wst::core::ErrorKind::Configuration) => 2,
+            Some(wst::core::ErrorKind::Contention) => 4,
+            _ => 1,
+        };
+        Failure {
+            code,
+            message: e.to_string(),
+        }
     }
 }
 
@@ -265,10 +287,20 @@ async fn run(cli: Cli) -> Out<u8> {
         command: AuditCommand::Verify,
     } = &cli.command
     {
-        return commands::audit::verify(&config, cli.json);
+        return commands::audit::verify(config, cli.json).await;
     }
     let creating = matches!(cli.command, Command::Init);
     let ops = Ops::new(config, cli.json, creating).await?;
+    let head = ops.audit_head();
+    let code = dispatch(cli, &ops).await;
+    // Whatever the command recorded is anchored on the sinks (issue 14).
+    if ops.audit_head() != head {
+        ops.anchor().await;
+    }
+    code
+}
+
+async fn dispatch(cli: Cli, ops: &Ops) -> Out<u8> {
     match cli.command {
         Command::Init => ops.init().await,
         Command::Backup => ops.backup().await,

@@ -26,15 +26,16 @@ use impls::{files, memory};
 use ops::{
     compliance, drill, list, pipeline, prune, replicate, report, restore, three_two_one, verify,
 };
-use repository::{audit, catalog, evidence, lock, marker, unavailable};
+use repository::{anchor, audit, catalog, evidence, lock, marker, unavailable};
 
+pub use anchor::{AUDIT_HEAD_FORMAT, AuditCheck, AuditHeadObject, audit_head_object};
 pub use artifact::{
     ARTIFACT_EXTENSION, ArtifactName, DEFAULT_PREFIX, SIDECAR_EXTENSION, SIDECAR_FORMAT, Sidecar,
     SidecarVerification,
 };
 pub use audit::{
-    AUDIT_MAX_FIELD_BYTES, AUDIT_MAX_LIST_ITEMS, AuditEvent, AuditLog, AuditRecord, ChainReport,
-    GENESIS,
+    AUDIT_MAX_FIELD_BYTES, AUDIT_MAX_LIST_ITEMS, AuditEvent, AuditHead, AuditLog, AuditRecord,
+    ChainReport, GENESIS,
 };
 pub use catalog::{Anomaly, Catalog, CatalogCopy, Trust};
 pub use cipher::{Cipher, KeyFingerprint, OpenReader, Opener, SealWriter, Sealer, cipher_error};
@@ -46,7 +47,7 @@ pub use drill::{
     CheckContext, DrillOptions, DrillReport, DrillSelection, EntryRestorer, PostRestoreCheck,
     ProofReport, RestoredEntry, ScratchAccess, SmokeTest, complete_artifacts, restore_drill,
 };
-pub use error::{BoxError, Error, Result};
+pub use error::{BoxError, Error, ErrorKind, Result};
 pub use evidence::{
     EVIDENCE_MAC, EvidenceKey, SIDECAR_MAX_BYTES, SidecarTrust, open_sidecar, seal_sidecar,
 };

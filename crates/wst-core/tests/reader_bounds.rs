@@ -204,6 +204,7 @@ impl RawTar {
             entries: std::mem::take(&mut self.entries),
             timings: std::collections::BTreeMap::default(),
             warnings: Vec::new(),
+            audit_head: None,
         };
         let json = serde_json::to_vec(&manifest).unwrap();
         let h = header(

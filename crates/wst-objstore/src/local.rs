@@ -333,6 +333,55 @@ impl Sink for LocalDiskSink {
         tracing::debug!(sink = %self.info.name, name, "deleted");
         Ok(())
     }
+
+    /// Create-if-absent: the data goes to a synced temporary file, which is then published
+    /// without replacing (`link` + `unlink` on Unix, `MoveFileExW` without
+    /// `MOVEFILE_REPLACE_EXISTING` on Windows, through `tempfile`'s `persist_noclobber`), so of
+    /// two concurrent creates exactly one succeeds, even from two hosts on one network share
+    /// that honours these calls.
+    async fn create(&self, name: &str, data: Bytes) -> wst_core::Result<ObjectMeta> {
+        validate_object_name(name)?;
+        let root = self.root.clone();
+        let prefix = format!(".{}.", truncate_at_char(name, TEMP_NAME_MAX));
+        let final_path = self.path_of(name);
+        let owned = name.to_owned();
+        let result = blocking(&self.root, move || {
+            let (mut file, temp) = tempfile::Builder::new()
+                .prefix(&prefix)
+                .suffix(".tmp")
+                .rand_bytes(8)
+                .tempfile_in(&root)
+                .map(tempfile::NamedTempFile::into_parts)
+                .map_err(|e| Error::io("creating temporary upload file in", &root, e))?;
+            file.write_all(&data)
+                .and_then(|()| file.sync_all())
+                .map_err(|e| Error::io("writing and syncing temporary file", &*temp, e))?;
+            drop(file);
+            match temp.persist_noclobber(&final_path) {
+                Ok(()) => {}
+                Err(e) if e.error.kind() == io::ErrorKind::AlreadyExists => return Ok(None),
+                Err(e) => {
+                    return Err(Error::io(
+                        "publishing temporary file without replacing as",
+                        &final_path,
+                        e.error,
+                    ));
+                }
+            }
+            sync_dir(&root).map_err(|e| Error::io("syncing directory", &root, e))?;
+            let m = fs::metadata(&final_path)
+                .map_err(|e| Error::io("reading metadata of", &final_path, e))?;
+            object_meta(&owned, &m)
+                .map(Some)
+                .map_err(|e| Error::io("reading mtime of", &final_path, e))
+        })
+        .await
+        .map_err(|e| e.into_sink_error(&self.info.name, "put", name))?;
+        result.ok_or_else(|| wst_core::Error::AlreadyExists {
+            sink: self.info.name.clone(),
+            name: name.to_owned(),
+        })
+    }
 }
 
 /// Bytes written between two background flushes of an upload (see "Write-behind" on

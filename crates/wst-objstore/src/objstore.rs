@@ -14,7 +14,9 @@ use object_store::gcp::{GoogleCloudStorageBuilder, GoogleConfigKey};
 use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::path::{Path, PathPart};
-use object_store::{MultipartUpload, ObjectStore, PutMultipartOptions, PutOptions, PutPayload};
+use object_store::{
+    MultipartUpload, ObjectStore, PutMode, PutMultipartOptions, PutOptions, PutPayload,
+};
 use tokio::task::JoinSet;
 use wst_core::{ByteStream, Medium, ObjectMeta, Sink, SinkInfo, SinkUpload, validate_object_name};
 
@@ -703,6 +705,46 @@ impl Sink for ObjectStoreSink {
         match self.store.delete(&path).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(self.err("delete", name, &e)),
+        }
+    }
+
+    /// Create-if-absent with the store's conditional put (`PutMode::Create`: `If-None-Match: *`
+    /// on S3 and Azure). A store that does not implement conditional puts (an older S3
+    /// emulator, say) gets the non-atomic check-then-put, with a warning in the log.
+    async fn create(&self, name: &str, data: Bytes) -> wst_core::Result<ObjectMeta> {
+        let path = self.path_of(name)?;
+        let opts = PutOptions {
+            mode: PutMode::Create,
+            ..PutOptions::default()
+        };
+        match self
+            .store
+            .put_opts(&path, PutPayload::from(data.clone()), opts)
+            .await
+        {
+            Ok(_) => self.head(name).await,
+            Err(
+                object_store::Error::AlreadyExists { .. }
+                | object_store::Error::Precondition { .. },
+            ) => Err(wst_core::Error::AlreadyExists {
+                sink: self.info.name.clone(),
+                name: name.to_owned(),
+            }),
+            Err(object_store::Error::NotImplemented) => {
+                tracing::warn!(sink = %self.info.name, name, "the store has no conditional put: create-if-absent falls back to check-then-put, which two hosts can race");
+                if self.head(name).await.is_ok() {
+                    return Err(wst_core::Error::AlreadyExists {
+                        sink: self.info.name.clone(),
+                        name: name.to_owned(),
+                    });
+                }
+                self.store
+                    .put(&path, PutPayload::from(data))
+                    .await
+                    .map_err(|e| self.err("put", name, &e))?;
+                self.head(name).await
+            }
+            Err(e) => Err(self.err("put", name, &e)),
         }
     }
 }

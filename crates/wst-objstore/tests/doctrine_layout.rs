@@ -19,6 +19,7 @@ async fn store_artifact(sink: &LocalDiskSink, name: &ArtifactName, ciphertext: &
         .await
         .unwrap();
     let sidecar = Sidecar {
+        audit_head: None,
         format: SIDECAR_FORMAT.into(),
         name: name.clone(),
         object: name.artifact_object(),

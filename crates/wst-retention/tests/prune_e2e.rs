@@ -18,6 +18,7 @@ fn put(sink: &MemorySink, time: Timestamp, verified: bool, with_sidecar: bool) -
     block_on(sink.put_bytes(&name.artifact_object(), Bytes::from_static(b"ciphertext"))).unwrap();
     if with_sidecar {
         let sidecar = Sidecar {
+            audit_head: None,
             format: SIDECAR_FORMAT.to_owned(),
             name: name.clone(),
             object: name.artifact_object(),

@@ -9,7 +9,7 @@ use wst::pg::PgDumpSource;
 use super::Ops;
 use crate::config::{bucket_source, pg_connection};
 use crate::progress::Bar;
-use crate::{Out, failed, locked, usage};
+use crate::{Out, context, locked, usage};
 
 impl Ops {
     pub(crate) async fn backup(&self) -> Out<u8> {
@@ -39,7 +39,7 @@ impl Ops {
             .repo
             .backup(&job)
             .await
-            .map_err(|e| failed(format!("backup failed: {e}")))?;
+            .map_err(|e| context("backup failed", e))?;
         self.print(&report, || {
             println!(
                 "backup {} {:?} in {:.1} s",

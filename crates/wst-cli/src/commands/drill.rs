@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use wst::config::{CheckConfig, DrillConfig, Expect};
-use wst::core::{DrillOptions, EntryRestorer, PostRestoreCheck, SmokeTest, restore_drill};
+use wst::core::{DrillOptions, EntryRestorer, PostRestoreCheck, SmokeTest};
 use wst::pg::{Expectation, ObjectKeyCrossCheck, PgDrillRestorer, SqlAssertion};
 
 use super::{Ops, actor_of};
@@ -128,7 +128,10 @@ impl Ops {
             .drill
             .as_ref()
             .ok_or_else(|| usage("the configuration has no [drill] section"))?;
-        let sink = self.sink(sink)?;
+        if sink.is_some() {
+            // An unknown name is a usage error naming the configured sinks.
+            self.sink(sink)?;
+        }
         let mut restorers: Vec<Arc<dyn EntryRestorer>> = Vec::new();
         if let Some(db) = &self.config.database {
             let url = db.restore_url.as_deref().ok_or_else(|| {
@@ -164,15 +167,9 @@ impl Ops {
             options.rpo_target_seconds = h * 3600.0;
         }
         options.checks = self.drill_checks(cfg)?;
-        let report = restore_drill(
-            &*sink,
-            &*self.cipher,
-            &self.verifier(),
-            &restorers,
-            &options,
-            Some(&self.audit),
-        )
-        .await?;
+        // The repository picks the artifact among good copies, falls back to the next sink's
+        // copy when one fails verification, and audits the drill.
+        let report = self.repo.drill(&restorers, &options, sink).await?;
         std::fs::create_dir_all(&cfg.scratch_dir)?;
         let stem = cfg.scratch_dir.join(format!(
             "restore-test-{}",

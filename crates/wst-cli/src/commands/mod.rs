@@ -71,6 +71,8 @@ impl Ops {
             builder = builder.prefix(p);
         }
         let repo = builder.build().map_err(|e| usage(e.to_string()))?;
+        // The repository's log is keyed under the repository key: every record goes there.
+        let audit = repo.audit().clone();
         Ok(Self {
             config,
             json,
@@ -81,12 +83,18 @@ impl Ops {
         })
     }
 
-    fn entry(&self) -> Option<String> {
-        entry_of(&self.config)
+    /// The audit log's last record, to tell whether a command recorded anything.
+    pub(crate) fn audit_head(&self) -> Option<wst::core::AuditHead> {
+        self.audit.head().ok().flatten()
     }
 
-    fn verifier(&self) -> ArtifactVerifier {
-        verifier_of(&self.config)
+    /// Writes the audit head on the sinks ([`Repository::anchor`]).
+    pub(crate) async fn anchor(&self) {
+        self.repo.anchor().await;
+    }
+
+    fn entry(&self) -> Option<String> {
+        entry_of(&self.config)
     }
 
     fn protected(&self) -> Vec<PathBuf> {

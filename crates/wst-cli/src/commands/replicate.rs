@@ -1,20 +1,17 @@
-//! `replicate`: copy artifacts missing on one sink from another.
+//! `replicate`: copy artifacts missing (or only demoted) on one sink from a good copy on another.
 
-use wst::core::{AuditEvent, ReplicateOptions, replicate};
+use wst::core::ReplicateOptions;
 
 use super::Ops;
 use crate::Out;
 
 impl Ops {
+    /// Runs [`Repository::replicate`](wst::core::Repository::replicate): every identified sink
+    /// catches up from every other; a sink without this repository's marker (an unmounted
+    /// disk's mount point) takes no part and is named. Exit 3 when a sink was skipped or an
+    /// artifact could not be copied.
     pub(crate) async fn replicate(&self) -> Out<u8> {
-        let mut reports = Vec::new();
         let mut code = 0;
-        let mut options = ReplicateOptions::default();
-        if let Some(p) = &self.config.prefix {
-            options.prefix.clone_from(p);
-        }
-        // Only sinks that carry this repository's marker take part: copying onto an unmounted
-        // disk's mount point would fill the root filesystem and count as nothing.
         let identities = self.repo.check_sinks().await;
         for id in identities.iter().filter(|i| !i.ok) {
             eprintln!(
@@ -24,32 +21,19 @@ impl Ops {
             );
             code = 3;
         }
-        // Every sink catches up from every other: primary → others first, then others → primary.
-        for (i, from) in self.sinks.iter().enumerate() {
-            for (j, to) in self.sinks.iter().enumerate() {
-                if i == j || (i != 0 && j != 0) || !identities[i].ok || !identities[j].ok {
-                    continue;
-                }
-                let report = match replicate(&**from, &**to, &options).await {
-                    Ok(r) => r,
-                    Err(e) => {
-                        eprintln!("replicate {} → {}: {e}", from.info().name, to.info().name);
+        let mut reports = Vec::new();
+        for (from, to, result) in self.repo.replicate(&ReplicateOptions::default()).await {
+            match result {
+                Ok(report) => {
+                    if !report.is_complete() {
                         code = 3;
-                        continue;
                     }
-                };
-                if !report.copied.is_empty() || !report.failed.is_empty() {
-                    self.audit.append(AuditEvent::Replicate {
-                        from: report.from.clone(),
-                        to: report.to.clone(),
-                        copied: report.copied.iter().map(|c| c.name.to_string()).collect(),
-                        failed: report.failed.iter().map(|f| format!("{f:?}")).collect(),
-                    })?;
+                    reports.push(report);
                 }
-                if !report.is_complete() {
+                Err(e) => {
+                    eprintln!("replicate {from} → {to}: {e}");
                     code = 3;
                 }
-                reports.push(report);
             }
         }
         self.print(&reports, || {
@@ -61,6 +45,16 @@ impl Ops {
                         r.to,
                         r.copied.len(),
                         r.failed.len()
+                    );
+                }
+                for f in &r.failed {
+                    println!("  FAILED {}: {}", f.name, f.detail);
+                }
+                if !r.not_good_on_source.is_empty() {
+                    println!(
+                        "  {} copies on {} are not good (failed verification or unauthenticated) and were not copied",
+                        r.not_good_on_source.len(),
+                        r.from
                     );
                 }
             }

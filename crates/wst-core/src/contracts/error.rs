@@ -150,6 +150,27 @@ pub enum Error {
         /// The link's target (an archive path outside the selection).
         target: String,
     },
+    /// An object that must be created fresh already exists on the sink (create-if-absent):
+    /// another run, possibly on another host, claimed or wrote that name first. Nothing of the
+    /// existing object was changed.
+    #[error(
+        "`{name}` already exists on sink `{sink}`: another run (perhaps on another host) wrote or claimed it first; nothing was overwritten"
+    )]
+    AlreadyExists {
+        /// The sink's configured name.
+        sink: String,
+        /// The object name.
+        name: String,
+    },
+    /// The audit log does not match the evidence anchored on the sinks or in artifacts: it
+    /// was truncated, rewritten or replaced (issue 14), or a record's MAC does not verify.
+    #[error("audit log `{path}` cannot be trusted: {detail}")]
+    AuditTampered {
+        /// The audit log file.
+        path: PathBuf,
+        /// What disagrees, naming the record and the anchor.
+        detail: String,
+    },
     /// A limit protecting memory or disk was exceeded (entry count, entry size, manifest size).
     #[error("limit exceeded: {what} ({value} > {limit})")]
     LimitExceeded {
@@ -200,6 +221,36 @@ impl Error {
         }
     }
 
+    /// What kind of failure this is, for a caller that maps errors to exit codes, alerts or
+    /// retries (issue 14): see [`ErrorKind`].
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::SourceMissing { .. } | Self::SourceRead { .. } | Self::Source { .. } => {
+                ErrorKind::Source
+            }
+            Self::Sink {
+                retryable: true, ..
+            } => ErrorKind::Retryable,
+            Self::Sink { .. } | Self::NotFound { .. } | Self::AllSinksFailed { .. } => {
+                ErrorKind::Storage
+            }
+            Self::Cipher { .. }
+            | Self::Malformed { .. }
+            | Self::Substituted { .. }
+            | Self::UnsafeEntry { .. }
+            | Self::AuditTampered { .. } => ErrorKind::Integrity,
+            Self::LimitExceeded { .. } => ErrorKind::Integrity,
+            Self::Locked { .. } | Self::AlreadyExists { .. } => ErrorKind::Contention,
+            Self::InvalidName { .. }
+            | Self::Config(_)
+            | Self::RestoreTarget { .. }
+            | Self::SelectionUnmatched { .. }
+            | Self::SelectionIncomplete { .. } => ErrorKind::Configuration,
+            Self::Retention(_) => ErrorKind::Refused,
+            Self::Io { .. } => ErrorKind::Io,
+        }
+    }
+
     /// Whether retrying the operation later may succeed (transient network or storage faults).
     /// A backup daemon retries these and alerts on the others.
     pub fn is_retryable(&self) -> bool {
@@ -211,6 +262,33 @@ impl Error {
             }
         )
     }
+}
+
+/// The kind of an [`Error`], from [`Error::kind`]: what a caller should do about it. The `wst`
+/// binary maps kinds to exit codes (README, "Exit codes"); a daemon retries
+/// [`ErrorKind::Retryable`] and alerts on the rest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The configuration or the request is wrong (a bad name, a refused target, an invalid
+    /// option): fix it; retrying unchanged fails again.
+    Configuration,
+    /// A source could not be read (doctrine 026 F1/F2/F3).
+    Source,
+    /// A sink failed or lacks an object, and retrying is not expected to help.
+    Storage,
+    /// A transient fault (network, throttling): retrying later may succeed.
+    Retryable,
+    /// Content or evidence failed authentication or is malformed (tampering, corruption, a
+    /// wrong key, a hostile artifact): never retried blindly; investigate.
+    Integrity,
+    /// Another run holds the repository or claimed the name: wait, then retry.
+    Contention,
+    /// A safety rule refused to act (retention would delete on doubt).
+    Refused,
+    /// A local file operation failed.
+    Io,
 }
 
 /// `Result` with [`Error`].

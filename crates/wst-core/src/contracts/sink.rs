@@ -104,6 +104,37 @@ pub trait Sink: Send + Sync + fmt::Debug {
     /// # Errors
     /// [`Error::Sink`] when the deletion failed.
     async fn delete(&self, name: &str) -> Result<()>;
+
+    /// Stores the small object `data` under `name` only if no object of that name exists
+    /// (create-if-absent), atomically: of two concurrent creates of one name, on one host or
+    /// two, exactly one succeeds. The repository claims artifact names with it, so two hosts
+    /// backing up one repository in the same second never overwrite each other's artifact
+    /// (issue 14).
+    ///
+    /// The provided implementation checks with [`Sink::head`] and then puts, which is **not
+    /// atomic**: implementations override it with the storage's own primitive (`O_EXCL`/hard
+    /// link on a disk, `If-None-Match: *` on S3 and Azure). wst's sinks all do.
+    ///
+    /// # Errors
+    /// [`Error::AlreadyExists`] when `name` exists; otherwise as [`Sink::put`].
+    async fn create(&self, name: &str, data: Bytes) -> Result<ObjectMeta> {
+        match self.head(name).await {
+            Ok(_) => {
+                return Err(Error::AlreadyExists {
+                    sink: self.info().name.clone(),
+                    name: name.to_owned(),
+                });
+            }
+            Err(Error::NotFound { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        let mut up = self.put(name).await?;
+        if let Err(e) = up.write(data).await {
+            let _ = up.abort().await;
+            return Err(e);
+        }
+        up.complete().await
+    }
 }
 
 /// One in-progress atomic upload.
@@ -148,6 +179,9 @@ impl<S: Sink + ?Sized> Sink for Arc<S> {
     async fn delete(&self, name: &str) -> Result<()> {
         (**self).delete(name).await
     }
+    async fn create(&self, name: &str, data: Bytes) -> Result<ObjectMeta> {
+        (**self).create(name, data).await
+    }
 }
 
 #[async_trait]
@@ -169,6 +203,9 @@ impl<S: Sink + ?Sized> Sink for Box<S> {
     }
     async fn delete(&self, name: &str) -> Result<()> {
         (**self).delete(name).await
+    }
+    async fn create(&self, name: &str, data: Bytes) -> Result<ObjectMeta> {
+        (**self).create(name, data).await
     }
 }
 

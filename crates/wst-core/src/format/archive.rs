@@ -77,6 +77,8 @@ pub(crate) struct ArchiveWriter<W: FrameSink> {
     buf: Vec<u8>,
     /// Set by the pipeline when another source failed: the entry being read stops early.
     abort: Arc<AtomicBool>,
+    /// Written into the manifest.
+    audit_head: Option<crate::audit::AuditHead>,
 }
 
 impl<W: FrameSink> ArchiveWriter<W> {
@@ -93,7 +95,13 @@ impl<W: FrameSink> ArchiveWriter<W> {
             progress,
             buf: vec![0; 256 * 1024],
             abort: Arc::new(AtomicBool::new(false)),
+            audit_head: None,
         }
+    }
+
+    /// Records the audit chain's head at the start of the run in the manifest.
+    pub(crate) fn audit_head(&mut self, head: Option<crate::audit::AuditHead>) {
+        self.audit_head = head;
     }
 
     /// Stops the archive at the next read once `abort` is set (another source failed; there is
@@ -141,6 +149,7 @@ impl<W: FrameSink> ArchiveWriter<W> {
             entries: std::mem::take(&mut self.entries),
             timings,
             warnings: std::mem::take(&mut self.warnings),
+            audit_head: self.audit_head.take(),
         };
         let json = serde_json::to_vec_pretty(&manifest)
             .map_err(|e| Error::Config(format!("manifest serialisation failed: {e}")))?;

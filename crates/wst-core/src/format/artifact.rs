@@ -177,6 +177,12 @@ pub struct Sidecar {
     /// The verification outcome, when the artifact was verified before the sidecar was written.
     #[serde(default)]
     pub verification: Option<SidecarVerification>,
+    /// The audit chain's head when the run started (its `backup_started` record), so a log cut
+    /// short or rewritten after this artifact was written is detected against it (issue 14;
+    /// `docs/EVIDENCE.md`, "Audit anchors"). Covered by the MAC. `None` when the run had no
+    /// audit log (a bare [`BackupJob`](crate::BackupJob)) or was written by an older wst.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit_head: Option<crate::audit::AuditHead>,
     /// The sidecar's MAC, `"hmac-sha256 <key fingerprint> <64 hex>"`, always the last member
     /// as stored: written by [`seal_sidecar`](crate::seal_sidecar), checked by
     /// [`open_sidecar`](crate::open_sidecar) over the stored bytes (`docs/FORMAT.md`, "Sidecar
@@ -257,6 +263,7 @@ mod sidecar_tests {
         let t: Timestamp = "2026-11-21T05:38:04Z".parse().unwrap();
         let name = ArtifactName::new(DEFAULT_PREFIX, t).unwrap();
         let s = Sidecar {
+            audit_head: None,
             format: SIDECAR_FORMAT.into(),
             object: name.artifact_object(),
             name,

@@ -37,6 +37,10 @@ pub struct Manifest {
     /// Warnings raised while archiving (e.g. a file changed while it was read).
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// The audit chain's head when the run started (issue 14): the log must still hold this
+    /// record, or it was cut short or rewritten (`docs/EVIDENCE.md`, "Audit anchors").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit_head: Option<crate::audit::AuditHead>,
 }
 
 /// One archive entry as recorded in the manifest.

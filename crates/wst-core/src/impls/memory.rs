@@ -131,6 +131,25 @@ impl Sink for MemorySink {
         self.objects.lock().expect("memory sink lock").remove(name);
         Ok(())
     }
+
+    async fn create(&self, name: &str, data: Bytes) -> Result<ObjectMeta> {
+        validate_object_name(name)?;
+        let mut objects = self.objects.lock().expect("memory sink lock");
+        if objects.contains_key(name) {
+            return Err(Error::AlreadyExists {
+                sink: self.info.name.clone(),
+                name: name.to_owned(),
+            });
+        }
+        let t = now();
+        let size = data.len() as u64;
+        objects.insert(name.to_owned(), (data, t));
+        Ok(ObjectMeta {
+            name: name.to_owned(),
+            size,
+            last_modified: t,
+        })
+    }
 }
 
 struct MemoryUpload {

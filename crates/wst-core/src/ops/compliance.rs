@@ -377,6 +377,7 @@ mod tests {
             .await
             .unwrap();
         let sidecar = Sidecar {
+            audit_head: None,
             format: SIDECAR_FORMAT.into(),
             name: name.clone(),
             object: name.artifact_object(),

@@ -13,6 +13,7 @@ use tokio::sync::mpsc;
 
 use crate::archive::{ArchiveWriter, FrameSink};
 use crate::artifact::{ArtifactName, DEFAULT_PREFIX, SIDECAR_FORMAT, Sidecar, SidecarVerification};
+use crate::audit::AuditHead;
 use crate::bridge::{Counting, FanOut, Msg, join_error};
 use crate::cipher::{Cipher, SealWriter};
 use crate::clock::Clock;
@@ -48,6 +49,9 @@ pub struct BackupJob {
     verify_on_run: bool,
     progress: Arc<dyn Progress>,
     clock: Clock,
+    /// The audit head the repository recorded when this run started (its `backup_started`
+    /// record); written into the manifest and the sidecar.
+    pub(crate) audit_head: Option<AuditHead>,
 }
 
 /// Builds a [`BackupJob`].
@@ -72,6 +76,7 @@ impl BackupJob {
                 verify_on_run: true,
                 progress: Arc::new(NoProgress),
                 clock: Clock::system(),
+                audit_head: None,
             },
         }
     }
@@ -258,7 +263,24 @@ impl BackupJob {
     pub async fn run(&self) -> Result<RunReport> {
         let started = self.clock.now();
         let clock = Instant::now();
-        let name = self.free_name(started).await?;
+        let (name, claimed) = self.claim_name(started).await?;
+        let result = self.run_as(&name, started, clock).await;
+        // The claims only guard the names while the run writes them.
+        for sink in claimed {
+            if let Err(e) = sink.delete(&claim_object(&name)).await {
+                tracing::warn!(sink = %sink.info().name, error = %e, "the name claim was not removed");
+            }
+        }
+        result
+    }
+
+    async fn run_as(
+        &self,
+        name: &ArtifactName,
+        started: jiff::Timestamp,
+        clock: Instant,
+    ) -> Result<RunReport> {
+        let name = name.clone();
         let _span = tracing::info_span!("backup", artifact = %name).entered();
         tracing::info!(artifact = %name, sinks = self.sinks.len(), "backup started");
 
@@ -304,7 +326,7 @@ impl BackupJob {
         let cipher = Arc::clone(&self.cipher);
         let progress = Arc::clone(&self.progress);
         let (level, workers) = (self.zstd_level, self.zstd_workers);
-        let artifact = name.to_string();
+        let artifact = (name.to_string(), self.audit_head.clone());
         let count = self.sources.len();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Prepared>();
         let abort = Arc::new(AtomicBool::new(false));
@@ -462,6 +484,7 @@ impl BackupJob {
 
         // 6. The sidecar marks the artifact complete on each sink (with the verification result).
         let sidecar = Sidecar {
+            audit_head: self.audit_head.clone(),
             format: SIDECAR_FORMAT.to_owned(),
             name: name.clone(),
             object: object.clone(),
@@ -564,18 +587,55 @@ impl BackupJob {
 
     /// Picks the artifact name for `started`; if that name is taken on a sink (two runs in the
     /// same second), waits for the next second.
-    async fn free_name(&self, started: jiff::Timestamp) -> Result<ArtifactName> {
+    /// Chooses the artifact name for a run started at `started` and claims it on every sink
+    /// that can be written, with a create-if-absent `{name}.claim` object ([`Sink::create`]):
+    /// of two runs (on two hosts) that pick one name, one gets the claim and the other moves
+    /// to the next second, so neither overwrites the other's artifact (issue 14). A name whose
+    /// artifact object already exists on a sink is taken too. Returns the name and the sinks
+    /// claimed on (the claims are removed when the run ends).
+    async fn claim_name(
+        &self,
+        started: jiff::Timestamp,
+    ) -> Result<(ArtifactName, Vec<Arc<dyn Sink>>)> {
         let mut t = started;
-        for _ in 0..3 {
+        for _ in 0..5 {
             let name = ArtifactName::new(&self.prefix, t)?;
+            let claim = Bytes::from(
+                serde_json::json!({
+                    "artifact": name.to_string(),
+                    "host": crate::lock::host_name(),
+                    "pid": std::process::id(),
+                    "since": started,
+                })
+                .to_string(),
+            );
+            let mut claimed: Vec<Arc<dyn Sink>> = Vec::new();
             let mut taken = false;
             for sink in &self.sinks {
-                if sink.exists(&name.artifact_object()).await.unwrap_or(false) {
-                    taken = true;
+                match sink.create(&claim_object(&name), claim.clone()).await {
+                    Ok(_) => claimed.push(Arc::clone(sink)),
+                    Err(Error::AlreadyExists { .. }) => {
+                        taken = true;
+                        break;
+                    }
+                    // An unusable sink fails the run's upload there, reported per sink.
+                    Err(e) => {
+                        tracing::debug!(sink = %sink.info().name, error = %e, "name not claimed");
+                    }
                 }
             }
             if !taken {
-                return Ok(name);
+                for sink in &claimed {
+                    if sink.exists(&name.artifact_object()).await.unwrap_or(false) {
+                        taken = true;
+                    }
+                }
+            }
+            if !taken {
+                return Ok((name, claimed));
+            }
+            for sink in &claimed {
+                let _ = sink.delete(&claim_object(&name)).await;
             }
             if !self.clock.is_manual() {
                 tokio::time::sleep(std::time::Duration::from_secs(1)).await;
@@ -586,10 +646,22 @@ impl BackupJob {
                     .unwrap_or(t),
             );
         }
-        Err(Error::Config(format!(
-            "artifact names for {started} are taken on a sink; is another backup running?"
-        )))
+        Err(Error::AlreadyExists {
+            sink: self
+                .sinks
+                .first()
+                .map(|s| s.info().name.clone())
+                .unwrap_or_default(),
+            name: format!(
+                "artifact names from {started} on (claimed or written by another run: is another backup of this repository running on another host?)"
+            ),
+        })
     }
+}
+
+/// The claim object of a run writing `name`: `{name}.claim` (never listed as an artifact).
+pub(crate) fn claim_object(name: &ArtifactName) -> String {
+    format!("{name}.claim")
 }
 
 pub(crate) fn summary(v: &VerificationReport) -> SidecarVerification {
@@ -693,7 +765,7 @@ fn archive(
     level: i32,
     workers: u32,
     senders: Vec<mpsc::Sender<Msg>>,
-    artifact: String,
+    (artifact, audit_head): (String, Option<AuditHead>),
     started: jiff::Timestamp,
     clock: &Clock,
 ) -> Result<Archived> {
@@ -718,6 +790,7 @@ fn archive(
         Arc::clone(&progress),
     );
     writer.abort_on(Arc::clone(abort));
+    writer.audit_head(audit_head);
     let mut timings = BTreeMap::new();
     let mut descriptions: Vec<Option<SourceDescription>> = vec![None; count];
     let mut outcomes: Vec<Option<SourceOutcome>> = vec![None; count];

@@ -676,6 +676,7 @@ mod tests {
 
     fn sidecar(name: &ArtifactName, size: u64, verified: bool) -> Sidecar {
         Sidecar {
+            audit_head: None,
             format: SIDECAR_FORMAT.to_owned(),
             name: name.clone(),
             object: name.artifact_object(),

@@ -22,6 +22,12 @@ pub struct ReplicateOptions {
     pub verify_after_copy: bool,
     /// Only artifacts whose name starts with this prefix (empty: all). Default: empty.
     pub prefix: String,
+    /// Set by the repository: only these source copies are good enough to copy (complete,
+    /// authentic, not demoted by a failed verification); `None`: every complete copy.
+    pub(crate) usable: Option<std::collections::BTreeSet<ArtifactName>>,
+    /// Set by the repository: target copies that are demoted or incomplete, replaced from a
+    /// good source copy even though the target holds an object of the same size.
+    pub(crate) replace: std::collections::BTreeSet<ArtifactName>,
 }
 
 impl Default for ReplicateOptions {
@@ -29,6 +35,8 @@ impl Default for ReplicateOptions {
         Self {
             verify_after_copy: true,
             prefix: String::new(),
+            usable: None,
+            replace: std::collections::BTreeSet::new(),
         }
     }
 }
@@ -73,6 +81,11 @@ pub struct ReplicationReport {
     pub incomplete_on_source: Vec<ArtifactName>,
     /// Artifacts that could not be copied.
     pub failed: Vec<ReplicationFailure>,
+    /// Source copies not copied because they are not good copies (their verification failed,
+    /// or their sidecar does not authenticate): another sink's copy is used instead
+    /// ([`Repository::replicate`](crate::Repository::replicate) only).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_good_on_source: Vec<ArtifactName>,
 }
 
 impl ReplicationReport {
@@ -133,9 +146,18 @@ pub async fn replicate(
             .iter()
             .find(|m| m.name == artifact.artifact_object())
             .map(|m| m.size);
+        if options
+            .usable
+            .as_ref()
+            .is_some_and(|u| !u.contains(&artifact))
+        {
+            report.not_good_on_source.push(artifact);
+            continue;
+        }
         if on_target(&artifact.sidecar_object())
             && target_size.is_some()
             && target_size == source_size
+            && !options.replace.contains(&artifact)
         {
             report.already_present.push(artifact);
             continue;
@@ -302,6 +324,7 @@ mod tests {
             .unwrap();
         if sidecar {
             let s = Sidecar {
+                audit_head: None,
                 format: SIDECAR_FORMAT.into(),
                 name: n.clone(),
                 object: n.artifact_object(),

@@ -443,6 +443,7 @@ mod tests {
             .await
             .unwrap();
         let s = Sidecar {
+            audit_head: None,
             format: SIDECAR_FORMAT.into(),
             name: n.clone(),
             object: n.artifact_object(),

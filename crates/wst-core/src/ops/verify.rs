@@ -112,6 +112,9 @@ pub trait EntryCheck: Send + Sync + fmt::Debug {
 /// - `required_entry:<path>`: each configured required entry exists — a path ending in `/` is a
 ///   tree root that must be present; any other path is a file that must be larger than 0 bytes
 ///   (doctrine R5 "DB backup file exists and > 0 KB");
+/// - `audit_anchor` (with [`ArtifactVerifier::audit_log`], when the manifest records one): the
+///   audit log still holds the record the run started at, so the log was not cut short or
+///   rewritten since (issue 14);
 /// - the checks of each configured [`EntryCheck`] (e.g. `pg_restore --list`).
 #[derive(Debug, Clone, Default)]
 pub struct ArtifactVerifier {
@@ -119,6 +122,7 @@ pub struct ArtifactVerifier {
     entry_checks: Vec<std::sync::Arc<dyn EntryCheck>>,
     limits: crate::reader::ReadLimits,
     clock: crate::clock::Clock,
+    audit: Option<crate::audit::AuditLog>,
 }
 
 impl ArtifactVerifier {
@@ -152,6 +156,17 @@ impl ArtifactVerifier {
     #[must_use]
     pub fn clock(mut self, clock: crate::clock::Clock) -> Self {
         self.clock = clock;
+        self
+    }
+
+    /// Checks each artifact's audit anchor (the manifest's [`AuditHead`](crate::AuditHead))
+    /// against `log`: a log that no longer holds that record fails the `audit_anchor` check.
+    /// An empty or missing log passes with a note (a new host restoring after a disaster has
+    /// no log yet; the repository's status still compares the sinks' anchors). A
+    /// [`Repository`](crate::Repository) sets its own log.
+    #[must_use]
+    pub fn audit_log(mut self, log: crate::audit::AuditLog) -> Self {
+        self.audit = Some(log);
         self
     }
 
@@ -276,6 +291,10 @@ impl ArtifactVerifier {
                 ));
             }
         }
+        if let (Some(log), Some(head)) = (&self.audit, manifest.and_then(|m| m.audit_head.as_ref()))
+        {
+            checks.push(anchor_check(log, head));
+        }
         match (&out.error, manifest) {
             (None, Some(m)) => checks.push(Check::pass(
                 "archive_well_formed",
@@ -304,6 +323,30 @@ impl ArtifactVerifier {
             finished: self.clock.now(),
             checks,
         })
+    }
+}
+
+/// The `audit_anchor` check: `log` must hold the record `head`.
+fn anchor_check(log: &crate::audit::AuditLog, head: &crate::audit::AuditHead) -> Check {
+    match log.head() {
+        Ok(None) => {
+            return Check::pass(
+                "audit_anchor",
+                format!(
+                    "the run started at audit record {head}; there is no audit log here to check it against (a new host?)"
+                ),
+            );
+        }
+        Err(e) => return Check::fail("audit_anchor", e.to_string()),
+        Ok(Some(_)) => {}
+    }
+    match log.check_anchor(head, "the artifact's manifest") {
+        Ok(None) => Check::pass(
+            "audit_anchor",
+            format!("the audit log holds record {head}, where the run started"),
+        ),
+        Ok(Some(problem)) => Check::fail("audit_anchor", problem),
+        Err(e) => Check::fail("audit_anchor", e.to_string()),
     }
 }
 

@@ -9,9 +9,13 @@ use sha2::{Digest, Sha256};
 
 use crate::clock::Clock;
 use crate::error::{Error, Result};
+use crate::evidence::{EVIDENCE_MAC, EvidenceKey, split_mac};
 use crate::report::SinkOutcome;
 use crate::restore::BreakGlass;
 use crate::verify::Check;
+
+/// The MAC domain of audit records (`docs/EVIDENCE.md`, "Audit log").
+const AUDIT_DOMAIN: &str = "wst audit record v1";
 
 /// The `prev` of the first record: 64 zeros.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -186,6 +190,45 @@ pub struct AuditRecord {
     pub event: AuditEvent,
     /// SHA-256 (hex) of the record's JSON body without the `hash` field, exactly as written.
     pub hash: String,
+    /// The keyed chain (issue 14): `"hmac-sha256 <key fingerprint> <64 hex>"`, the HMAC-SHA256
+    /// under the evidence key of the repository key with that fingerprint, over the domain
+    /// `wst audit record v1`, a zero byte and the same body `hash` covers. `None` for a record
+    /// written without a key (by an older wst, or an [`AuditLog`] without
+    /// [`AuditLog::with_keys`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac: Option<String>,
+}
+
+impl AuditRecord {
+    /// This record as a chain head.
+    pub fn head(&self) -> AuditHead {
+        AuditHead {
+            seq: self.seq,
+            hash: self.hash.clone(),
+        }
+    }
+}
+
+/// A position in the audit chain: a record's `seq` and `hash`. Written into each artifact's
+/// manifest and sidecar and into a sealed head object on every sink, so a log that was cut
+/// short or rewritten is detected against them ([`AuditLog::check_anchor`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditHead {
+    /// The record's sequence number (0-based).
+    pub seq: u64,
+    /// The record's `hash` (64 hex).
+    pub hash: String,
+}
+
+impl std::fmt::Display for AuditHead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "#{} ({})",
+            self.seq,
+            &self.hash[..self.hash.len().min(12)]
+        )
+    }
 }
 
 /// The result of [`AuditLog::verify`].
@@ -197,6 +240,13 @@ pub struct ChainReport {
     pub first_broken: Option<u64>,
     /// What is wrong with it.
     pub problem: Option<String>,
+    /// Records whose MAC verified under one of the log's keys (0 without keys).
+    #[serde(default)]
+    pub authenticated: u64,
+    /// Records without a MAC at the start of the log (written by an older wst, before the log
+    /// was keyed); with keys, a record without a MAC after a keyed one breaks the chain.
+    #[serde(default)]
+    pub unkeyed: u64,
 }
 
 impl ChainReport {
@@ -218,6 +268,7 @@ pub struct AuditLog {
     path: PathBuf,
     actor: String,
     clock: Clock,
+    keys: Vec<EvidenceKey>,
 }
 
 impl AuditLog {
@@ -228,7 +279,24 @@ impl AuditLog {
             path: path.into(),
             actor: actor.into(),
             clock: Clock::system(),
+            keys: Vec::new(),
         }
+    }
+
+    /// Keys the chain (issue 14): every record appended carries an HMAC under the first of
+    /// `keys` (the repository's evidence keys, [`Cipher::evidence_keys`](crate::Cipher::evidence_keys)),
+    /// and [`AuditLog::verify`] checks every record's MAC under them, so a record rewritten or
+    /// appended by someone without the repository key breaks the chain even when its SHA-256
+    /// links were recomputed. A [`Repository`](crate::Repository) keys its log itself.
+    #[must_use]
+    pub fn with_keys(mut self, keys: Vec<EvidenceKey>) -> Self {
+        self.keys = keys;
+        self
+    }
+
+    /// Whether records are keyed ([`AuditLog::with_keys`]).
+    pub fn is_keyed(&self) -> bool {
+        !self.keys.is_empty()
     }
 
     /// Stamps records with `clock` instead of the system clock (a test or a simulation that
@@ -291,7 +359,7 @@ impl AuditLog {
                 prev,
                 event,
             };
-            let (line, hash) = encode(&body)?;
+            let (line, hash, mac) = encode(&body, self.keys.first())?;
             file.write_all(&line)
                 .map_err(|e| Error::io(ctx("writing"), e))?;
             file.sync_all().map_err(|e| Error::io(ctx("syncing"), e))?;
@@ -302,6 +370,7 @@ impl AuditLog {
                 prev: body.prev,
                 event: body.event,
                 hash,
+                mac,
             })
         })();
         let _ = file.unlock();
@@ -331,8 +400,77 @@ impl AuditLog {
         Ok(out)
     }
 
+    /// The last record's position, `None` for an empty log.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the file cannot be read; [`Error::Malformed`] when the last record
+    /// does not parse.
+    pub fn head(&self) -> Result<Option<AuditHead>> {
+        let mut file = match File::open(&self.path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io(format!("opening `{}`", self.path.display()), e)),
+        };
+        match last_record(&mut file)
+            .map_err(|e| Error::io(format!("reading `{}`", self.path.display()), e))?
+        {
+            None => Ok(None),
+            Some(Ok(t)) => Ok(Some(AuditHead {
+                seq: t.seq,
+                hash: t.hash,
+            })),
+            Some(Err(e)) => Err(Error::Malformed {
+                artifact: self.path.display().to_string(),
+                detail: format!("the last audit record does not parse ({e}); run `audit verify`"),
+            }),
+        }
+    }
+
+    /// Checks `anchor` (a head recorded on a sink or in an artifact) against the log: the log
+    /// must hold record `anchor.seq` with hash `anchor.hash`. `Ok(None)` when it does;
+    /// otherwise what disagrees: the log ends before the anchor (truncated, or replaced by an
+    /// older copy) or holds another record there (rewritten). `origin` names where the anchor
+    /// was read, for the message.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the file cannot be read.
+    pub fn check_anchor(&self, anchor: &AuditHead, origin: &str) -> Result<Option<String>> {
+        let file = match File::open(&self.path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(Some(format!(
+                    "{origin} records audit record {anchor}, but the log `{}` does not exist: it was deleted or replaced",
+                    self.path.display()
+                )));
+            }
+            Err(e) => return Err(Error::io(format!("opening `{}`", self.path.display()), e)),
+        };
+        let mut n = 0u64;
+        for line in BufReader::new(file).split(b'\n') {
+            let line =
+                line.map_err(|e| Error::io(format!("reading `{}`", self.path.display()), e))?;
+            if n == anchor.seq {
+                let hash = serde_json::from_slice::<Tail>(&line).ok().map(|t| t.hash);
+                return Ok(match hash {
+                    Some(h) if h == anchor.hash => None,
+                    _ => Some(format!(
+                        "{origin} records audit record {anchor}, but the log holds another record #{}: the log was rewritten or replaced",
+                        anchor.seq
+                    )),
+                });
+            }
+            n += 1;
+        }
+        Ok(Some(format!(
+            "{origin} records audit record {anchor}, but the log ends after {n} records: it was truncated or replaced by an older copy"
+        )))
+    }
+
     /// Verifies the whole chain: every line parses, `seq` counts up from 0, every `hash` is the
-    /// SHA-256 of its body as written, and every `prev` is the previous record's `hash`.
+    /// SHA-256 of its body as written, and every `prev` is the previous record's `hash`. With
+    /// keys ([`AuditLog::with_keys`]) every record's MAC must also verify; records without a
+    /// MAC are accepted only before the first keyed one (a log begun by an older wst), and
+    /// counted in [`ChainReport::unkeyed`].
     ///
     /// # Errors
     /// [`Error::Io`] when the file cannot be read (a missing file is an empty, intact chain).
@@ -344,12 +482,16 @@ impl AuditLog {
                     records: 0,
                     first_broken: None,
                     problem: None,
+                    authenticated: 0,
+                    unkeyed: 0,
                 });
             }
             Err(e) => return Err(Error::io(format!("opening `{}`", self.path.display()), e)),
         };
         let mut prev = GENESIS.to_owned();
         let mut n = 0u64;
+        let mut authenticated = 0u64;
+        let mut unkeyed = 0u64;
         for line in BufReader::new(file).split(b'\n') {
             let line =
                 line.map_err(|e| Error::io(format!("reading `{}`", self.path.display()), e))?;
@@ -357,15 +499,17 @@ impl AuditLog {
                 records: n + 1,
                 first_broken: Some(n),
                 problem: Some(problem),
+                authenticated,
+                unkeyed,
             };
             let record: AuditRecord = match serde_json::from_slice(&line) {
                 Ok(r) => r,
                 Err(e) => return Ok(broken(format!("record {n} does not parse: {e}"))),
             };
-            let Some(body) = body_bytes(&line) else {
+            let Some((body, mac)) = split_line(&line) else {
                 return Ok(broken(format!("record {n} does not end with its hash")));
             };
-            let actual = hex::encode(Sha256::digest(body));
+            let actual = hex::encode(Sha256::digest(&body));
             if actual != record.hash {
                 return Ok(broken(format!(
                     "record {n} was altered: its content hashes to {actual}, it claims {}",
@@ -384,6 +528,30 @@ impl AuditLog {
                     n.saturating_sub(1)
                 )));
             }
+            if !self.keys.is_empty() {
+                match mac {
+                    None if authenticated > 0 => {
+                        return Ok(broken(format!(
+                            "record {n} carries no MAC although earlier records do: it was written without the repository key (a forged or rewritten record)"
+                        )));
+                    }
+                    None => unkeyed += 1,
+                    Some(mac) => {
+                        let ok = split_mac(mac).is_some_and(|(fp, tag)| {
+                            self.keys
+                                .iter()
+                                .filter(|k| k.id() == fp)
+                                .any(|k| k.verify(AUDIT_DOMAIN, &body, &tag))
+                        });
+                        if !ok {
+                            return Ok(broken(format!(
+                                "record {n}'s MAC does not verify under the repository key: it was rewritten by someone without the key, or sealed under a key that is not configured"
+                            )));
+                        }
+                        authenticated += 1;
+                    }
+                }
+            }
             prev = record.hash;
             n += 1;
         }
@@ -391,34 +559,58 @@ impl AuditLog {
             records: n,
             first_broken: None,
             problem: None,
+            authenticated,
+            unkeyed,
         })
     }
 }
 
-/// Serialises `body` as one line `{...,"hash":"…"}\n`; returns the line and the hash.
-fn encode(body: &Body) -> Result<(Vec<u8>, String)> {
+/// Serialises `body` as one line `{...,"hash":"…"}\n`, or with `key`
+/// `{...,"hash":"…","mac":"hmac-sha256 <fp> <hex>"}\n`; returns the line, the hash and the MAC.
+fn encode(body: &Body, key: Option<&EvidenceKey>) -> Result<(Vec<u8>, String, Option<String>)> {
     let json = serde_json::to_vec(body)
         .map_err(|e| Error::Config(format!("audit record serialisation failed: {e}")))?;
     let hash = hex::encode(Sha256::digest(&json));
+    let mac = key.map(|k| {
+        format!(
+            "{EVIDENCE_MAC} {} {}",
+            k.id(),
+            hex::encode(k.mac(AUDIT_DOMAIN, &json))
+        )
+    });
     let mut line = json;
     line.pop(); // the closing brace
-    line.extend_from_slice(format!(",\"hash\":\"{hash}\"}}\n").as_bytes());
-    Ok((line, hash))
+    line.extend_from_slice(format!(",\"hash\":\"{hash}\"").as_bytes());
+    if let Some(mac) = &mac {
+        line.extend_from_slice(format!(",\"mac\":\"{mac}\"").as_bytes());
+    }
+    line.extend_from_slice(b"}\n");
+    Ok((line, hash, mac))
 }
 
-/// The body a stored line's hash covers: the line without `,"hash":"<64 hex>"`, closed again.
-fn body_bytes(line: &[u8]) -> Option<Vec<u8>> {
-    const TAIL: usize = ",\"hash\":\"".len() + 64 + "\"}".len();
-    if line.len() < TAIL + 2 || !line.ends_with(b"\"}") {
+/// The body a stored line's hash (and MAC) covers: the line without `,"hash":"<64 hex>"` and
+/// an optional `,"mac":"…"` after it, closed again; and the MAC text, if any.
+fn split_line(line: &[u8]) -> Option<(Vec<u8>, Option<&str>)> {
+    const HASH: &[u8] = b",\"hash\":\"";
+    const MAC: &[u8] = b",\"mac\":\"";
+    let mut rest = line.strip_suffix(b"\"}")?;
+    let mut mac = None;
+    // `,"mac":"` cannot occur inside a JSON string (its quotes would be escaped), so its last
+    // occurrence, with no quote after it, is the last member.
+    if let Some(i) = rest.windows(MAC.len()).rposition(|w| w == MAC) {
+        let text = &rest[i + MAC.len()..];
+        if !text.contains(&b'"') {
+            mac = Some(std::str::from_utf8(text).ok()?);
+            rest = rest[..i].strip_suffix(b"\"")?;
+        }
+    }
+    let cut = rest.len().checked_sub(HASH.len() + 64)?;
+    if !rest[cut..].starts_with(HASH) || cut < 1 {
         return None;
     }
-    let cut = line.len() - TAIL;
-    if !line[cut..].starts_with(b",\"hash\":\"") {
-        return None;
-    }
-    let mut body = line[..cut].to_vec();
+    let mut body = rest[..cut].to_vec();
     body.push(b'}');
-    Some(body)
+    Some((body, mac))
 }
 
 /// What chaining needs of the last record; every other field is skipped while parsing, so a
@@ -590,7 +782,7 @@ mod tests {
                 error: "x".repeat(9 << 20),
             },
         };
-        let (line, _) = encode(&body).unwrap();
+        let (line, _, _) = encode(&body, None).unwrap();
         let mut f = OpenOptions::new().append(true).open(log.path()).unwrap();
         f.write_all(&line).unwrap();
         drop(f);
@@ -633,7 +825,9 @@ mod tests {
             ChainReport {
                 records: 3,
                 first_broken: None,
-                problem: None
+                problem: None,
+                authenticated: 0,
+                unkeyed: 0,
             }
         );
         assert_eq!(log.records().unwrap(), vec![a, b, c]);
@@ -677,7 +871,7 @@ mod tests {
                 prev: rec.prev,
                 event: rec.event,
             };
-            let (line, _) = encode(&body).unwrap();
+            let (line, _, _) = encode(&body, None).unwrap();
             l[1] = String::from_utf8(line).unwrap().trim_end().to_owned();
         });
         assert_eq!(r.first_broken, Some(2));
@@ -703,5 +897,116 @@ mod tests {
         assert_eq!(second.prev, first.hash);
         assert_eq!(second.seq, 1);
         assert!(AuditLog::new(&path, "x").verify().unwrap().intact());
+    }
+
+    fn keyed(dir: &std::path::Path, b: u8) -> AuditLog {
+        let key = EvidenceKey::new(crate::cipher::KeyFingerprint([b; 16]), [b; 32]);
+        AuditLog::new(dir.join("a.jsonl"), "ops").with_keys(vec![key])
+    }
+
+    /// Issue 14: a record rewritten with its SHA-256 links recomputed (anyone can) breaks the
+    /// keyed chain at that record; records appended without the key after keyed ones break it
+    /// too; an older unkeyed prefix is accepted and counted.
+    #[test]
+    fn the_keyed_chain_catches_rewrites_that_recompute_the_hashes() {
+        let dir = tempfile::tempdir().unwrap();
+        // An older wst wrote two records without a key.
+        let plain = AuditLog::new(dir.path().join("a.jsonl"), "ops");
+        plain.append(event(0)).unwrap();
+        plain.append(event(1)).unwrap();
+        let log = keyed(dir.path(), 7);
+        for i in 2..5 {
+            let r = log.append(event(i)).unwrap();
+            assert!(r.mac.as_deref().unwrap().starts_with("hmac-sha256 "));
+        }
+        let report = log.verify().unwrap();
+        assert!(report.intact(), "{report:?}");
+        assert_eq!((report.authenticated, report.unkeyed), (3, 2));
+        // The key-less check still sees an intact hash chain.
+        assert!(plain.verify().unwrap().intact());
+
+        // Rewrite record 3 and recompute every hash after it, without the key.
+        let text = fs::read_to_string(log.path()).unwrap();
+        let mut records: Vec<AuditRecord> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let mut prev = records[2].hash.clone();
+        let mut lines: Vec<String> = text.lines().take(3).map(str::to_owned).collect();
+        for r in &mut records[3..] {
+            if r.seq == 3 {
+                r.event = event(99);
+            }
+            let body = Body {
+                seq: r.seq,
+                time: r.time,
+                actor: r.actor.clone(),
+                prev: prev.clone(),
+                event: r.event.clone(),
+            };
+            let (line, hash, _) = encode(&body, None).unwrap();
+            prev = hash;
+            lines.push(String::from_utf8(line).unwrap().trim_end().to_owned());
+        }
+        fs::write(log.path(), lines.join("\n") + "\n").unwrap();
+        assert!(plain.verify().unwrap().intact(), "SHA-256 alone is fooled");
+        let r = log.verify().unwrap();
+        assert_eq!(r.first_broken, Some(3), "{r:?}");
+        assert!(
+            r.problem
+                .unwrap()
+                .contains("no MAC although earlier records do")
+        );
+
+        // A forged MAC (another key) is caught as well.
+        let other = keyed(dir.path(), 9);
+        fs::write(
+            log.path(),
+            text.lines().take(3).collect::<Vec<_>>().join("\n") + "\n",
+        )
+        .unwrap();
+        other.append(event(3)).unwrap();
+        let r = log.verify().unwrap();
+        assert_eq!(r.first_broken, Some(3));
+        assert!(r.problem.unwrap().contains("MAC does not verify"));
+    }
+
+    /// Issue 14: an anchor (a head written on a sink or into a manifest) names a log cut
+    /// short, or one whose record at that position differs.
+    #[test]
+    fn anchors_detect_truncation_and_replacement() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = keyed(dir.path(), 7);
+        let mut heads = Vec::new();
+        for i in 0..6 {
+            heads.push(log.append(event(i)).unwrap().head());
+        }
+        assert_eq!(log.head().unwrap(), Some(heads[5].clone()));
+        for h in &heads {
+            assert_eq!(log.check_anchor(h, "sink `d`").unwrap(), None);
+        }
+        // Cut the last two records: the chain left is intact, the anchor is not.
+        let text = fs::read_to_string(log.path()).unwrap();
+        fs::write(
+            log.path(),
+            text.lines().take(4).collect::<Vec<_>>().join("\n") + "\n",
+        )
+        .unwrap();
+        assert!(log.verify().unwrap().intact());
+        let p = log.check_anchor(&heads[5], "sink `d`").unwrap().unwrap();
+        assert!(
+            p.contains("ends after 4 records") && p.contains("truncated"),
+            "{p}"
+        );
+        // Replaced by another log of the same length: the record differs.
+        fs::remove_file(log.path()).unwrap();
+        for i in 10..16 {
+            log.append(event(i)).unwrap();
+        }
+        let p = log.check_anchor(&heads[5], "sink `d`").unwrap().unwrap();
+        assert!(p.contains("another record #5"), "{p}");
+        fs::remove_file(log.path()).unwrap();
+        let p = log.check_anchor(&heads[0], "sink `d`").unwrap().unwrap();
+        assert!(p.contains("does not exist"), "{p}");
     }
 }

@@ -138,6 +138,10 @@ pub struct Catalog {
     pub copies: Vec<CatalogCopy>,
     /// Odd objects: orphan, unreadable, mismatched or unauthenticated sidecars.
     pub anomalies: Vec<Anomaly>,
+    /// Name claims `{name}.claim` of runs writing now, or of runs that were killed (a claim
+    /// outlives its run only when the process died).
+    #[serde(default)]
+    pub claims: Vec<ObjectMeta>,
 }
 
 impl Catalog {
@@ -152,7 +156,12 @@ impl Catalog {
         let objects = sink.list(&format!("{prefix}-")).await?;
         let mut artifacts: BTreeMap<ArtifactName, ObjectMeta> = BTreeMap::new();
         let mut sidecars: BTreeSet<ArtifactName> = BTreeSet::new();
+        let mut claims = Vec::new();
         for meta in objects {
+            if meta.name.ends_with(".claim") {
+                claims.push(meta);
+                continue;
+            }
             let Ok(name) = ArtifactName::parse(&meta.name) else {
                 continue;
             };
@@ -190,6 +199,7 @@ impl Catalog {
             prefix: prefix.to_owned(),
             copies,
             anomalies,
+            claims,
         })
     }
 

@@ -185,7 +185,7 @@ pub fn open_sidecar(
 }
 
 /// `"hmac-sha256 <fp> <hex>"` → (fingerprint, tag).
-fn split_mac(mac: &str) -> Option<(KeyFingerprint, Vec<u8>)> {
+pub(crate) fn split_mac(mac: &str) -> Option<(KeyFingerprint, Vec<u8>)> {
     let mut parts = mac.split(' ');
     if parts.next()? != EVIDENCE_MAC {
         return None;
@@ -221,6 +221,7 @@ mod tests {
     fn sidecar() -> Sidecar {
         let name = ArtifactName::parse("wst-backup-20261121-010000").unwrap();
         Sidecar {
+            audit_head: None,
             format: SIDECAR_FORMAT.to_owned(),
             object: name.artifact_object(),
             name,

@@ -61,7 +61,7 @@ impl Drop for RepositoryLock {
 }
 
 /// Host name for lock holders.
-fn host_name() -> String {
+pub(crate) fn host_name() -> String {
     std::env::var("HOSTNAME")
         .or_else(|_| std::env::var("COMPUTERNAME"))
         .ok()

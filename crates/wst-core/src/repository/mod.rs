@@ -11,9 +11,12 @@
 //! the identified sinks, audited; its sidecars are sealed), [`Repository::catalog`],
 //! [`Repository::verify`] (records the result on the copy it read, so a failure demotes that
 //! copy everywhere), [`Repository::restore`] (falls back to the next good copy),
-//! [`Repository::prune`] (delete only on proof) and [`Repository::status`]. Still outside it:
+//! [`Repository::prune`] (delete only on proof), [`Repository::status`] and
+//! [`Repository::check_audit`] (the keyed audit chain against its anchors on the sinks). Still
+//! outside it:
 //! drill, replicate and `ls` (they read the sinks themselves).
 
+pub(crate) mod anchor;
 pub(crate) mod audit;
 pub(crate) mod catalog;
 pub(crate) mod evidence;
@@ -26,8 +29,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 use jiff::Timestamp;
 
+use crate::anchor::{AuditCheck, read_head, write_head};
 use crate::artifact::{ArtifactName, DEFAULT_PREFIX, validate_prefix};
-use crate::audit::{AuditEvent, AuditLog};
+use crate::audit::{AuditEvent, AuditHead, AuditLog};
 use crate::catalog::{Catalog, Trust};
 use crate::cipher::Cipher;
 use crate::clock::Clock;
@@ -299,10 +303,14 @@ impl Repository {
     /// # Errors
     /// The run's error (after `backup_failed` is recorded), or the audit log's.
     pub async fn backup(&self, job: &BackupJob) -> Result<RunReport> {
-        self.audit.append(AuditEvent::BackupStarted {
+        let start = self.audit.append(AuditEvent::BackupStarted {
             sources: job.sources().iter().map(|s| s.name()).collect(),
             sinks: job.sinks().iter().map(|s| s.info().name.clone()).collect(),
         })?;
+        // The run's manifest and sidecars anchor the chain at this record.
+        let mut job = job.clone();
+        job.audit_head = Some(start.head());
+        let sinks: Vec<&dyn Sink> = job.sinks().iter().map(|s| &**s).collect();
         let started = std::time::Instant::now();
         let report = match job.run().await {
             Ok(r) => r,
@@ -311,6 +319,7 @@ impl Repository {
                     duration_seconds: started.elapsed().as_secs_f64(),
                     error: e.to_string(),
                 })?;
+                self.anchor_on(&sinks).await;
                 return Err(e);
             }
         };
@@ -332,7 +341,112 @@ impl Repository {
                 checks: v.checks.clone(),
             })?;
         }
+        self.anchor_on(&sinks).await;
         Ok(report)
+    }
+
+    /// Writes the audit chain's head, sealed, on every identified sink (`{prefix}.audit-head.json`;
+    /// `docs/EVIDENCE.md`, "Audit anchors"), so a log cut short or rewritten later is detected
+    /// ([`Repository::check_audit`]). Every audited operation of the repository ends with it;
+    /// call it after appending records of your own. Failures are logged, not returned: the
+    /// next operation writes the head again, and status reports a stale one.
+    pub async fn anchor(&self) {
+        let ids = self.check_sinks().await;
+        let sinks: Vec<&dyn Sink> = self
+            .sinks
+            .iter()
+            .zip(&ids)
+            .filter(|(_, id)| id.ok)
+            .map(|(s, _)| &**s)
+            .collect();
+        self.anchor_on(&sinks).await;
+    }
+
+    /// [`Repository::anchor`] on `sinks` (already identified; an [`UnavailableSink`] refuses).
+    async fn anchor_on(&self, sinks: &[&dyn Sink]) {
+        let head = match self.audit.head() {
+            Ok(Some(h)) => h,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::error!(error = %e, "audit anchor: cannot read the log's head");
+                return;
+            }
+        };
+        let key = self.keys.first().expect("a repository has an evidence key");
+        for sink in sinks {
+            if let Err(e) = write_head(*sink, &self.prefix, &head, self.clock.now(), key).await {
+                tracing::warn!(sink = %sink.info().name, error = %e, "audit anchor not written");
+            }
+        }
+    }
+
+    /// Checks the audit log against everything that anchors it (issue 14): the chain itself
+    /// (SHA-256 links and MACs under the repository key), the sealed head object on every sink,
+    /// and the head recorded in the newest authentic sidecar on every sink. A log that was
+    /// truncated, replaced by an older copy or rewritten without the key fails here.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the log cannot be read.
+    pub async fn check_audit(&self) -> Result<AuditCheck> {
+        let mut catalogs = Vec::with_capacity(self.sinks.len());
+        for sink in &self.sinks {
+            catalogs.push(self.catalog(&**sink).await.ok());
+        }
+        self.check_audit_with(&catalogs).await
+    }
+
+    async fn check_audit_with(&self, catalogs: &[Option<Catalog>]) -> Result<AuditCheck> {
+        let chain = self.audit.verify()?;
+        let mut problems = Vec::new();
+        let mut checked = 0u64;
+        let mut anchors: Vec<(String, AuditHead)> = Vec::new();
+        for sink in &self.sinks {
+            let name = &sink.info().name;
+            match read_head(&**sink, &self.prefix).await {
+                Ok(Some(h)) if h.authentic(&self.keys) && h.prefix == self.prefix => anchors.push((
+                    format!("the audit head on sink `{name}` (written {})", h.written),
+                    h.head,
+                )),
+                Ok(Some(_)) => problems.push(format!(
+                    "the audit head on sink `{name}` does not authenticate under the repository key: it was forged or altered"
+                )),
+                Ok(None) => {}
+                // An unreachable sink is reported by the other rules.
+                Err(Error::Malformed { detail, .. }) => {
+                    problems.push(format!("the audit head on sink `{name}`: {detail}"));
+                }
+                Err(_) => {}
+            }
+        }
+        for catalog in catalogs.iter().flatten() {
+            let newest = catalog.complete().rev().find(|c| {
+                c.trust
+                    .is_some_and(crate::evidence::SidecarTrust::is_authentic)
+                    && c.sidecar.as_ref().is_some_and(|s| s.audit_head.is_some())
+            });
+            if let Some(c) = newest {
+                let head = c
+                    .sidecar
+                    .as_ref()
+                    .and_then(|s| s.audit_head.clone())
+                    .expect("filtered on it");
+                anchors.push((
+                    format!("the sidecar of `{}` on sink `{}`", c.name, catalog.sink),
+                    head,
+                ));
+            }
+        }
+        for (origin, head) in &anchors {
+            checked += 1;
+            if let Some(p) = self.audit.check_anchor(head, origin)? {
+                problems.push(p);
+            }
+        }
+        Ok(AuditCheck {
+            chain,
+            anchors_checked: checked,
+            problems,
+        })
     }
 
     /// Takes the repository lock for `operation` (backup, prune): one writer per repository on
@@ -387,6 +501,7 @@ impl Repository {
             ));
         }
         self.record_verification(sink, name, &report).await?;
+        self.anchor().await;
         Ok(report)
     }
 
@@ -482,7 +597,8 @@ impl Repository {
                         options,
                         report.duration_seconds,
                         None,
-                    )?;
+                    )
+                    .await?;
                     return Ok(report);
                 }
                 Err(e) if copy_is_bad(&e) || copy_unreachable(&e) => {
@@ -505,7 +621,8 @@ impl Repository {
                     last_error = Some(e);
                 }
                 Err(e) => {
-                    self.audit_restore(name, &sink.info().name, options, 0.0, Some(&e))?;
+                    self.audit_restore(name, &sink.info().name, options, 0.0, Some(&e))
+                        .await?;
                     return Err(e);
                 }
             }
@@ -514,11 +631,211 @@ impl Repository {
             sink: from.unwrap_or("any sink").to_owned(),
             name: format!("a complete copy of {name}"),
         });
-        self.audit_restore(name, from.unwrap_or("(every sink)"), options, 0.0, Some(&e))?;
+        self.audit_restore(name, from.unwrap_or("(every sink)"), options, 0.0, Some(&e))
+            .await?;
         Err(e)
     }
 
-    fn audit_restore(
+    /// Runs a restore drill (doctrine 026 R7) of the artifact `options.selection` picks among
+    /// this repository's complete copies whose sealed evidence does not record a failed
+    /// verification, on every sink (or only `from`): the copy is verified against its sidecar,
+    /// restored into an isolated directory and proven ([`restore_drill`](crate::restore_drill)
+    /// describes the steps). When a copy fails verification (substituted, tampered, corrupt),
+    /// the failure is recorded on that copy and the next sink's copy of the same artifact is
+    /// drilled; the report names the copies rejected, and its RTO counts the time they took. A
+    /// drill that fails for another reason (the database proof, a post-restore check, the RTO)
+    /// is the artifact's failure and is reported as it is. Audited, dated by the repository's
+    /// clock.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] when no sink holds a usable copy in the selection window; the
+    /// audit log's error.
+    pub async fn drill(
+        &self,
+        restorers: &[Arc<dyn crate::drill::EntryRestorer>],
+        options: &crate::drill::DrillOptions,
+        from: Option<&str>,
+    ) -> Result<crate::drill::DrillReport> {
+        let mut options = options.clone();
+        options.clock = self.clock.clone();
+        let date = self.clock.now();
+        let started = std::time::Instant::now();
+        let mut copies: Vec<(&Arc<dyn Sink>, Catalog)> = Vec::new();
+        for sink in &self.sinks {
+            if from.is_some_and(|f| f != sink.info().name) {
+                continue;
+            }
+            match self.catalog(&**sink).await {
+                Ok(c) => copies.push((sink, c)),
+                Err(e) => {
+                    tracing::warn!(sink = %sink.info().name, error = %e, "drill: sink not catalogued");
+                }
+            }
+        }
+        let usable = |c: &crate::catalog::CatalogCopy| {
+            c.complete
+                && !(c
+                    .trust
+                    .is_some_and(crate::evidence::SidecarTrust::is_authentic)
+                    && c.sidecar
+                        .as_ref()
+                        .and_then(|s| s.verification.as_ref())
+                        .is_some_and(|v| !v.passed))
+        };
+        let mut names: Vec<ArtifactName> = copies
+            .iter()
+            .flat_map(|(_, c)| {
+                c.copies
+                    .iter()
+                    .filter(|c| usable(c))
+                    .map(|c| c.name.clone())
+            })
+            .collect();
+        names.sort();
+        names.dedup();
+        let name = crate::drill::select(&names, options.selection, date).ok_or_else(|| {
+            Error::NotFound {
+                sink: from.unwrap_or("any sink").to_owned(),
+                name: "a complete, not demoted artifact to drill (none in the selection window)"
+                    .into(),
+            }
+        })?;
+        let mut rejected = Vec::new();
+        let mut last = None;
+        for (sink, catalog) in &copies {
+            let Some(copy) = catalog.get(&name).filter(|c| usable(c)) else {
+                continue;
+            };
+            let (mut report, verification) = crate::drill::drill_artifact(
+                &***sink,
+                &name,
+                copy.expected(),
+                &*self.cipher,
+                &self.verifier,
+                restorers,
+                &options,
+                (date, started),
+            )
+            .await?;
+            report.rejected_copies.clone_from(&rejected);
+            if verification.passed() {
+                last = Some(report);
+                break;
+            }
+            // This copy is not the artifact its evidence describes: demote it, try the next.
+            self.record_verification(&***sink, &name, &verification)
+                .await?;
+            rejected.push(format!(
+                "{}: {}",
+                sink.info().name,
+                verification
+                    .failures()
+                    .map(|c| format!("{}: {}", c.name, c.detail))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ));
+            last = Some(report);
+        }
+        let report = last.ok_or_else(|| Error::NotFound {
+            sink: from.unwrap_or("any sink").to_owned(),
+            name: format!("a usable copy of {name}"),
+        })?;
+        crate::drill::audit_drill(&self.audit, &report, &options)?;
+        self.anchor().await;
+        Ok(report)
+    }
+
+    /// Brings every identified sink up to date (doctrine 026 R3: the D: mirror and the
+    /// offsite copy of the C: artifacts): for each ordered pair of identified sinks, the
+    /// complete artifacts of this prefix that the source holds as a good copy (complete,
+    /// authentic, not demoted) and the target lacks, or holds only demoted or incomplete, are
+    /// copied and checked (see [`replicate`](crate::replicate)). A copy that failed verification
+    /// is never a source: the artifact is copied from another sink's good copy. Each pair that
+    /// copied or failed anything is audited.
+    ///
+    /// Returns one report per pair, in order; a pair whose sinks could not be listed carries
+    /// the error.
+    pub async fn replicate(
+        &self,
+        options: &crate::replicate::ReplicateOptions,
+    ) -> Vec<(String, String, Result<crate::replicate::ReplicationReport>)> {
+        let ids = self.check_sinks().await;
+        let mut out = Vec::new();
+        let live: Vec<&Arc<dyn Sink>> = self
+            .sinks
+            .iter()
+            .zip(&ids)
+            .filter(|(_, id)| id.ok)
+            .map(|(s, _)| s)
+            .collect();
+        for from in &live {
+            for to in &live {
+                if Arc::ptr_eq(from, to) {
+                    continue;
+                }
+                let r = self.replicate_pair(&***from, &***to, options).await;
+                if let Ok(report) = &r {
+                    if !report.copied.is_empty() || !report.failed.is_empty() {
+                        if let Err(e) = self.audit.append(AuditEvent::Replicate {
+                            from: report.from.clone(),
+                            to: report.to.clone(),
+                            copied: report.copied.iter().map(|c| c.name.to_string()).collect(),
+                            failed: report
+                                .failed
+                                .iter()
+                                .map(|f| format!("{}: {}", f.name, f.detail))
+                                .collect(),
+                        }) {
+                            out.push((from.info().name.clone(), to.info().name.clone(), Err(e)));
+                            continue;
+                        }
+                    }
+                }
+                out.push((from.info().name.clone(), to.info().name.clone(), r));
+            }
+        }
+        self.anchor().await;
+        out
+    }
+
+    async fn replicate_pair(
+        &self,
+        from: &dyn Sink,
+        to: &dyn Sink,
+        options: &crate::replicate::ReplicateOptions,
+    ) -> Result<crate::replicate::ReplicationReport> {
+        let source = self.catalog(from).await?;
+        let target = self.catalog(to).await?;
+        let good = |c: &crate::catalog::CatalogCopy| {
+            c.complete
+                && c.trust
+                    .is_some_and(crate::evidence::SidecarTrust::is_authentic)
+                && !c
+                    .sidecar
+                    .as_ref()
+                    .and_then(|s| s.verification.as_ref())
+                    .is_some_and(|v| !v.passed)
+        };
+        let mut options = options.clone();
+        options.prefix = format!("{}-", self.prefix);
+        options.usable = Some(
+            source
+                .copies
+                .iter()
+                .filter(|c| good(c))
+                .map(|c| c.name.clone())
+                .collect(),
+        );
+        options.replace = target
+            .copies
+            .iter()
+            .filter(|c| !good(c))
+            .map(|c| c.name.clone())
+            .collect();
+        crate::replicate::replicate(from, to, &options).await
+    }
+
+    async fn audit_restore(
         &self,
         name: &ArtifactName,
         sink: &str,
@@ -535,6 +852,7 @@ impl Repository {
             break_glass: options.break_glass.clone(),
             error: error.map(ToString::to_string),
         })?;
+        self.anchor().await;
         Ok(())
     }
 
@@ -553,11 +871,35 @@ impl Repository {
         now: Timestamp,
     ) -> Vec<(String, Result<PruneReport>)> {
         let mut out = Vec::with_capacity(self.sinks.len());
+        let running = crate::lock::probe(&self.lock_path()).is_some();
         for sink in &self.sinks {
             let r = self.prune_sink(&**sink, policy, options, now).await;
+            if r.is_ok() && !running && !options.dry_run {
+                self.remove_stale_claims(&**sink, now).await;
+            }
             out.push((sink.info().name.clone(), r));
         }
+        self.anchor().await;
         out
+    }
+
+    /// Removes name claims of killed runs (older than an hour; no run holds the lock).
+    async fn remove_stale_claims(&self, sink: &dyn Sink, now: Timestamp) {
+        let Ok(objects) = sink.list(&format!("{}-", self.prefix)).await else {
+            return;
+        };
+        for o in objects.iter().filter(|o| o.name.ends_with(".claim")) {
+            if now.duration_since(o.last_modified) > jiff::SignedDuration::from_hours(1) {
+                match sink.delete(&o.name).await {
+                    Ok(()) => {
+                        tracing::info!(sink = %sink.info().name, claim = %o.name, "removed the name claim of a killed run")
+                    }
+                    Err(e) => {
+                        tracing::warn!(sink = %sink.info().name, claim = %o.name, error = %e, "stale name claim not removed")
+                    }
+                }
+            }
+        }
     }
 
     /// [`Repository::prune`] on one sink (e.g. with that sink's
@@ -604,6 +946,25 @@ impl Repository {
         )
         .await?;
         report.rules.extend(self.repository_rules(&catalogs).await);
+        let audit = self.check_audit_with(&catalogs).await?;
+        report.rules.push(RuleStatus {
+            rule: "audit log anchored".into(),
+            passed: audit.problems.is_empty(),
+            detail: if audit.problems.is_empty() {
+                format!(
+                    "the log holds every anchor on the sinks ({} checked)",
+                    audit.anchors_checked
+                )
+            } else {
+                format!(
+                    "the audit log disagrees with {} anchor(s) on the sinks: it was truncated, \
+                     replaced or rewritten; keep it as evidence and investigate ({})",
+                    audit.problems.len(),
+                    audit.problems.join("; ")
+                )
+            },
+            evidence: audit.problems,
+        });
         Ok(report)
     }
 
@@ -663,6 +1024,12 @@ impl Repository {
                 incomplete.push(format!(
                     "{}: `{}` has no sidecar (a run that did not finish)",
                     catalog.sink, c.name
+                ));
+            }
+            for c in &catalog.claims {
+                incomplete.push(format!(
+                    "{}: the name claim `{}` of a run that did not finish (written {})",
+                    catalog.sink, c.name, c.last_modified
                 ));
             }
         }
@@ -806,7 +1173,11 @@ impl RepositoryBuilder {
                     .into(),
             ));
         }
-        repo.verifier = repo.verifier.clock(repo.clock.clone());
+        repo.audit = repo.audit.with_keys(repo.keys.clone());
+        repo.verifier = repo
+            .verifier
+            .clock(repo.clock.clone())
+            .audit_log(repo.audit.clone());
         Ok(repo)
     }
 }

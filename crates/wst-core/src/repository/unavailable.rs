@@ -2,6 +2,7 @@
 //! it instead of writing to the wrong place.
 
 use async_trait::async_trait;
+use bytes::Bytes;
 
 use crate::error::{Error, Result};
 use crate::sink::{ByteStream, ObjectMeta, Sink, SinkInfo, SinkUpload};
@@ -61,5 +62,8 @@ impl Sink for UnavailableSink {
     }
     async fn delete(&self, name: &str) -> Result<()> {
         Err(self.refuse("delete", name))
+    }
+    async fn create(&self, name: &str, _data: Bytes) -> Result<ObjectMeta> {
+        Err(self.refuse("put", name))
     }
 }
