@@ -439,7 +439,7 @@ fn kill_9_during_a_backup_leaves_no_complete_looking_artifact() {
     // Only the run's name claim is left (status reports it; the repository's prune removes
     // it after an hour): no artifact, no sidecar.
     assert!(
-        visible.len() == 1 && visible[0].ends_with(".claim"),
+        visible.len() == 1 && visible[0].ends_with(wst::core::CLAIM_EXTENSION),
         "complete-looking objects after kill -9: {visible:?}"
     );
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -450,7 +450,7 @@ fn kill_9_during_a_backup_leaves_no_complete_looking_artifact() {
                 .await
                 .unwrap()
                 .iter()
-                .all(|m| m.name.ends_with(".claim"))
+                .all(|m| m.name.ends_with(wst::core::CLAIM_EXTENSION))
         );
         // And the next run works on the same sink.
         let cipher: Arc<dyn Cipher> =

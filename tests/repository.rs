@@ -399,7 +399,7 @@ async fn a_substituted_artifact_is_rejected_and_the_next_copy_restores() {
 
 /// The sidecar MAC is specified precisely enough for an independent implementation
 /// (`docs/EVIDENCE.md` §3): the reference script checks a sealed sidecar with the key file
-/// alone, and calls an edited one forged.
+/// alone, and calls an edited one forged; likewise the keyed audit chain (§5.1).
 #[tokio::test]
 async fn the_reference_script_checks_sidecar_macs() {
     let ready = std::process::Command::new("python3")
@@ -430,12 +430,21 @@ async fn the_reference_script_checks_sidecar_macs() {
     fs::create_dir_all(&src).unwrap();
     fs::write(src.join("a.txt"), "a").unwrap();
     let sink = local_sink("local-c", &dir.path().join("c")).await;
-    let job = BackupJob::builder(cipher)
+    let repo = Repository::builder(
+        Arc::clone(&cipher),
+        AuditLog::new(dir.path().join("audit.jsonl"), "test"),
+    )
+    .sink(Arc::clone(&sink))
+    .build()
+    .unwrap();
+    repo.init().await.unwrap();
+    let job = repo
+        .job()
+        .await
         .source(Arc::new(FileTreeSource::new(&src, "wst").unwrap()))
-        .sink(sink)
         .build()
         .unwrap();
-    let name = job.run().await.unwrap().artifact;
+    let name = repo.backup(&job).await.unwrap().artifact;
     let sidecar = dir.path().join("c").join(name.sidecar_object());
     let script =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("crates/wst-crypto/reference/wst_decrypt.py");
@@ -458,6 +467,30 @@ async fn the_reference_script_checks_sidecar_macs() {
         .replace("\"passed\": true", "\"passed\": false");
     fs::write(&sidecar, edited).unwrap();
     assert_eq!(check(&sidecar), (Some(1), "forged".to_owned()));
+
+    // The keyed audit chain (§5.1) is checked the same way.
+    let audit = |path: &Path| {
+        let out = std::process::Command::new("python3")
+            .arg(&script)
+            .args(["--check-audit", "--key-file"])
+            .arg(&key_file)
+            .arg(path)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).trim().to_owned(),
+        )
+    };
+    let log = repo.audit().path().to_path_buf();
+    let records = repo.audit().records().unwrap().len();
+    assert!(records >= 3);
+    assert_eq!(audit(&log), (Some(0), format!("intact: {records} records")));
+    let text = fs::read_to_string(&log).unwrap();
+    fs::write(&log, text.replacen("\"test\"", "\"mallory\"", 1)).unwrap();
+    let (code, out) = audit(&log);
+    assert_eq!(code, Some(1));
+    assert!(out.starts_with("broken: record 0"), "{out}");
 }
 
 /// Finding 3: sink identity. `init` marks both disks; the D: mirror "unmounted" (its path now

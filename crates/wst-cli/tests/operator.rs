@@ -1049,6 +1049,60 @@ required = ["wst/"]
         "{ids}"
     );
 
+    // Finding 5: an artifact whose tar holds an 8 MiB entry name (built with the key, as a
+    // buggy or hostile writer would) is refused by restore with a bounded message and a
+    // bounded audit record, and the next backup works.
+    let hostile = "wst-backup-20200101-000000";
+    plant_long_name_artifact(&t.join("C"), &key, hostile);
+    let r = wst(
+        &config,
+        &[
+            "restore",
+            "--target",
+            t.join("hostile").to_str().unwrap(),
+            hostile,
+        ],
+    );
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.len() < 16 * 1024,
+        "{} bytes on stderr",
+        r.stderr.len()
+    );
+    assert!(
+        r.stderr.contains("8388608") || r.stderr.contains("limit"),
+        "{}",
+        r.stderr
+    );
+    let log = t.join("state/audit.jsonl");
+    assert!(fs::metadata(&log).unwrap().len() < 1 << 20);
+    let r = wst(&config, &["backup"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    for ext in ["tar.zst.wst", "sidecar.json"] {
+        fs::remove_file(t.join("C").join(format!("{hostile}.{ext}"))).unwrap();
+    }
+    assert_eq!(wst(&config, &["audit", "verify"]).code, 0);
+
+    // Issue 14, "log truncated → detected": the log cut after the first run is still a valid
+    // chain, but the heads anchored on the sinks and in the newest sidecars name records it
+    // no longer holds.
+    let text = fs::read_to_string(&log).unwrap();
+    let first: Vec<&str> = text.lines().take(3).collect();
+    fs::write(&log, first.join("\n") + "\n").unwrap();
+    let r = wst(&config, &["audit", "verify"]);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("chain intact"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("anchor: FAIL") && r.stdout.contains("truncated"),
+        "{}",
+        r.stdout
+    );
+    let (code, v) = status(&config);
+    assert_eq!(code, 1);
+    assert_eq!(rule(&v, "audit log anchored")["passed"], false);
+    fs::write(&log, text).unwrap();
+    assert_eq!(wst(&config, &["audit", "verify"]).code, 0);
+
     // Finding 6: a wrong key file: nothing authenticates or opens; status says so.
     let other_key = format!("{}/control/other.key", t.display());
     let wrong = t.join("wrong.toml");
@@ -1058,4 +1112,67 @@ required = ["wst/"]
     assert_eq!(code, 1);
     assert_eq!(rule(&v, "keys open the artifacts")["passed"], false);
     assert_eq!(rule(&v, "R5 artifacts verified")["passed"], false);
+}
+
+/// A GNU tar header block (`name` ≤ 100 bytes, octal size, checksum).
+fn tar_header(name: &[u8], typeflag: u8, size: u64) -> [u8; 512] {
+    fn octal(field: &mut [u8], v: u64) {
+        let w = field.len() - 1;
+        let s = format!("{v:0w$o}");
+        field[..w].copy_from_slice(&s.as_bytes()[s.len() - w..]);
+    }
+    let mut h = [0u8; 512];
+    h[..name.len()].copy_from_slice(name);
+    octal(&mut h[100..108], 0o644);
+    octal(&mut h[108..116], 0);
+    octal(&mut h[116..124], 0);
+    octal(&mut h[124..136], size);
+    octal(&mut h[136..148], 1_700_000_000);
+    h[156] = typeflag;
+    h[257..265].copy_from_slice(b"ustar  \0");
+    h[148..156].fill(b' ');
+    let sum: u32 = h.iter().map(|b| u32::from(*b)).sum();
+    h[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+    h
+}
+
+/// Writes into local sink directory `dir` an artifact `name`, sealed with the key file `key`
+/// and with a sealed sidecar, whose tar holds one entry with an 8 MiB GNU long name.
+fn plant_long_name_artifact(dir: &Path, key: &str, name: &str) {
+    use sha2::Digest as _;
+    use wst::core::Cipher as _;
+    let cipher = wst::crypto::AeadCipher::from_key_file(key).unwrap();
+    let long = vec![b'n'; 8 << 20];
+    let mut tar = Vec::new();
+    tar.extend(tar_header(b"././@LongLink", b'L', long.len() as u64 + 1));
+    tar.extend(&long);
+    tar.push(0);
+    tar.resize(tar.len().div_ceil(512) * 512, 0);
+    tar.extend(tar_header(b"x", b'0', 0));
+    tar.extend([0u8; 1024]);
+    let zst = zstd::encode_all(&tar[..], 3).unwrap();
+    let mut sealed = Vec::new();
+    let mut sealer = cipher.seal().unwrap();
+    sealer.update(&zst, &mut sealed).unwrap();
+    sealer.finish(&mut sealed).unwrap();
+    let artifact = wst::core::ArtifactName::parse(name).unwrap();
+    fs::write(dir.join(artifact.artifact_object()), &sealed).unwrap();
+    let sidecar = wst::core::Sidecar {
+        format: wst::core::SIDECAR_FORMAT.to_owned(),
+        name: artifact.clone(),
+        object: artifact.artifact_object(),
+        created: artifact.time(),
+        completed: artifact.time(),
+        cipher_suite: cipher.suite(),
+        key_fingerprints: cipher.recipients(),
+        ciphertext_size: sealed.len() as u64,
+        ciphertext_sha256: hex::encode(sha2::Sha256::digest(&sealed)),
+        tool_version: "test".into(),
+        verification: None,
+        audit_head: None,
+        mac: None,
+    };
+    let keys = cipher.evidence_keys();
+    let bytes = wst::core::seal_sidecar(&sidecar, keys.first()).unwrap();
+    fs::write(dir.join(artifact.sidecar_object()), bytes).unwrap();
 }

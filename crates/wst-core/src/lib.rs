@@ -37,7 +37,7 @@ pub use audit::{
     AUDIT_MAX_FIELD_BYTES, AUDIT_MAX_LIST_ITEMS, AuditEvent, AuditHead, AuditLog, AuditRecord,
     ChainReport, GENESIS,
 };
-pub use catalog::{Anomaly, Catalog, CatalogCopy, Trust};
+pub use catalog::{Anomaly, CLAIM_EXTENSION, Catalog, CatalogCopy, Trust};
 pub use cipher::{Cipher, KeyFingerprint, OpenReader, Opener, SealWriter, Sealer, cipher_error};
 pub use clock::Clock;
 pub use compliance::{

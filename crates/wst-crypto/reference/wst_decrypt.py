@@ -14,6 +14,7 @@ Usage:
     wst_decrypt.py --info ARTIFACT               (lists the key slots; needs no key)
     wst_decrypt.py --explain --key-file K ARTIFACT  (prints derived values as JSON, for
                                                      checking an independent implementation)
+    wst_decrypt.py --check-audit --key-file K AUDIT_LOG  (the audit log's keyed chain, docs/EVIDENCE.md 5.1)
     wst_decrypt.py --check-sidecar --key-file K SIDECAR  (checks a sidecar's MAC, docs/EVIDENCE.md
                                                      section 3: prints authentic, unsealed or forged)
 
@@ -266,6 +267,61 @@ def check_sidecar(data, key):
     return "authentic" if hmac.compare_digest(tag.encode(), parts[2]) else "forged"
 
 
+def check_audit(path, key):
+    """docs/EVIDENCE.md section 5.1: verify an audit log's SHA-256 chain and its MACs.
+
+    Returns (records, None) when intact, or (n, problem) naming the first broken record.
+    """
+    evidence_key = hkdf(key, None, b"wst evidence key v1")
+    fp = fingerprint_raw(key).hex()
+    prev = "0" * 64
+    keyed = False
+    n = 0
+    with open(path, "rb") as f:
+        for line in f:
+            line = line.rstrip(b"\n")
+            try:
+                rec = json.loads(line)
+            except ValueError as e:
+                return n, "record %d does not parse: %s" % (n, e)
+            if not line.endswith(b'"}'):
+                return n, "record %d does not end with its hash" % n
+            rest = line[:-2]
+            mac = None
+            i = rest.rfind(b',"mac":"')
+            if i >= 0 and b'"' not in rest[i + 8:]:
+                mac = rest[i + 8:].decode("ascii", "replace")
+                rest = rest[:i]
+                if not rest.endswith(b'"'):
+                    return n, "record %d: malformed tail" % n
+                rest = rest[:-1]
+            cut = len(rest) - len(b',"hash":"') - 64
+            if cut < 1 or not rest[cut:].startswith(b',"hash":"'):
+                return n, "record %d does not end with its hash" % n
+            body = rest[:cut] + b"}"
+            if hashlib.sha256(body).hexdigest() != rec.get("hash"):
+                return n, "record %d was altered" % n
+            if rec.get("seq") != n:
+                return n, "record %d has sequence number %s" % (n, rec.get("seq"))
+            if rec.get("prev") != prev:
+                return n, "record %d does not follow record %d" % (n, max(n - 1, 0))
+            if mac is None:
+                if keyed:
+                    return n, "record %d carries no MAC although earlier records do" % n
+            else:
+                parts = mac.split(" ")
+                if len(parts) != 3 or parts[0] != "hmac-sha256" or parts[1] != fp:
+                    return n, "record %d: MAC not made with this key" % n
+                tag = hmac.new(evidence_key, b"wst audit record v1\x00" + body,
+                               hashlib.sha256).hexdigest()
+                if not hmac.compare_digest(tag, parts[2]):
+                    return n, "record %d's MAC does not verify" % n
+                keyed = True
+            prev = rec["hash"]
+            n += 1
+    return n, None
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description="Decrypt a wst artifact (format wst-aead-v1).")
     g = ap.add_mutually_exclusive_group()
@@ -277,6 +333,9 @@ def main(argv=None):
                     help="print derived values as JSON and exit (prints the data key: test vectors only)")
     ap.add_argument("--check-sidecar", action="store_true",
                     help="the file is a sidecar: check its MAC with --key-file (exit 0 authentic, 1 not)")
+    ap.add_argument("--check-audit", action="store_true",
+                    help="the file is an audit log: verify its chain and MACs with --key-file "
+                         "(exit 0 intact, 1 broken)")
     ap.add_argument("-o", "--output")
     ap.add_argument("artifact", help="the .wst file, or - for standard input")
     a = ap.parse_args(argv)
@@ -290,6 +349,12 @@ def main(argv=None):
             passphrase = os.environ.get(a.passphrase_env, "").encode()
         elif not a.info:
             ap.error("one of --key-file, --passphrase-file, --passphrase-env is required")
+        if a.check_audit:
+            if key is None:
+                ap.error("--check-audit needs --key-file")
+            n, problem = check_audit(a.artifact, key)
+            print("intact: %d records" % n if problem is None else "broken: " + problem)
+            return 0 if problem is None else 1
         if a.check_sidecar:
             if key is None:
                 ap.error("--check-sidecar needs --key-file")

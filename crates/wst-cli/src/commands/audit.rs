@@ -43,7 +43,7 @@ pub(crate) async fn verify(config: Config, json: bool) -> Out<u8> {
         let chain = &check.chain;
         match (chain.first_broken, &chain.problem) {
             (Some(n), Some(p)) => {
-                println!("audit log {}: BROKEN at record {n}: {p}", path.display())
+                println!("audit log {}: BROKEN at record {n}: {p}", path.display());
             }
             _ => println!(
                 "audit log {}: {} records, chain intact ({} authenticated by the repository key{})",

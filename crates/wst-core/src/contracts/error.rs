@@ -238,8 +238,8 @@ impl Error {
             | Self::Malformed { .. }
             | Self::Substituted { .. }
             | Self::UnsafeEntry { .. }
-            | Self::AuditTampered { .. } => ErrorKind::Integrity,
-            Self::LimitExceeded { .. } => ErrorKind::Integrity,
+            | Self::AuditTampered { .. }
+            | Self::LimitExceeded { .. } => ErrorKind::Integrity,
             Self::Locked { .. } | Self::AlreadyExists { .. } => ErrorKind::Contention,
             Self::InvalidName { .. }
             | Self::Config(_)

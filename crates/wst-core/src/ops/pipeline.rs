@@ -661,7 +661,7 @@ impl BackupJob {
 
 /// The claim object of a run writing `name`: `{name}.claim` (never listed as an artifact).
 pub(crate) fn claim_object(name: &ArtifactName) -> String {
-    format!("{name}.claim")
+    format!("{name}{}", crate::catalog::CLAIM_EXTENSION)
 }
 
 pub(crate) fn summary(v: &VerificationReport) -> SidecarVerification {

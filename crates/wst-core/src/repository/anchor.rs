@@ -88,13 +88,12 @@ pub(crate) async fn write_head(
     now: jiff::Timestamp,
     key: &EvidenceKey,
 ) -> Result<()> {
-    if let Ok(Some(old)) = read_head(sink, prefix).await {
-        if old.prefix == prefix
-            && old.head.seq > head.seq
-            && old.authentic(std::slice::from_ref(key))
-        {
-            return Ok(());
-        }
+    if let Ok(Some(old)) = read_head(sink, prefix).await
+        && old.prefix == prefix
+        && old.head.seq > head.seq
+        && old.authentic(std::slice::from_ref(key))
+    {
+        return Ok(());
     }
     let object = AuditHeadObject::new(prefix, head.clone(), now, key);
     let bytes = serde_json::to_vec_pretty(&object)

@@ -15,6 +15,9 @@ use crate::error::{Error, Result};
 use crate::evidence::{EvidenceKey, SIDECAR_MAX_BYTES, SidecarTrust, open_sidecar};
 use crate::sink::{ObjectMeta, Sink, SinkExt};
 
+/// The extension of name claims, `{name}.claim` (`docs/EVIDENCE.md` §7).
+pub const CLAIM_EXTENSION: &str = ".claim";
+
 /// Sidecars read concurrently while cataloguing one sink.
 const SIDECAR_READS_IN_FLIGHT: usize = 8;
 
@@ -158,7 +161,7 @@ impl Catalog {
         let mut sidecars: BTreeSet<ArtifactName> = BTreeSet::new();
         let mut claims = Vec::new();
         for meta in objects {
-            if meta.name.ends_with(".claim") {
+            if meta.name.ends_with(CLAIM_EXTENSION) {
                 claims.push(meta);
                 continue;
             }

@@ -410,12 +410,11 @@ impl Repository {
                 Ok(Some(_)) => problems.push(format!(
                     "the audit head on sink `{name}` does not authenticate under the repository key: it was forged or altered"
                 )),
-                Ok(None) => {}
                 // An unreachable sink is reported by the other rules.
                 Err(Error::Malformed { detail, .. }) => {
                     problems.push(format!("the audit head on sink `{name}`: {detail}"));
                 }
-                Err(_) => {}
+                Ok(None) | Err(_) => {}
             }
         }
         for catalog in catalogs.iter().flatten() {
@@ -774,22 +773,21 @@ impl Repository {
                     continue;
                 }
                 let r = self.replicate_pair(&***from, &***to, options).await;
-                if let Ok(report) = &r {
-                    if !report.copied.is_empty() || !report.failed.is_empty() {
-                        if let Err(e) = self.audit.append(AuditEvent::Replicate {
-                            from: report.from.clone(),
-                            to: report.to.clone(),
-                            copied: report.copied.iter().map(|c| c.name.to_string()).collect(),
-                            failed: report
-                                .failed
-                                .iter()
-                                .map(|f| format!("{}: {}", f.name, f.detail))
-                                .collect(),
-                        }) {
-                            out.push((from.info().name.clone(), to.info().name.clone(), Err(e)));
-                            continue;
-                        }
-                    }
+                if let Ok(report) = &r
+                    && (!report.copied.is_empty() || !report.failed.is_empty())
+                    && let Err(e) = self.audit.append(AuditEvent::Replicate {
+                        from: report.from.clone(),
+                        to: report.to.clone(),
+                        copied: report.copied.iter().map(|c| c.name.to_string()).collect(),
+                        failed: report
+                            .failed
+                            .iter()
+                            .map(|f| format!("{}: {}", f.name, f.detail))
+                            .collect(),
+                    })
+                {
+                    out.push((from.info().name.clone(), to.info().name.clone(), Err(e)));
+                    continue;
                 }
                 out.push((from.info().name.clone(), to.info().name.clone(), r));
             }
@@ -810,11 +808,10 @@ impl Repository {
             c.complete
                 && c.trust
                     .is_some_and(crate::evidence::SidecarTrust::is_authentic)
-                && !c
-                    .sidecar
+                && c.sidecar
                     .as_ref()
                     .and_then(|s| s.verification.as_ref())
-                    .is_some_and(|v| !v.passed)
+                    .is_none_or(|v| v.passed)
         };
         let mut options = options.clone();
         options.prefix = format!("{}-", self.prefix);
@@ -888,14 +885,17 @@ impl Repository {
         let Ok(objects) = sink.list(&format!("{}-", self.prefix)).await else {
             return;
         };
-        for o in objects.iter().filter(|o| o.name.ends_with(".claim")) {
+        for o in objects
+            .iter()
+            .filter(|o| o.name.ends_with(crate::catalog::CLAIM_EXTENSION))
+        {
             if now.duration_since(o.last_modified) > jiff::SignedDuration::from_hours(1) {
                 match sink.delete(&o.name).await {
                     Ok(()) => {
-                        tracing::info!(sink = %sink.info().name, claim = %o.name, "removed the name claim of a killed run")
+                        tracing::info!(sink = %sink.info().name, claim = %o.name, "removed the name claim of a killed run");
                     }
                     Err(e) => {
-                        tracing::warn!(sink = %sink.info().name, claim = %o.name, error = %e, "stale name claim not removed")
+                        tracing::warn!(sink = %sink.info().name, claim = %o.name, error = %e, "stale name claim not removed");
                     }
                 }
             }

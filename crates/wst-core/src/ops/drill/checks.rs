@@ -14,14 +14,14 @@ use crate::verify::Check;
 type Redactor = dyn Fn(&str) -> String + Send + Sync;
 
 /// Access to a restored scratch system for post-restore checks, given by
-/// [`EntryRestorer::scratch_access`] so that wst-core stays agnostic of what was restored.
+/// [`EntryRestorer::scratch_access`](crate::EntryRestorer::scratch_access) so that wst-core stays agnostic of what was restored.
 ///
-/// - [`ScratchAccess::env`]: variables a child program (a [`SmokeTest`]) gets, e.g. `PGHOST`,
+/// - [`ScratchAccess::env`](crate::ScratchAccess::env): variables a child program (a [`SmokeTest`](crate::SmokeTest)) gets, e.g. `PGHOST`,
 ///   `PGDATABASE`, `PGPASSFILE`; by contract never a secret in a value (design invariant 7).
 /// - kept-alive guards: private files (a passfile) deleted when the access is dropped, which
-///   the drill does after the checks and before [`EntryRestorer::cleanup`].
+///   the drill does after the checks and before [`EntryRestorer::cleanup`](crate::EntryRestorer::cleanup).
 /// - a redactor applied to every child output recorded in the report.
-/// - a typed handle ([`ScratchAccess::handle`]) that checks from the restorer's own crate
+/// - a typed handle ([`ScratchAccess::handle`](crate::ScratchAccess::handle)) that checks from the restorer's own crate
 ///   downcast to reach the scratch system natively (wst-pg's SQL assertions).
 #[derive(Default)]
 pub struct ScratchAccess {
@@ -39,7 +39,7 @@ impl ScratchAccess {
 
     /// Adds (or replaces) an environment variable for child programs. Never pass a secret:
     /// the values may be logged; hand secrets over in a private file kept alive with
-    /// [`ScratchAccess::keep_alive`].
+    /// [`ScratchAccess::keep_alive`](crate::ScratchAccess::keep_alive).
     #[must_use]
     pub fn with_env(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         let name = name.into();
@@ -67,7 +67,7 @@ impl ScratchAccess {
     }
 
     /// Attaches a typed handle for checks that know the restorer's type (see
-    /// [`ScratchAccess::handle`]).
+    /// [`ScratchAccess::handle`](crate::ScratchAccess::handle)).
     #[must_use]
     pub fn with_handle<T: Any + Send + Sync>(mut self, handle: T) -> Self {
         self.handle = Some(Arc::new(handle));
@@ -105,7 +105,7 @@ impl std::fmt::Debug for ScratchAccess {
 }
 
 /// One restored entry as post-restore checks see it: its proof and, when its restorer offers
-/// one, its [`ScratchAccess`].
+/// one, its [`ScratchAccess`](crate::ScratchAccess).
 #[derive(Debug)]
 #[non_exhaustive]
 pub struct RestoredEntry {
@@ -122,7 +122,7 @@ impl RestoredEntry {
     }
 }
 
-/// What a [`PostRestoreCheck`] is given: the restored file tree and every restored entry.
+/// What a [`PostRestoreCheck`](crate::PostRestoreCheck) is given: the restored file tree and every restored entry.
 #[derive(Debug, Clone, Copy)]
 #[non_exhaustive]
 pub struct CheckContext<'a> {
@@ -131,7 +131,7 @@ pub struct CheckContext<'a> {
     pub restore_target: &'a Path,
     /// The artifact drilled.
     pub artifact: &'a str,
-    /// The entries restored into scratch systems by [`EntryRestorer`]s, in manifest order.
+    /// The entries restored into scratch systems by [`EntryRestorer`](crate::EntryRestorer)s, in manifest order.
     pub entries: &'a [RestoredEntry],
 }
 
@@ -154,12 +154,12 @@ impl<'a> CheckContext<'a> {
     }
 }
 
-/// A check run by the drill after the files were restored and every [`EntryRestorer`] proved
+/// A check run by the drill after the files were restored and every [`EntryRestorer`](crate::EntryRestorer) proved
 /// its entry, and before any cleanup (seeds/002 `RESTORE_TESTING` step 4: "application
 /// connects and functions? (basic smoke test)"; issue 9: SQL assertions, database ↔ object
 /// cross-checks).
 ///
-/// Implementations: [`SmokeTest`] here; `SqlAssertion` and `ObjectKeyCrossCheck` in wst-pg.
+/// Implementations: [`SmokeTest`](crate::SmokeTest) here; `SqlAssertion` and `ObjectKeyCrossCheck` in wst-pg.
 #[async_trait]
 pub trait PostRestoreCheck: Send + Sync + std::fmt::Debug {
     /// The check's configured name (for the report when it returns nothing or panics).

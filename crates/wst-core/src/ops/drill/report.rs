@@ -49,7 +49,7 @@ pub struct DrillReport {
     #[serde(default)]
     pub post_restore_checks: Vec<Check>,
     /// Whether the application connected and functioned: the outcome of the checks that prove
-    /// it ([`PostRestoreCheck::proves_application`], e.g. a [`SmokeTest`]); `None` when none
+    /// it ([`PostRestoreCheck::proves_application`](crate::PostRestoreCheck::proves_application), e.g. a [`SmokeTest`](crate::SmokeTest)); `None` when none
     /// ran (seeds/002 "application connected").
     #[serde(default)]
     pub application_connected: Option<bool>,

@@ -15,9 +15,9 @@ use crate::verify::Check;
 /// manifest description — e.g. wst-pg restores `wst_dev_database.backup` into a scratch
 /// database and compares row counts and the schema fingerprint.
 ///
-/// The drill calls, per restored entry: [`EntryRestorer::restore_and_prove`], then (only when
-/// post-restore checks are configured) [`EntryRestorer::scratch_access`], then runs the
-/// checks, then [`EntryRestorer::cleanup`] — so a scratch system is never removed before the
+/// The drill calls, per restored entry: [`EntryRestorer::restore_and_prove`](crate::EntryRestorer::restore_and_prove), then (only when
+/// post-restore checks are configured) [`EntryRestorer::scratch_access`](crate::EntryRestorer::scratch_access), then runs the
+/// checks, then [`EntryRestorer::cleanup`](crate::EntryRestorer::cleanup) — so a scratch system is never removed before the
 /// checks that need it ran.
 #[async_trait]
 pub trait EntryRestorer: Send + Sync + std::fmt::Debug {
@@ -27,13 +27,13 @@ pub trait EntryRestorer: Send + Sync + std::fmt::Debug {
 
     /// Restores `file` (the entry as restored on disk) and proves it against `description`.
     /// A failed proof is reported in the returned checks; `Err` means the restore could not run.
-    /// The scratch system must stay in place until [`EntryRestorer::cleanup`].
+    /// The scratch system must stay in place until [`EntryRestorer::cleanup`](crate::EntryRestorer::cleanup).
     ///
-    /// The drill sets the returned report's [`ProofReport::kind`] and [`ProofReport::source`]
+    /// The drill sets the returned report's [`ProofReport::kind`](crate::ProofReport::kind) and [`ProofReport::source`](crate::ProofReport::source)
     /// from `description`.
     ///
     /// # Errors
-    /// The implementation's error, wrapped as [`Error::Source`].
+    /// The implementation's error, wrapped as [`Error::Source`](crate::Error::Source).
     async fn restore_and_prove(
         &self,
         file: &Path,
@@ -65,7 +65,7 @@ pub trait EntryRestorer: Send + Sync + std::fmt::Debug {
     }
 }
 
-/// What an [`EntryRestorer`] restored and proved.
+/// What an [`EntryRestorer`](crate::EntryRestorer) restored and proved.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ProofReport {
     /// The source kind (the manifest's `SourceDescription::kind`, e.g. `postgresql`); set by
@@ -78,7 +78,7 @@ pub struct ProofReport {
     /// Where it restored to, for people, e.g. `wst_restore_… on wst@db:5432` (no credentials).
     pub target: String,
     /// The scratch system's own name, e.g. the scratch database's name, for post-restore
-    /// checks and [`EntryRestorer::cleanup`]; `None` when there is none.
+    /// checks and [`EntryRestorer::cleanup`](crate::EntryRestorer::cleanup); `None` when there is none.
     #[serde(default)]
     pub scratch_name: Option<String>,
     /// Whether this restore created the scratch system (only then may cleanup remove it).
