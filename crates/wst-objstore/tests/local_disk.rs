@@ -38,6 +38,7 @@ conformance_cases!(
     concurrent_puts,
     invalid_names_rejected,
     large_multipart_round_trip,
+    create_if_absent,
 );
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

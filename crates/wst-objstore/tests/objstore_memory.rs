@@ -23,7 +23,7 @@ mod memory {
         (ObjectStoreSink::memory("mem"), ());
         put_get_head_delete, empty_object, list_by_prefix_sorted, overwrite_replaces,
         delete_missing_is_ok, missing_object_not_found, interrupted_put_invisible,
-        concurrent_puts, invalid_names_rejected, large_multipart_round_trip,
+        concurrent_puts, invalid_names_rejected, large_multipart_round_trip, create_if_absent,
     );
 }
 
@@ -65,7 +65,7 @@ mod file {
         file_sink();
         put_get_head_delete, empty_object, list_by_prefix_sorted, overwrite_replaces,
         delete_missing_is_ok, missing_object_not_found, interrupted_put_invisible,
-        concurrent_puts, invalid_names_rejected, large_multipart_round_trip,
+        concurrent_puts, invalid_names_rejected, large_multipart_round_trip, create_if_absent,
     );
 }
 

@@ -47,6 +47,46 @@ pub async fn run_all(sink: &dyn Sink) {
     concurrent_puts(sink).await;
     invalid_names_rejected(sink).await;
     large_multipart_round_trip(sink).await;
+    create_if_absent(sink).await;
+}
+
+/// [`Sink::create`] is create-if-absent: it stores a new object, refuses an existing one with
+/// [`Error::AlreadyExists`](crate::Error::AlreadyExists) leaving it unchanged, and of eight
+/// concurrent creates of one name exactly one succeeds (issue 14: two hosts never write one
+/// artifact).
+///
+/// # Panics
+/// When a rule is broken.
+pub async fn create_if_absent(sink: &dyn Sink) {
+    let name = "conformance-create.claim";
+    let meta = sink
+        .create(name, Bytes::from_static(b"first"))
+        .await
+        .expect("create of a new name succeeds");
+    assert_eq!(meta.size, 5, "create: size");
+    let again = sink.create(name, Bytes::from_static(b"second")).await;
+    assert!(
+        matches!(again, Err(crate::Error::AlreadyExists { .. })),
+        "create over an existing object must fail with AlreadyExists, got {again:?}"
+    );
+    assert_eq!(
+        read_all(sink, name).await,
+        b"first",
+        "create replaced the object"
+    );
+    sink.delete(name).await.expect("delete");
+
+    let racers = (0..8u8).map(|i| sink.create("conformance-race.claim", Bytes::from(vec![i; 16])));
+    let results = join_all(racers).await;
+    let won = results.iter().filter(|r| r.is_ok()).count();
+    assert_eq!(won, 1, "exactly one concurrent create wins: {results:?}");
+    assert!(
+        results
+            .iter()
+            .all(|r| r.is_ok() || matches!(r, Err(crate::Error::AlreadyExists { .. }))),
+        "the losers fail with AlreadyExists: {results:?}"
+    );
+    sink.delete("conformance-race.claim").await.expect("delete");
 }
 
 /// A stored object round-trips byte for byte; `complete`, `head` and `list` agree on its name
