@@ -363,6 +363,13 @@ async fn a_substituted_artifact_is_rejected_and_the_next_copy_restores() {
         "{identity:?}"
     );
 
+    // `ls` reads the good copy as well; C:'s alone is refused.
+    let listing = f.repo.list(newer, None).await.unwrap();
+    assert_eq!(listing.sink, "mirror-d");
+    assert_eq!(listing.manifest.artifact, newer.to_string());
+    let err = f.repo.list(newer, Some("local-c")).await.unwrap_err();
+    assert!(matches!(err, wst::core::Error::Substituted { .. }), "{err}");
+
     let target = f.root.join("restored");
     let restored = f
         .repo

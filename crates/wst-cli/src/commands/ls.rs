@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use wst::core::{ArtifactName, ListedEntry, ReadLimits, list_artifact};
+use wst::core::{ArtifactName, ListedEntry};
 
 use super::{Ops, selection};
 use crate::output::print_json;
@@ -19,12 +19,15 @@ impl Ops {
         manifest: bool,
         report: bool,
     ) -> Out<u8> {
+        let from = sink;
         let sink = self.sink(sink)?;
         let name = self.artifact(&*sink, artifact).await?;
         if report {
             return self.print_drill_report(&name);
         }
-        let listing = list_artifact(&*sink, &name, &*self.cipher, ReadLimits::default()).await?;
+        // The repository reads the first good copy (the named sink's only, with --sink): the
+        // content must be the artifact its name and sidecar say.
+        let listing = self.repo.list(&name, from).await?;
         if manifest {
             print_json(&listing.manifest)?;
             return Ok(0);

@@ -9,7 +9,7 @@ use crate::audit::{AuditEvent, AuditLog};
 use crate::catalog::{Catalog, CatalogCopy, Trust};
 use crate::error::Result;
 use crate::sink::Sink;
-use crate::three_two_one::{ThreeTwoOneOptions, check_3_2_1};
+use crate::three_two_one::{ThreeTwoOneOptions, check_3_2_1_catalogued};
 
 /// What compliance requires.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -306,7 +306,7 @@ pub(crate) async fn compliance_with(
     });
 
     // R3 3-2-1.
-    let mut r321 = check_3_2_1(sinks, &options.three_two_one).await?;
+    let mut r321 = check_3_2_1_catalogued(sinks, &catalogs, &options.three_two_one).await?;
     if let Some(name) = r321.artifact.clone() {
         for (sink, catalog) in sinks.iter().zip(&catalogs) {
             let Some(copy) = catalog.as_ref().and_then(|c| c.get(&name)) else {

@@ -139,6 +139,18 @@ pub async fn list_artifact(
     cipher: &dyn Cipher,
     limits: ReadLimits,
 ) -> Result<ArtifactListing> {
+    list_expecting(sink, name, cipher, limits, None).await
+}
+
+/// [`list_artifact`], requiring the ciphertext to have `expected` `(size, SHA-256 hex)` (the
+/// copy's authenticated sidecar) and the manifest to name `name` ([`Error::Substituted`]).
+pub(crate) async fn list_expecting(
+    sink: &dyn Sink,
+    name: &ArtifactName,
+    cipher: &dyn Cipher,
+    limits: ReadLimits,
+    expected: Option<(u64, String)>,
+) -> Result<ArtifactListing> {
     let malformed = |detail: String| Error::Malformed {
         artifact: name.to_string(),
         detail,
@@ -166,6 +178,13 @@ pub async fn list_artifact(
     let manifest = out
         .manifest
         .ok_or_else(|| malformed("no manifest entry".into()))?;
+    crate::restore::bind_to_name(
+        sink,
+        name,
+        &manifest.artifact,
+        expected.as_ref(),
+        out.ciphertext.as_ref(),
+    )?;
     let check = compare_manifest(&manifest, &out.entries);
     if !check.passed {
         return Err(malformed(check.detail));

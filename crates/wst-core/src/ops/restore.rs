@@ -274,26 +274,13 @@ pub async fn restore(
         detail: "no manifest entry".into(),
     })?;
     // Bind content to name (design invariant 9) before anything is promoted.
-    let substituted = |detail: String| Error::Substituted {
-        artifact: name.to_string(),
-        sink: sink.info().name.clone(),
-        detail,
-    };
-    if manifest.artifact != name.to_string() {
-        return Err(substituted(format!(
-            "its manifest names `{}`",
-            quote_name(manifest.artifact.as_bytes())
-        )));
-    }
-    if let (Some((size, sha)), Some(read)) = (&options.expected_ciphertext, &out.ciphertext) {
-        let got = hex::encode(read.sha256);
-        if read.bytes != *size || got != *sha {
-            return Err(substituted(format!(
-                "{} bytes with SHA-256 {got} read, the sidecar records {size} bytes with SHA-256 {sha}",
-                read.bytes
-            )));
-        }
-    }
+    bind_to_name(
+        sink,
+        name,
+        &manifest.artifact,
+        options.expected_ciphertext.as_ref(),
+        out.ciphertext.as_ref(),
+    )?;
     let manifest_check = compare_manifest(&manifest, &out.entries);
     if !manifest_check.passed {
         return Err(Error::Malformed {
@@ -779,4 +766,39 @@ fn make_symlink(target: &str, dest: &Path, path: &str) -> Result<()> {
         std::os::windows::fs::symlink_file(&native, dest)
     };
     made.map_err(|e| Error::io(format!("creating symlink `{}`", shown(path)), e))
+}
+
+/// Design invariant 9, shared by restore and listing: the manifest must name `name`, and the
+/// ciphertext read must have the copy's `expected` `(size, SHA-256 hex)` when known.
+///
+/// # Errors
+/// [`Error::Substituted`] naming what disagrees.
+pub(crate) fn bind_to_name(
+    sink: &dyn Sink,
+    name: &ArtifactName,
+    manifest_artifact: &str,
+    expected: Option<&(u64, String)>,
+    read: Option<&crate::bridge::Pumped>,
+) -> Result<()> {
+    let substituted = |detail: String| Error::Substituted {
+        artifact: name.to_string(),
+        sink: sink.info().name.clone(),
+        detail,
+    };
+    if manifest_artifact != name.to_string() {
+        return Err(substituted(format!(
+            "its manifest names `{}`",
+            quote_name(manifest_artifact.as_bytes())
+        )));
+    }
+    if let (Some((size, sha)), Some(read)) = (expected, read) {
+        let got = hex::encode(read.sha256);
+        if read.bytes != *size || got != *sha {
+            return Err(substituted(format!(
+                "{} bytes with SHA-256 {got} read, the sidecar records {size} bytes with SHA-256 {sha}",
+                read.bytes
+            )));
+        }
+    }
+    Ok(())
 }

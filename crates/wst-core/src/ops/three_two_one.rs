@@ -7,6 +7,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::artifact::ArtifactName;
+use crate::catalog::Catalog;
 use crate::error::Result;
 use crate::replicate::{artifacts, hash_object, read_sidecar};
 use crate::sink::{Medium, Sink};
@@ -202,31 +203,122 @@ pub async fn check_3_2_1(
     sinks: &[&dyn Sink],
     options: &ThreeTwoOneOptions,
 ) -> Result<ThreeTwoOneReport> {
-    let mut violations = Vec::new();
-    let mut listings = Vec::with_capacity(sinks.len());
+    let mut views = Vec::with_capacity(sinks.len());
     for sink in sinks {
-        match sink.list(&options.prefix).await {
-            Ok(l) => listings.push(Some(l)),
-            Err(e) => {
-                violations.push(Violation::SinkUnavailable {
-                    sink: sink.info().name.clone(),
-                    error: e.to_string(),
-                });
-                listings.push(None);
-            }
+        views.push(match sink.list(&options.prefix).await {
+            Ok(l) => View::Listing(l),
+            Err(e) => View::Unavailable(e.to_string()),
+        });
+    }
+    evaluate(sinks, &views, options).await
+}
+
+/// [`check_3_2_1`] over catalogs already read (`None`: the sink could not be listed): the
+/// repository's status uses the one catalog rule for "complete" and the sidecars it read, so
+/// no sidecar is read twice and none outside the catalog.
+pub(crate) async fn check_3_2_1_catalogued(
+    sinks: &[&dyn Sink],
+    catalogs: &[Option<Catalog>],
+    options: &ThreeTwoOneOptions,
+) -> Result<ThreeTwoOneReport> {
+    let views: Vec<View<'_>> = catalogs
+        .iter()
+        .map(|c| match c {
+            Some(c) => View::Catalog(c),
+            None => View::Unavailable("the sink cannot be listed".to_owned()),
+        })
+        .collect();
+    evaluate(sinks, &views, options).await
+}
+
+/// What the 3-2-1 check knows of one sink.
+enum View<'a> {
+    /// A raw listing (the offline check): sidecars are read as needed, unauthenticated.
+    Listing(Vec<crate::sink::ObjectMeta>),
+    /// The repository's catalog of the sink.
+    Catalog(&'a Catalog),
+    /// The sink could not be listed.
+    Unavailable(String),
+}
+
+impl View<'_> {
+    /// Artifacts with an artifact object and a sidecar (complete, for a catalog).
+    fn complete(&self) -> Vec<ArtifactName> {
+        match self {
+            Self::Listing(l) => artifacts(l)
+                .into_iter()
+                .filter(|a| l.iter().any(|m| m.name == a.sidecar_object()))
+                .collect(),
+            Self::Catalog(c) => c.complete().map(|c| c.name.clone()).collect(),
+            Self::Unavailable(_) => Vec::new(),
         }
     }
 
-    // The newest artifact with a sidecar on some sink.
-    let newest = listings
-        .iter()
-        .flatten()
-        .flat_map(|l| {
-            artifacts(l)
-                .into_iter()
-                .filter(|a| l.iter().any(|m| m.name == a.sidecar_object()))
-        })
-        .max();
+    /// The copy of `artifact`: its object size, or the problem.
+    async fn copy(&self, sink: &dyn Sink, artifact: &ArtifactName) -> Copy {
+        match self {
+            Self::Unavailable(_) => Copy::Problem("sink unavailable".to_owned()),
+            Self::Listing(l) => {
+                let size = l
+                    .iter()
+                    .find(|m| m.name == artifact.artifact_object())
+                    .map(|m| m.size);
+                let has_sidecar = l.iter().any(|m| m.name == artifact.sidecar_object());
+                match (size, has_sidecar) {
+                    (None, _) => Copy::Problem("artifact missing".to_owned()),
+                    (Some(size), false) => Copy::Incomplete(size),
+                    (Some(size), true) => match read_sidecar(sink, artifact).await {
+                        Ok((s, _)) => Copy::Complete {
+                            size,
+                            recorded: (s.ciphertext_size, s.ciphertext_sha256),
+                        },
+                        Err(e) => Copy::Unreadable(size, format!("sidecar unreadable: {e}")),
+                    },
+                }
+            }
+            Self::Catalog(c) => match c.get(artifact) {
+                None => Copy::Problem("artifact missing".to_owned()),
+                Some(copy) if !copy.has_sidecar => Copy::Incomplete(copy.object.size),
+                Some(copy) => match &copy.sidecar {
+                    Some(s) => Copy::Complete {
+                        size: copy.object.size,
+                        recorded: (s.ciphertext_size, s.ciphertext_sha256.clone()),
+                    },
+                    None => Copy::Unreadable(
+                        copy.object.size,
+                        "sidecar unreadable (see the catalog's anomalies)".to_owned(),
+                    ),
+                },
+            },
+        }
+    }
+}
+
+/// One sink's copy of the artifact checked.
+enum Copy {
+    Problem(String),
+    Incomplete(u64),
+    Unreadable(u64, String),
+    Complete { size: u64, recorded: (u64, String) },
+}
+
+async fn evaluate(
+    sinks: &[&dyn Sink],
+    views: &[View<'_>],
+    options: &ThreeTwoOneOptions,
+) -> Result<ThreeTwoOneReport> {
+    let mut violations = Vec::new();
+    for (sink, view) in sinks.iter().zip(views) {
+        if let View::Unavailable(e) = view {
+            violations.push(Violation::SinkUnavailable {
+                sink: sink.info().name.clone(),
+                error: e.clone(),
+            });
+        }
+    }
+
+    // The newest complete artifact on some sink.
+    let newest = views.iter().flat_map(View::complete).max();
     let Some(artifact) = newest else {
         violations.push(Violation::NoArtifact);
         return Ok(ThreeTwoOneReport {
@@ -251,7 +343,7 @@ pub async fn check_3_2_1(
 
     let mut copies = Vec::with_capacity(sinks.len());
     let mut recorded_sizes = Vec::with_capacity(sinks.len());
-    for (sink, listing) in sinks.iter().zip(&listings) {
+    for (sink, view) in sinks.iter().zip(views) {
         let info = sink.info();
         let mut status = CopyStatus {
             sink: info.name.clone(),
@@ -264,31 +356,27 @@ pub async fn check_3_2_1(
             problem: None,
         };
         let mut recorded_size = None;
-        match listing {
-            None => status.problem = Some("sink unavailable".to_owned()),
-            Some(l) => {
-                status.size = l
-                    .iter()
-                    .find(|m| m.name == artifact.artifact_object())
-                    .map(|m| m.size);
-                let has_sidecar = l.iter().any(|m| m.name == artifact.sidecar_object());
-                if status.size.is_none() {
-                    status.problem = Some("artifact missing".to_owned());
-                } else if !has_sidecar {
-                    status.problem = Some("sidecar missing (incomplete copy)".to_owned());
-                } else {
-                    match read_sidecar(*sink, &artifact).await {
-                        Ok((s, _)) => {
-                            status.sidecar_sha256 = Some(s.ciphertext_sha256);
-                            recorded_size = Some(s.ciphertext_size);
-                        }
-                        Err(e) => status.problem = Some(format!("sidecar unreadable: {e}")),
-                    }
-                    if status.problem.is_none() && options.verify_hashes {
-                        match hash_object(*sink, &artifact.artifact_object()).await {
-                            Ok((_, h)) => status.computed_sha256 = Some(h),
-                            Err(e) => status.problem = Some(format!("artifact unreadable: {e}")),
-                        }
+        match view.copy(*sink, &artifact).await {
+            Copy::Problem(p) => status.problem = Some(p),
+            Copy::Incomplete(size) => {
+                status.size = Some(size);
+                status.problem = Some("sidecar missing (incomplete copy)".to_owned());
+            }
+            Copy::Unreadable(size, p) => {
+                status.size = Some(size);
+                status.problem = Some(p);
+            }
+            Copy::Complete {
+                size,
+                recorded: (rsize, sha),
+            } => {
+                status.size = Some(size);
+                status.sidecar_sha256 = Some(sha);
+                recorded_size = Some(rsize);
+                if options.verify_hashes {
+                    match hash_object(*sink, &artifact.artifact_object()).await {
+                        Ok((_, h)) => status.computed_sha256 = Some(h),
+                        Err(e) => status.problem = Some(format!("artifact unreadable: {e}")),
                     }
                 }
             }

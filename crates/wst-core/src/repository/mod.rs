@@ -832,6 +832,60 @@ impl Repository {
         crate::replicate::replicate(from, to, &options).await
     }
 
+    /// Lists `name` (entries, manifest, sidecar) without restoring it, from the first sink
+    /// whose copy is complete and is the artifact its evidence describes (or only `from`): the
+    /// ciphertext must have the copy's authenticated size and SHA-256 and the manifest must name
+    /// `name`, or that copy is rejected ([`Error::Substituted`]) and the next sink's is read.
+    /// The listing's `sidecar` is the copy's, parsed under the catalog's rule.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] when no sink holds a complete copy; otherwise the last copy's error.
+    pub async fn list(
+        &self,
+        name: &ArtifactName,
+        from: Option<&str>,
+    ) -> Result<crate::list::ArtifactListing> {
+        let mut last_error = None;
+        for sink in &self.sinks {
+            if from.is_some_and(|f| f != sink.info().name) {
+                continue;
+            }
+            let copy = match Catalog::read_one(&**sink, name, Trust::Authenticated(&self.keys))
+                .await
+            {
+                Ok(Some((c, _))) if c.complete => c,
+                Ok(_) => continue,
+                Err(e) => {
+                    last_error = Some(e);
+                    continue;
+                }
+            };
+            match crate::list::list_expecting(
+                &**sink,
+                name,
+                &*self.cipher,
+                crate::reader::ReadLimits::default(),
+                copy.expected(),
+            )
+            .await
+            {
+                Ok(mut listing) => {
+                    listing.sidecar.clone_from(&copy.sidecar);
+                    return Ok(listing);
+                }
+                Err(e) if copy_is_bad(&e) || copy_unreachable(&e) => {
+                    tracing::error!(artifact = %name, sink = %sink.info().name, error = %e, "ls: copy rejected; trying the next sink");
+                    last_error = Some(e);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last_error.unwrap_or_else(|| Error::NotFound {
+            sink: from.unwrap_or("any sink").to_owned(),
+            name: format!("a complete copy of {name}"),
+        }))
+    }
+
     async fn audit_restore(
         &self,
         name: &ArtifactName,
