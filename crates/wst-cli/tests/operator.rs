@@ -1112,6 +1112,12 @@ required = ["wst/"]
     assert_eq!(code, 1);
     assert_eq!(rule(&v, "keys open the artifacts")["passed"], false);
     assert_eq!(rule(&v, "R5 artifacts verified")["passed"], false);
+    // ... and it could not write records under its key into the repository's keyed log.
+    let r = wst(&wrong, &["backup"]);
+    assert_ne!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("not a configured key"), "{}", r.stderr);
+    let r = wst(&config, &["audit", "verify"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
 }
 
 /// A GNU tar header block (`name` ≤ 100 bytes, octal size, checksum).

@@ -349,7 +349,25 @@ impl AuditLog {
                         ),
                     });
                 }
-                Some(Ok(tail)) => (tail.seq + 1, tail.hash),
+                Some(Ok(tail)) => {
+                    // A log keyed under another repository key: a wrong `key_file` must not
+                    // append records that break the chain for the right key.
+                    if let Some(fp) = tail.mac.as_deref().and_then(split_mac).map(|(fp, _)| fp)
+                        && !self.keys.is_empty()
+                        && !self.keys.iter().any(|k| k.id() == fp)
+                    {
+                        return Err(Error::Config(format!(
+                            "the audit log `{}` is keyed with key {fp}, which is not a configured key (configured: {}): check `key_file`; nothing was recorded",
+                            self.path.display(),
+                            self.keys
+                                .iter()
+                                .map(|k| k.id().to_string())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )));
+                    }
+                    (tail.seq + 1, tail.hash)
+                }
             };
             let event = bounded(event)?;
             let body = Body {
@@ -619,6 +637,8 @@ fn split_line(line: &[u8]) -> Option<(Vec<u8>, Option<&str>)> {
 struct Tail {
     seq: u64,
     hash: String,
+    #[serde(default)]
+    mac: Option<String>,
 }
 
 /// The `seq` and `hash` of the last line of `file`, if any: the line's start is found by
@@ -958,14 +978,27 @@ mod tests {
                 .contains("no MAC although earlier records do")
         );
 
-        // A forged MAC (another key) is caught as well.
+        // A run configured with another key is refused: it would break the chain for the
+        // right key.
         let other = keyed(dir.path(), 9);
-        fs::write(
-            log.path(),
-            text.lines().take(3).collect::<Vec<_>>().join("\n") + "\n",
-        )
-        .unwrap();
-        other.append(event(3)).unwrap();
+        let first: Vec<&str> = text.lines().take(3).collect();
+        fs::write(log.path(), first.join("\n") + "\n").unwrap();
+        let err = other.append(event(3)).unwrap_err();
+        assert!(err.to_string().contains("not a configured key"), "{err}");
+        // A record forged under another key is caught.
+        let last: AuditRecord = serde_json::from_str(first[2]).unwrap();
+        let key9 = EvidenceKey::new(crate::cipher::KeyFingerprint([9; 16]), [9; 32]);
+        let body = Body {
+            seq: 3,
+            time: last.time,
+            actor: "mallory".into(),
+            prev: last.hash,
+            event: event(3),
+        };
+        let (line, _, _) = encode(&body, Some(&key9)).unwrap();
+        let mut f = OpenOptions::new().append(true).open(log.path()).unwrap();
+        f.write_all(&line).unwrap();
+        drop(f);
         let r = log.verify().unwrap();
         assert_eq!(r.first_broken, Some(3));
         assert!(r.problem.unwrap().contains("MAC does not verify"));

@@ -345,6 +345,19 @@ impl Repository {
         Ok(report)
     }
 
+    /// Records `event` in the repository's keyed audit log and anchors the new head on the
+    /// sinks: for what the repository cannot do itself but must be in its trail (a database
+    /// restored by wst-pg, a bucket restored, a compliance check run by a scheduler). The
+    /// repository's own operations record themselves.
+    ///
+    /// # Errors
+    /// The audit log's error.
+    pub async fn record(&self, event: AuditEvent) -> Result<crate::audit::AuditRecord> {
+        let r = self.audit.append(event)?;
+        self.anchor().await;
+        Ok(r)
+    }
+
     /// Writes the audit chain's head, sealed, on every identified sink (`{prefix}.audit-head.json`;
     /// `docs/EVIDENCE.md`, "Audit anchors"), so a log cut short or rewritten later is detected
     /// ([`Repository::check_audit`]). Every audited operation of the repository ends with it;
@@ -850,16 +863,15 @@ impl Repository {
             if from.is_some_and(|f| f != sink.info().name) {
                 continue;
             }
-            let copy = match Catalog::read_one(&**sink, name, Trust::Authenticated(&self.keys))
-                .await
-            {
-                Ok(Some((c, _))) if c.complete => c,
-                Ok(_) => continue,
-                Err(e) => {
-                    last_error = Some(e);
-                    continue;
-                }
-            };
+            let copy =
+                match Catalog::read_one(&**sink, name, Trust::Authenticated(&self.keys)).await {
+                    Ok(Some((c, _))) if c.complete => c,
+                    Ok(_) => continue,
+                    Err(e) => {
+                        last_error = Some(e);
+                        continue;
+                    }
+                };
             match crate::list::list_expecting(
                 &**sink,
                 name,
