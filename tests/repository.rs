@@ -626,8 +626,21 @@ async fn status_names_a_wrong_key_and_leftovers_of_killed_runs() {
     assert!(!rule(&status, "sinks identified").passed);
     assert!(!rule(&status, "R5 artifacts verified").passed);
 
-    // Verifying with the wrong key fails, and must not take the good copies' evidence away:
-    // a failure is sealed only into a sidecar that authenticates under the configured key.
+    // Verifying with the wrong key records nothing in the repository's keyed log (it would
+    // break the chain for the right key) ...
+    let err = wrong
+        .verify(f.sink("local-c"), &names[0])
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("not a configured key"), "{err}");
+    assert!(f.repo.audit().verify().unwrap().intact());
+    // ... and with a log of its own, its failed verification must not take the good copies'
+    // evidence away: a failure is sealed only into a sidecar that authenticates.
+    let wrong = Repository::builder(cipher(), AuditLog::new(f.root.join("other.jsonl"), "t"))
+        .sink(Arc::clone(f.repo.sink("local-c").unwrap()))
+        .sink(Arc::clone(f.repo.sink("mirror-d").unwrap()))
+        .build()
+        .unwrap();
     let r = wrong.verify(f.sink("local-c"), &names[0]).await.unwrap();
     assert!(!r.passed());
     let catalog = f.repo.catalog(f.sink("local-c")).await.unwrap();

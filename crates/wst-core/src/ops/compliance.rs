@@ -124,7 +124,7 @@ fn age(now: Timestamp, t: Timestamp) -> String {
 ///   [`ComplianceOptions::verified_window`] carries a passed verification in its sidecar.
 /// - **R7 restore tested**: the audit log has a passed restore drill within
 ///   [`ComplianceOptions::drill_within`].
-/// - **R3 3-2-1**: [`check_3_2_1`] holds for the newest artifact.
+/// - **R3 3-2-1**: [`check_3_2_1`](crate::check_3_2_1) holds for the newest artifact.
 /// - **R4 retention**: the configured minimum age is at least 7 days.
 /// - **audit trail intact**: the audit chain verifies.
 ///
