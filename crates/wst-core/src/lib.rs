@@ -30,7 +30,7 @@ use repository::{audit, catalog, evidence, lock, marker, unavailable};
 
 pub use artifact::{
     ARTIFACT_EXTENSION, ArtifactName, DEFAULT_PREFIX, SIDECAR_EXTENSION, SIDECAR_FORMAT, Sidecar,
-    SidecarVerification,
+    SidecarVerification, SourceCounts,
 };
 pub use audit::{
     AUDIT_MAX_FIELD_BYTES, AUDIT_MAX_LIST_ITEMS, AuditEvent, AuditLog, AuditRecord, ChainReport,

@@ -13,12 +13,12 @@ pub(crate) fn verify(config: &Config, json: bool) -> Out<u8> {
     if json {
         print_json(&report)?;
     } else if let (Some(n), Some(p)) = (report.first_broken, &report.problem) {
-        println!(
+        crate::output::say!(
             "audit log {}: BROKEN at record {n}: {p}",
             log.path().display()
         );
     } else {
-        println!(
+        crate::output::say!(
             "audit log {}: {} records, chain intact",
             log.path().display(),
             report.records
