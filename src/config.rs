@@ -1364,8 +1364,12 @@ fn check_roots(c: &Config, p: &mut Vec<Problem>) {
                 .unwrap_or_else(|| "wst_dev_database.backup".to_owned()),
         ));
     }
+    let mut seen = BTreeSet::new();
     for (i, b) in c.buckets.iter().enumerate() {
-        roots.push((format!("bucket[{i}].root"), b.root()));
+        // A repeated name is already a problem of its own; its default root repeats too.
+        if seen.insert(b.name.as_str()) {
+            roots.push((format!("bucket[{i}].root"), b.root()));
+        }
     }
     let under = |a: &str, b: &str| a == b || a.starts_with(&format!("{b}/"));
     for (i, (ka, a)) in roots.iter().enumerate() {

@@ -419,7 +419,8 @@ fn listing_drop_refusal_exits_3_and_names_the_flag() {
 
 /// `prune --dry-run` lists every kept artifact and every artifact it would delete, each with
 /// its reason. Old artifacts come from backups taken with the clock moved back (libfaketime,
-/// as `.ci/clock-shift` uses).
+/// as `.ci/clock-shift` uses; Linux only).
+#[cfg(target_os = "linux")]
 #[test]
 fn prune_dry_run_lists_kept_and_deleted_with_reasons() {
     let lib = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1";
