@@ -14,12 +14,24 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # Checked completely, before any work
+//!
+//! [`Config::load`] and [`Config::from_toml_str`] parse, then run [`Config::problems`]: one
+//! function that checks every time zone, retention policy (a policy that keeps nothing is an
+//! error), number range, URL, archive root and exclude pattern, and applies one secret rule
+//! to every options table (issue 15). It returns **every** problem at once, each naming its
+//! TOML key path (`sinks[2].options.aws_secret_access_key`), so an operator fixes a file in
+//! one pass; [`ConfigError::Invalid`] carries the list. The `wst` binary runs it before any
+//! command does work, and `wst config check` runs only it.
+//!
 //! # Secrets
 //!
 //! No secret belongs in the file (doctrine 026 R6): the database password comes from a key
-//! file or an environment variable, object-store credentials from the environment. A
-//! `[[bucket]]` option that holds a credential is refused
-//! ([`BucketConfig::resolved_options`]). `Debug` of these types redacts sink and bucket
+//! file or an environment variable, object-store credentials from the environment (or
+//! `options_env`, naming the variables). One rule ([`is_secret_option`], [`url_credential`])
+//! covers every options table — `[[sinks]]` and `[[bucket]]` `options`, the database `url`
+//! and `restore_url`, sink and bucket URLs, a smoke check's `env` — and a credential in any
+//! of them is a problem naming the key. `Debug` of these types redacts sink and bucket
 //! options that look like credentials and the password of a database URL.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -52,20 +64,14 @@ pub enum ConfigError {
         /// The parser's message, with the line and column.
         message: String,
     },
-    /// There is no `[[sinks]]` section: a backup would have nowhere to go.
-    #[error("the configuration has no [[sinks]]")]
-    NoSinks,
-    /// A `[[bucket]]` has an empty `name`.
-    #[error("a [[bucket]] (url `{url}`) has an empty name")]
-    EmptyBucketName {
-        /// The bucket's URL, to find the section.
-        url: String,
-    },
-    /// Two `[[bucket]]` sections share a `name`.
-    #[error("two [[bucket]] sections are named `{name}`: names must be unique")]
-    DuplicateBucket {
-        /// The repeated name.
-        name: String,
+    /// The configuration parsed but is not valid: every problem [`Config::problems`] found,
+    /// each naming its TOML key path (issue 15). Nothing was done.
+    #[error("{}", invalid(path.as_deref(), problems))]
+    Invalid {
+        /// The file, when the text came from one.
+        path: Option<PathBuf>,
+        /// Every problem, in file order.
+        problems: Vec<Problem>,
     },
     /// No `[[bucket]]` has the name asked for.
     #[error("{}", unknown_bucket(name, configured))]
@@ -75,31 +81,74 @@ pub enum ConfigError {
         /// The configured bucket names, in file order.
         configured: Vec<String>,
     },
-    /// A `[[bucket]]` writes a credential into `options` (doctrine 026 R6).
+    /// A `[[sinks]]` or `[[bucket]]` section writes a credential into `options` (doctrine 026
+    /// R6; the one secret rule of issue 15).
     #[error(
-        "[[bucket]] `{bucket}`: option `{option}` is a credential and does not belong in the \
+        "{section}: option `{option}` is a credential and does not belong in the \
          configuration file (doctrine 026 R6): set the store's variable (e.g. \
          AWS_SECRET_ACCESS_KEY) or name one in options_env = {{ {option} = \"VAR\" }}"
     )]
     CredentialInFile {
-        /// The bucket's name.
-        bucket: String,
+        /// The section, e.g. ``[[bucket]] `proofs` ``.
+        section: String,
         /// The option's name (its value is never shown).
         option: String,
     },
-    /// A `[[bucket]]`'s `options_env` names an environment variable that is not set.
+    /// An `options_env` entry names an environment variable that is not set.
     #[error(
-        "[[bucket]] `{bucket}`: options_env names the environment variable `{var}` for \
+        "{section}: options_env names the environment variable `{var}` for \
          `{option}`, but it is not set (or not UTF-8)"
     )]
     EnvNotSet {
-        /// The bucket's name.
-        bucket: String,
+        /// The section, e.g. ``[[bucket]] `proofs` ``.
+        section: String,
         /// The option the variable was to provide.
         option: String,
         /// The variable's name.
         var: String,
     },
+}
+
+fn invalid(path: Option<&Path>, problems: &[Problem]) -> String {
+    use std::fmt::Write as _;
+    let mut out = format!(
+        "configuration{} is not valid ({} problem{}; nothing was done):",
+        path.map(|p| format!(" `{}`", p.display()))
+            .unwrap_or_default(),
+        problems.len(),
+        if problems.len() == 1 { "" } else { "s" }
+    );
+    for p in problems {
+        let _ = write!(out, "\n  - {p}");
+    }
+    out
+}
+
+/// One problem in a configuration: the TOML key path it is about and what to do (issue 15).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Problem {
+    /// The TOML key path, e.g. `retention.time_zone`, `sinks[2].options.aws_secret_access_key`
+    /// (array indices count from 0 in file order), or a section such as `sinks` when the
+    /// problem is the section as a whole.
+    pub key: String,
+    /// What is wrong and what to write instead (never a secret's value).
+    pub message: String,
+}
+
+impl Problem {
+    fn new(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.key, self.message)
+    }
 }
 
 fn unknown_bucket(name: &str, configured: &[String]) -> String {
@@ -133,7 +182,7 @@ pub struct Config {
     /// The hash-chained, append-only audit log (JSON lines). Prune keeps its safety state
     /// beside it (`<audit_log stem>.prune-state.json`). Required.
     pub audit_log: PathBuf,
-    /// The zstd compression level of the artifact (1–22). Default 3.
+    /// The zstd compression level of the artifact (1–19). Default 3.
     #[serde(default = "default_level")]
     pub zstd_level: i32,
     /// `[[files]]`: file trees archived with every backup (doctrine 026 R2: `wst/`, `wst-api/`).
@@ -202,33 +251,72 @@ impl Config {
             path: path.map(Path::to_owned),
             message: e.to_string(),
         })?;
-        config.validate()?;
-        Ok(config)
+        let problems = config.problems();
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError::Invalid {
+                path: path.map(Path::to_owned),
+                problems,
+            })
+        }
     }
 
-    /// Checks what the schema cannot: at least one sink, and every `[[bucket]]` named, with
-    /// unique names. ([`Config::load`] and [`Config::from_toml_str`] call it.)
+    /// Checks the whole configuration ([`Config::problems`]); [`Config::load`] and
+    /// [`Config::from_toml_str`] call it.
     ///
     /// # Errors
-    ///
-    /// [`ConfigError::NoSinks`], [`ConfigError::EmptyBucketName`],
-    /// [`ConfigError::DuplicateBucket`].
+    /// [`ConfigError::Invalid`] with every problem found.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.sinks.is_empty() {
-            return Err(ConfigError::NoSinks);
+        let problems = self.problems();
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError::Invalid {
+                path: None,
+                problems,
+            })
         }
-        let mut names = BTreeSet::new();
-        for b in &self.buckets {
-            if b.name.trim().is_empty() {
-                return Err(ConfigError::EmptyBucketName { url: b.url.clone() });
-            }
-            if !names.insert(b.name.as_str()) {
-                return Err(ConfigError::DuplicateBucket {
-                    name: b.name.clone(),
-                });
-            }
-        }
-        Ok(())
+    }
+
+    /// Every problem of the configuration, in file order; empty when it is valid (issue 15:
+    /// "configuration validated completely before any work"). What the schema cannot say:
+    ///
+    /// - **secrets** (doctrine 026 R6), one rule for every options table: a credential option
+    ///   ([`is_secret_option`]) in `[[sinks]]` or `[[bucket]]` `options`, credentials in a
+    ///   sink, bucket or database URL or `restore_url` ([`url_credential`]), a secret-looking
+    ///   variable in a smoke check's `env`;
+    /// - **retention**: the time zone exists (IANA name), the policy keeps something, no
+    ///   negative or conflicting durations (`max_age` longer than `min_age`);
+    /// - **numbers**: `zstd_level` 1–19, `compliance.max_backup_age_hours` 1–8784,
+    ///   `compliance.min_copies` ≥ 1, drill `rto_target_minutes`/`rpo_target_hours` positive
+    ///   and finite, `database.jobs`, `max_concurrency` and `timeout_secs` ≥ 1, `max_shrink`
+    ///   strictly between 0 and 1;
+    /// - **URLs**: sink and bucket URLs parse and use a supported scheme (`s3`, `az`, `gs`,
+    ///   `file`, or a local path for sinks), database URLs parse;
+    /// - **names**: at least one sink, sink and bucket names present and unique, archive
+    ///   roots valid and not overlapping (files, database entry, buckets), exclude globs
+    ///   valid, the artifact prefix valid, `[[drill.check]]` names present and unique, a
+    ///   cross-check naming exactly one of `root` or a configured `bucket`, SQL checks and
+    ///   drills of a database having `restore_url`, `freshness_column` as
+    ///   `schema.table.column`, `medium` one of `object_storage`, `disk`, `tape`.
+    ///
+    /// Files are not opened (a key file may not exist before `wst keygen`); environment
+    /// variables are not read.
+    pub fn problems(&self) -> Vec<Problem> {
+        let mut p = Vec::new();
+        check_top(self, &mut p);
+        check_files(self, &mut p);
+        check_database(self, &mut p);
+        check_buckets(self, &mut p);
+        check_encryption(&self.encryption, &mut p);
+        check_sinks(self, &mut p);
+        check_retention(self, &mut p);
+        check_verify(&self.verify, &mut p);
+        check_drill(self, &mut p);
+        check_compliance(&self.compliance, &mut p);
+        check_roots(self, &mut p);
+        p
     }
 
     /// The `[[bucket]]` named `name`.
@@ -257,6 +345,25 @@ pub struct FilesConfig {
     pub path: PathBuf,
     /// The archive root, e.g. `wst` (entries are `wst/…`).
     pub root: String,
+    /// Globs of entries left out (issue 15): matched against the path relative to `path`
+    /// (`cache/**`), the archive path (`wst/cache/**`), or, without `/`, the file name at any
+    /// depth (`node_modules`, `*.log`). An excluded directory is not entered. `wst backup
+    /// --exclude GLOB` adds patterns for one run. See `wst::core::FileTreeSource::exclude`.
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    /// Stay on the file system of `path`: a mount point below it is archived as an empty
+    /// directory and not entered (Unix: device id; Windows: volume serial number). Default
+    /// `false`.
+    #[serde(default)]
+    pub one_file_system: bool,
+    /// Fail the run, before anything of this tree is archived, when fewer entries than this
+    /// are found under `path` (an unmounted volume leaves an empty mount point). Default: off
+    /// (an empty tree only warns).
+    pub min_entries: Option<u64>,
+    /// Fail the run when the tree's entry count or bytes fell by more than this fraction
+    /// (0 < x < 1; `0.5`: to less than half) since the previous verified artifact, whose
+    /// authenticated sidecar records each source's counts. Default: off.
+    pub max_shrink: Option<f64>,
 }
 
 /// One `[[bucket]]`: every object under `url` (+ `prefix`) is archived under `root`, with its
@@ -314,26 +421,40 @@ impl BucketConfig {
     /// [`ConfigError::CredentialInFile`] for a credential written into `options` (doctrine
     /// 026 R6), [`ConfigError::EnvNotSet`] for a variable of `options_env` that is not set.
     pub fn resolved_options(&self) -> Result<BTreeMap<String, String>, ConfigError> {
-        let mut out = BTreeMap::new();
-        for (k, v) in &self.options {
-            if is_secret_option(k) {
-                return Err(ConfigError::CredentialInFile {
-                    bucket: self.name.clone(),
-                    option: k.clone(),
-                });
-            }
-            out.insert(k.clone(), v.clone());
-        }
-        for (k, var) in &self.options_env {
-            let value = std::env::var(var).map_err(|_| ConfigError::EnvNotSet {
-                bucket: self.name.clone(),
-                option: k.clone(),
-                var: var.clone(),
-            })?;
-            out.insert(k.clone(), value);
-        }
-        Ok(out)
+        resolve_options(
+            &format!("[[bucket]] `{}`", self.name),
+            &self.options,
+            &self.options_env,
+        )
     }
+}
+
+/// The one secret rule applied at use (issue 15): `options` without credentials, plus the
+/// `options_env` variables' values.
+fn resolve_options(
+    section: &str,
+    options: &BTreeMap<String, String>,
+    options_env: &BTreeMap<String, String>,
+) -> Result<BTreeMap<String, String>, ConfigError> {
+    let mut out = BTreeMap::new();
+    for (k, v) in options {
+        if is_secret_option(k) {
+            return Err(ConfigError::CredentialInFile {
+                section: section.to_owned(),
+                option: k.clone(),
+            });
+        }
+        out.insert(k.clone(), v.clone());
+    }
+    for (k, var) in options_env {
+        let value = std::env::var(var).map_err(|_| ConfigError::EnvNotSet {
+            section: section.to_owned(),
+            option: k.clone(),
+            var: var.clone(),
+        })?;
+        out.insert(k.clone(), value);
+    }
+    Ok(out)
 }
 
 impl fmt::Debug for BucketConfig {
@@ -355,13 +476,58 @@ impl fmt::Debug for BucketConfig {
 /// `aws_session_token`, `aws_sse_customer_key_base64`, `azure_storage_account_key`,
 /// `azure_client_secret`, `google_service_account_key`, …); paths to credential files
 /// (`…_token_file`, `google_application_credentials`) are not secrets.
+///
+/// This is the one secret rule of the configuration (issue 15): [`Config::problems`] applies
+/// it to every options table — `[[sinks]]` and `[[bucket]]` `options`, a smoke check's `env`
+/// (`API_TOKEN`, `PGPASSWORD`) — and to the query parameters of URLs ([`url_credential`]).
 pub fn is_secret_option(name: &str) -> bool {
     let n = name.to_ascii_lowercase();
-    ["secret", "password", "customer_key"]
+    ["secret", "password", "passwd", "customer_key", "apikey"]
         .iter()
         .any(|w| n.contains(w))
         || n.ends_with("_key")
         || n.ends_with("token")
+}
+
+/// Query parameters that carry a signature or temporary credential (Azure SAS `sig`, S3
+/// presigned `X-Amz-Signature`, `X-Amz-Credential`, `X-Amz-Security-Token`).
+const SIGNATURE_PARAMETERS: [&str; 4] = [
+    "sig",
+    "x-amz-signature",
+    "x-amz-credential",
+    "x-amz-security-token",
+];
+
+/// Where a URL or connection string carries a credential, described without its value; `None`
+/// when it carries none (issue 15, doctrine 026 R6: the same rule as [`is_secret_option`]).
+///
+/// Credentials are: a password in the user information (`user:…@`); for object-store URLs
+/// (any scheme but `postgres`/`postgresql`) also a user name there (an access key); a query
+/// parameter whose name is a credential ([`is_secret_option`]: `password=`, `sslpassword=`)
+/// or a signature (`sig=` of an Azure SAS, `X-Amz-Signature=`); in a `PostgreSQL` key/value
+/// string (`host=db user=ops password=…`), a credential key. A text that does not parse is
+/// not judged here ([`Config::problems`] reports it as unparsable).
+pub fn url_credential(text: &str) -> Option<String> {
+    if !text.contains("://") {
+        // A local path, or a PostgreSQL key/value connection string.
+        return text.split_whitespace().find_map(|pair| {
+            let (k, _) = pair.split_once('=')?;
+            is_secret_option(k.trim()).then(|| format!("`{}=…`", k.trim()))
+        });
+    }
+    let url = url::Url::parse(text).ok()?;
+    if url.password().is_some() {
+        return Some("a password in its user information (`user:…@`)".to_owned());
+    }
+    let database = matches!(url.scheme(), "postgres" | "postgresql");
+    if !database && !url.username().is_empty() {
+        return Some("a user name (an access key) in its user information (`…@`)".to_owned());
+    }
+    url.query_pairs().find_map(|(k, _)| {
+        let lower = k.to_ascii_lowercase();
+        (is_secret_option(&k) || SIGNATURE_PARAMETERS.contains(&lower.as_str()))
+            .then(|| format!("the query parameter `{k}`"))
+    })
 }
 
 /// Options whose credential values print as `[REDACTED]`.
@@ -464,10 +630,16 @@ pub struct SinkConfig {
     /// A path or `file://` URL (the durable local-disk sink, medium disk), or an object-store
     /// URL (`s3://`, `az://`, `gs://`).
     pub url: String,
-    /// `object_store` options (endpoint, region, …). Credentials come from the environment
-    /// (`AWS_*`, `AZURE_*`, `GOOGLE_*`), which is always read.
+    /// `object_store` options that are not secrets (endpoint, region, …). Credentials come
+    /// from the environment (`AWS_*`, `AZURE_*`, `GOOGLE_*`), which is always read, or from
+    /// the variables `options_env` names; a credential here is refused (the same rule as
+    /// `[[bucket]]`, [`is_secret_option`]).
     #[serde(default)]
     pub options: BTreeMap<String, String>,
+    /// Options read from environment variables: option name → variable name (credentials,
+    /// e.g. `{ aws_secret_access_key = "WST_OFFSITE_SECRET" }`).
+    #[serde(default)]
+    pub options_env: BTreeMap<String, String>,
     /// The medium of an object-store sink for the 3-2-1 count: `object_storage` (default),
     /// `disk` or `tape`. A local path is always `disk`.
     pub medium: Option<String>,
@@ -476,12 +648,35 @@ pub struct SinkConfig {
     pub offsite: bool,
 }
 
+impl SinkConfig {
+    /// Whether `url` is a local directory (a path or a `file://` URL: the durable local-disk
+    /// sink) rather than an object store.
+    pub fn is_local(&self) -> bool {
+        self.url.starts_with("file://") || !self.url.contains("://")
+    }
+
+    /// `options` plus the `options_env` values read from the environment now.
+    ///
+    /// # Errors
+    /// [`ConfigError::CredentialInFile`] for a credential written into `options` (doctrine
+    /// 026 R6; [`Config::problems`] reports it first), [`ConfigError::EnvNotSet`] for a
+    /// variable of `options_env` that is not set.
+    pub fn resolved_options(&self) -> Result<BTreeMap<String, String>, ConfigError> {
+        resolve_options(
+            &format!("[[sinks]] `{}`", self.name),
+            &self.options,
+            &self.options_env,
+        )
+    }
+}
+
 impl fmt::Debug for SinkConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SinkConfig")
             .field("name", &self.name)
             .field("url", &self.url)
             .field("options", &Redacted(&self.options))
+            .field("options_env", &self.options_env)
             .field("medium", &self.medium)
             .field("offsite", &self.offsite)
             .finish()
@@ -655,6 +850,540 @@ fn default_copies() -> usize {
     3
 }
 
+// ---- the complete check (issue 15) ------------------------------------------------------------
+
+/// The schemes of object-store URLs (`wst::objstore`) and what each is.
+const STORE_SCHEMES: [&str; 6] = ["s3", "s3a", "az", "azure", "gs", "file"];
+
+/// Where a secret goes instead, per kind of table.
+const USE_ENV: &str = "set the store's variable (AWS_SECRET_ACCESS_KEY, AZURE_STORAGE_ACCOUNT_KEY, \
+                       GOOGLE_SERVICE_ACCOUNT_KEY, …) or name one with options_env = { OPTION = \"VAR\" }";
+
+/// The one secret rule over an options table (`key` is its TOML path).
+fn secret_options(key: &str, options: &BTreeMap<String, String>, p: &mut Vec<Problem>) {
+    for k in options.keys().filter(|k| is_secret_option(k)) {
+        p.push(Problem::new(
+            format!("{key}.{k}"),
+            format!(
+                "is a credential and does not belong in the configuration file (doctrine 026 \
+                 R6): {}",
+                USE_ENV.replace("OPTION", k)
+            ),
+        ));
+    }
+}
+
+/// `options_env`: names present, no option both in `options` and `options_env`.
+fn options_env(
+    key: &str,
+    options: &BTreeMap<String, String>,
+    env: &BTreeMap<String, String>,
+    p: &mut Vec<Problem>,
+) {
+    for (k, var) in env {
+        if var.trim().is_empty() {
+            p.push(Problem::new(
+                format!("{key}.options_env.{k}"),
+                "names no environment variable",
+            ));
+        }
+        if options.contains_key(k) {
+            p.push(Problem::new(
+                format!("{key}.options_env.{k}"),
+                format!("`{k}` is also set in options: keep one"),
+            ));
+        }
+    }
+}
+
+/// An object-store URL (sinks and buckets): parses, a supported scheme, no credential.
+fn store_url(key: &str, text: &str, p: &mut Vec<Problem>) {
+    if let Some(c) = url_credential(text) {
+        p.push(Problem::new(
+            key,
+            format!(
+                "the URL carries {c}: credentials never belong in a URL or this file (doctrine \
+                 026 R6); {}",
+                USE_ENV
+            ),
+        ));
+        return;
+    }
+    match url::Url::parse(text) {
+        Err(e) => p.push(Problem::new(key, format!("is not a URL: {e}"))),
+        Ok(u) if !STORE_SCHEMES.contains(&u.scheme()) => p.push(Problem::new(
+            key,
+            format!(
+                "scheme `{}://` is not supported: use s3://, az://, gs:// or file:///",
+                u.scheme()
+            ),
+        )),
+        Ok(u) if u.scheme() != "file" && u.host_str().is_none_or(str::is_empty) => p.push(
+            Problem::new(key, "names no bucket or container (`s3://BUCKET/path`)"),
+        ),
+        Ok(_) => {}
+    }
+}
+
+/// A database URL or connection string: no password (use a key file or an environment
+/// variable), and it parses.
+fn database_url(key: &str, text: &str, p: &mut Vec<Problem>) {
+    if text.trim().is_empty() {
+        p.push(Problem::new(key, "is empty"));
+        return;
+    }
+    if let Some(c) = url_credential(text) {
+        p.push(Problem::new(
+            key,
+            format!(
+                "carries {c}: no password belongs in the configuration file (doctrine 026 R6); \
+                 remove it and put it in a key file readable only by the operator \
+                 ([database] password_file) or an environment variable ([database] \
+                 password_env)"
+            ),
+        ));
+        return;
+    }
+    if text.contains("://") {
+        match url::Url::parse(text) {
+            Ok(u) if !matches!(u.scheme(), "postgres" | "postgresql") => p.push(Problem::new(
+                key,
+                format!(
+                    "scheme `{}://` is not PostgreSQL: write postgresql://USER@HOST:PORT/DATABASE",
+                    u.scheme()
+                ),
+            )),
+            Err(e) => p.push(Problem::new(key, format!("is not a URL: {e}"))),
+            Ok(_) => {}
+        }
+    }
+    if let Some(e) = pg_parse_problem(text) {
+        p.push(Problem::new(key, e));
+    }
+}
+
+/// What wst-pg's parser refuses in a connection URL or string (several hosts, no user, …).
+#[cfg(feature = "pg")]
+fn pg_parse_problem(text: &str) -> Option<String> {
+    crate::pg::ConnectionConfig::from_url(text)
+        .err()
+        .map(|e| e.to_string())
+}
+
+/// Without the `pg` feature the URL checks above are all there is.
+#[cfg(not(feature = "pg"))]
+fn pg_parse_problem(_text: &str) -> Option<String> {
+    None
+}
+
+fn positive_count(key: &str, value: Option<u64>, p: &mut Vec<Problem>) {
+    if value == Some(0) {
+        p.push(Problem::new(key, "must be at least 1"));
+    }
+}
+
+fn non_empty_path(key: &str, path: &Path, p: &mut Vec<Problem>) {
+    if path.as_os_str().is_empty() {
+        p.push(Problem::new(key, "is empty: give a path"));
+    }
+}
+
+fn check_top(c: &Config, p: &mut Vec<Problem>) {
+    if c.project.trim().is_empty() {
+        p.push(Problem::new("project", "is empty"));
+    }
+    if c.actor.as_deref().is_some_and(|a| a.trim().is_empty()) {
+        p.push(Problem::new(
+            "actor",
+            "is empty: remove it or name who runs wst",
+        ));
+    }
+    if let Some(prefix) = &c.prefix
+        && let Err(e) = crate::core::ArtifactName::new(prefix, jiff::Timestamp::UNIX_EPOCH)
+    {
+        p.push(Problem::new("prefix", e.to_string()));
+    }
+    non_empty_path("audit_log", &c.audit_log, p);
+    if !(1..=19).contains(&c.zstd_level) {
+        p.push(Problem::new(
+            "zstd_level",
+            format!("{} is outside 1..=19 (3 is the default)", c.zstd_level),
+        ));
+    }
+}
+
+fn check_files(c: &Config, p: &mut Vec<Problem>) {
+    for (i, f) in c.files.iter().enumerate() {
+        let key = format!("files[{i}]");
+        non_empty_path(&format!("{key}.path"), &f.path, p);
+        // The library's own checks: the root, the exclude globs, max_shrink.
+        match crate::core::FileTreeSource::new(&f.path, &f.root) {
+            Err(e) => p.push(Problem::new(format!("{key}.root"), e.to_string())),
+            Ok(src) => {
+                if let Err(e) = src.exclude(&f.exclude) {
+                    p.push(Problem::new(format!("{key}.exclude"), e.to_string()));
+                }
+            }
+        }
+        if let Some(x) = f.max_shrink
+            && !(x > 0.0 && x < 1.0)
+        {
+            p.push(Problem::new(
+                format!("{key}.max_shrink"),
+                format!(
+                    "{x} must be a fraction strictly between 0 and 1 (0.5: fail when the tree \
+                     lost more than half of its entries or bytes since the previous backup)"
+                ),
+            ));
+        }
+    }
+}
+
+fn check_database(c: &Config, p: &mut Vec<Problem>) {
+    let Some(db) = &c.database else {
+        return;
+    };
+    database_url("database.url", &db.url, p);
+    if let Some(r) = &db.restore_url {
+        database_url("database.restore_url", r, p);
+    }
+    if db
+        .password_env
+        .as_deref()
+        .is_some_and(|v| v.trim().is_empty())
+    {
+        p.push(Problem::new(
+            "database.password_env",
+            "names no environment variable",
+        ));
+    }
+    if let Some(f) = &db.password_file {
+        non_empty_path("database.password_file", f, p);
+    }
+    if let Some(e) = &db.entry
+        && let Err(err) = crate::core::FileTreeSource::new("", e)
+    {
+        p.push(Problem::new("database.entry", err.to_string()));
+    }
+    if db.jobs == Some(0) {
+        p.push(Problem::new(
+            "database.jobs",
+            "must be at least 1 (pg_restore --jobs)",
+        ));
+    }
+    if let Some(spec) = &db.freshness_column
+        && (spec.split('.').count() != 3 || spec.split('.').any(|s| s.trim().is_empty()))
+    {
+        p.push(Problem::new(
+            "database.freshness_column",
+            format!("`{spec}` must be `schema.table.column`"),
+        ));
+    }
+    for (i, t) in db.expected_tables.iter().enumerate() {
+        if t.trim().is_empty() {
+            p.push(Problem::new(
+                format!("database.expected_tables[{i}]"),
+                "is empty",
+            ));
+        }
+    }
+}
+
+fn check_buckets(c: &Config, p: &mut Vec<Problem>) {
+    let mut names = BTreeSet::new();
+    for (i, b) in c.buckets.iter().enumerate() {
+        let key = format!("bucket[{i}]");
+        if b.name.trim().is_empty() {
+            p.push(Problem::new(
+                format!("{key}.name"),
+                "is empty: name the bucket source",
+            ));
+        } else if !names.insert(b.name.as_str()) {
+            p.push(Problem::new(
+                format!("{key}.name"),
+                format!(
+                    "two [[bucket]] sections are named `{}`: names must be unique",
+                    b.name
+                ),
+            ));
+        }
+        store_url(&format!("{key}.url"), &b.url, p);
+        secret_options(&format!("{key}.options"), &b.options, p);
+        options_env(&key, &b.options, &b.options_env, p);
+        positive_count(
+            &format!("{key}.max_concurrency"),
+            b.max_concurrency.map(|n| n as u64),
+            p,
+        );
+    }
+}
+
+fn check_encryption(e: &EncryptionConfig, p: &mut Vec<Problem>) {
+    non_empty_path("encryption.key_file", &e.key_file, p);
+    if let Some(f) = &e.recovery_passphrase_file {
+        non_empty_path("encryption.recovery_passphrase_file", f, p);
+    }
+    for (i, f) in e.old_key_files.iter().enumerate() {
+        non_empty_path(&format!("encryption.old_key_files[{i}]"), f, p);
+    }
+}
+
+fn check_sinks(c: &Config, p: &mut Vec<Problem>) {
+    if c.sinks.is_empty() {
+        p.push(Problem::new(
+            "sinks",
+            "the configuration has no [[sinks]]: a backup would have nowhere to go",
+        ));
+    }
+    let mut names = BTreeSet::new();
+    for (i, s) in c.sinks.iter().enumerate() {
+        let key = format!("sinks[{i}]");
+        if s.name.trim().is_empty() {
+            p.push(Problem::new(
+                format!("{key}.name"),
+                "is empty: name the sink",
+            ));
+        } else if !names.insert(s.name.as_str()) {
+            p.push(Problem::new(
+                format!("{key}.name"),
+                format!("two [[sinks]] are named `{}`: names must be unique", s.name),
+            ));
+        }
+        if s.url.trim().is_empty() {
+            p.push(Problem::new(format!("{key}.url"), "is empty"));
+        } else if s.url.contains("://") {
+            store_url(&format!("{key}.url"), &s.url, p);
+        }
+        secret_options(&format!("{key}.options"), &s.options, p);
+        options_env(&key, &s.options, &s.options_env, p);
+        if let Some(m) = &s.medium
+            && !matches!(m.as_str(), "object_storage" | "disk" | "tape")
+        {
+            p.push(Problem::new(
+                format!("{key}.medium"),
+                format!("unknown medium `{m}`: use object_storage, disk or tape"),
+            ));
+        }
+    }
+}
+
+fn check_retention(c: &Config, p: &mut Vec<Problem>) {
+    let Some(r) = &c.retention else {
+        return;
+    };
+    let tz = match crate::retention::time_zone(&r.time_zone) {
+        Ok(tz) => Some(tz),
+        Err(e) => {
+            p.push(Problem::new("retention.time_zone", e.to_string()));
+            None
+        }
+    };
+    if let Err(e) = r.policy.validate() {
+        p.push(Problem::new("retention.policy", e.to_string()));
+    } else if let Some(tz) = tz
+        // Durations that contradict each other (`max_age` not longer than `min_age`): a
+        // structural check, at a fixed reference instant (the planner re-checks at `now`).
+        && let Err(e) = r.policy.cutoffs(jiff::Timestamp::UNIX_EPOCH, &tz)
+    {
+        p.push(Problem::new("retention.policy", e.to_string()));
+    }
+}
+
+fn check_verify(v: &VerifyConfig, p: &mut Vec<Problem>) {
+    for (i, r) in v.required.iter().enumerate() {
+        if r.trim().is_empty() || r.trim() == "/" {
+            p.push(Problem::new(
+                format!("verify.required[{i}]"),
+                "is empty: name a root (`wst/`) or an entry (`wst_dev_database.backup`)",
+            ));
+        }
+    }
+}
+
+fn check_drill(c: &Config, p: &mut Vec<Problem>) {
+    let Some(d) = &c.drill else {
+        return;
+    };
+    non_empty_path("drill.scratch_dir", &d.scratch_dir, p);
+    for (key, value, unit) in [
+        ("drill.rto_target_minutes", d.rto_target_minutes, "minutes"),
+        ("drill.rpo_target_hours", d.rpo_target_hours, "hours"),
+    ] {
+        if let Some(v) = value
+            && !(v.is_finite() && v > 0.0)
+        {
+            p.push(Problem::new(
+                key,
+                format!("{v} must be a positive number of {unit}"),
+            ));
+        }
+    }
+    if let Some(db) = &c.database
+        && db.restore_url.is_none()
+    {
+        p.push(Problem::new(
+            "database.restore_url",
+            "is not set, but [drill] restores the database: name the scratch server's \
+             maintenance database (e.g. postgresql://ops@restore-test:5432/postgres)",
+        ));
+    }
+    let mut names = BTreeSet::new();
+    for (i, check) in d.checks.iter().enumerate() {
+        let key = format!("drill.check[{i}]");
+        let name = check.name();
+        if name.trim().is_empty() {
+            p.push(Problem::new(format!("{key}.name"), "is empty"));
+        } else if !names.insert(name) {
+            p.push(Problem::new(
+                format!("{key}.name"),
+                format!(
+                    "two [[drill.check]] entries are named `{name}`: names must be unique (the \
+                     report tells checks apart by name)"
+                ),
+            ));
+        }
+        let needs_db = |p: &mut Vec<Problem>| {
+            if c.database.is_none() {
+                p.push(Problem::new(
+                    format!("{key}.kind"),
+                    format!(
+                        "check `{name}` queries the scratch database, but the configuration \
+                         has no [database] section"
+                    ),
+                ));
+            }
+        };
+        match check {
+            CheckConfig::Sql {
+                query,
+                timeout_secs,
+                ..
+            } => {
+                needs_db(p);
+                if query.trim().is_empty() {
+                    p.push(Problem::new(format!("{key}.query"), "is empty"));
+                }
+                positive_count(&format!("{key}.timeout_secs"), *timeout_secs, p);
+            }
+            CheckConfig::CrossCheck {
+                query,
+                root,
+                bucket,
+                timeout_secs,
+                ..
+            } => {
+                needs_db(p);
+                if query.trim().is_empty() {
+                    p.push(Problem::new(format!("{key}.query"), "is empty"));
+                }
+                match (root, bucket) {
+                    (Some(_), None) => {}
+                    (None, Some(b)) => {
+                        if c.bucket(b).is_err() {
+                            p.push(Problem::new(
+                                format!("{key}.bucket"),
+                                unknown_bucket(
+                                    b,
+                                    &c.buckets.iter().map(|b| b.name.clone()).collect::<Vec<_>>(),
+                                ),
+                            ));
+                        }
+                    }
+                    _ => p.push(Problem::new(
+                        key.clone(),
+                        format!(
+                            "cross_check `{name}` needs exactly one of `root` (an archive root, \
+                             e.g. \"buckets/proofs\") or `bucket` (a [[bucket]] name)"
+                        ),
+                    )),
+                }
+                positive_count(&format!("{key}.timeout_secs"), *timeout_secs, p);
+            }
+            CheckConfig::Smoke {
+                program,
+                timeout_secs,
+                env,
+                ..
+            } => {
+                non_empty_path(&format!("{key}.program"), program, p);
+                positive_count(&format!("{key}.timeout_secs"), *timeout_secs, p);
+                for var in env.keys().filter(|v| is_secret_option(v)) {
+                    p.push(Problem::new(
+                        format!("{key}.env.{var}"),
+                        format!(
+                            "looks like a secret, and this file is logged (doctrine 026 R6): \
+                             pass it from the drill's environment with inherit = [\"{var}\"]"
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+}
+
+fn check_compliance(c: &ComplianceConfig, p: &mut Vec<Problem>) {
+    if !(1..=MAX_BACKUP_AGE_HOURS).contains(&c.max_backup_age_hours) {
+        p.push(Problem::new(
+            "compliance.max_backup_age_hours",
+            format!(
+                "{} is outside 1..={MAX_BACKUP_AGE_HOURS} hours (doctrine 026 R1: daily \
+                 backups, 24)",
+                c.max_backup_age_hours
+            ),
+        ));
+    }
+    if c.min_copies == 0 {
+        p.push(Problem::new(
+            "compliance.min_copies",
+            "must be at least 1 (doctrine 026 R3: 3-2-1 wants 3)",
+        ));
+    }
+}
+
+/// The largest `max_backup_age_hours` accepted: one leap year.
+const MAX_BACKUP_AGE_HOURS: i64 = 366 * 24;
+
+/// Archive roots must not collide: two sources writing the same path fail every backup.
+fn check_roots(c: &Config, p: &mut Vec<Problem>) {
+    let mut roots: Vec<(String, String)> = c
+        .files
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            (
+                format!("files[{i}].root"),
+                f.root.trim_end_matches('/').to_owned(),
+            )
+        })
+        .collect();
+    if let Some(db) = &c.database {
+        roots.push((
+            "database.entry".to_owned(),
+            db.entry
+                .clone()
+                .unwrap_or_else(|| "wst_dev_database.backup".to_owned()),
+        ));
+    }
+    let mut seen = BTreeSet::new();
+    for (i, b) in c.buckets.iter().enumerate() {
+        // A repeated name is already a problem of its own; its default root repeats too.
+        if seen.insert(b.name.as_str()) {
+            roots.push((format!("bucket[{i}].root"), b.root()));
+        }
+    }
+    let under = |a: &str, b: &str| a == b || a.starts_with(&format!("{b}/"));
+    for (i, (ka, a)) in roots.iter().enumerate() {
+        for (kb, b) in &roots[..i] {
+            if !a.is_empty() && !b.is_empty() && (under(a, b) || under(b, a)) {
+                p.push(Problem::new(
+                    ka.clone(),
+                    format!("`{a}` overlaps `{b}` ({kb}): give every source its own archive root"),
+                ));
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -667,6 +1396,13 @@ mod tests {
         assert_eq!(c.project, "wst");
         assert_eq!(c.prefix.as_deref(), Some("wst-backup"));
         assert_eq!(c.files.len(), 2);
+        assert_eq!(c.files[0].exclude, ["cache/", "node_modules", "*.tmp"]);
+        assert_eq!(
+            (c.files[0].min_entries, c.files[0].max_shrink),
+            (Some(10), Some(0.5))
+        );
+        assert!(c.files[0].one_file_system && !c.files[1].one_file_system);
+        assert!(c.problems().is_empty(), "{:?}", c.problems());
         assert_eq!(c.sinks.len(), 3);
         assert!(c.sinks[2].offsite);
         let db = c.database.as_ref().unwrap();
@@ -702,18 +1438,21 @@ mod tests {
         assert!(c.retention.is_none() && c.drill.is_none() && c.database.is_none());
 
         let no_sinks = "audit_log = \"/a\"\nsinks = []\n[encryption]\nkey_file = \"/k\"\n";
-        assert!(matches!(
-            Config::from_toml_str(no_sinks),
-            Err(ConfigError::NoSinks)
-        ));
+        let e = Config::from_toml_str(no_sinks).unwrap_err();
+        assert!(
+            matches!(&e, ConfigError::Invalid { problems, .. } if problems[0].key == "sinks"),
+            "{e}"
+        );
         let typo = format!("{minimal}zstd_levle = 3\n");
         let e = Config::from_toml_str(&typo).unwrap_err();
         assert!(e.to_string().contains("zstd_levle"), "{e}");
         let bucket = "[[bucket]]\nname = \"p\"\nurl = \"s3://p\"\n";
         let e = Config::from_toml_str(&format!("{minimal}{bucket}{bucket}")).unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "two [[bucket]] sections are named `p`: names must be unique"
+        assert!(
+            e.to_string().ends_with(
+                "bucket[1].name: two [[bucket]] sections are named `p`: names must be unique"
+            ),
+            "{e}"
         );
         let e = c.bucket("p").unwrap_err().to_string();
         assert!(
@@ -730,18 +1469,161 @@ mod tests {
                     [[bucket]]\nname = \"p\"\nurl = \"s3://p\"\n\
                     options = { aws_secret_access_key = \"s3cr3t\" }\n\
                     [database]\nurl = \"postgresql://ops:hunter2@db/wst_dev\"\n";
-        let c = Config::from_toml_str(text).unwrap();
+        // Loading refuses all three with one rule, naming each key and never a value.
+        let e = Config::from_toml_str(text).unwrap_err().to_string();
+        for key in [
+            "sinks[0].options.aws_secret_access_key: is a credential",
+            "bucket[0].options.aws_secret_access_key: is a credential",
+            "database.url: carries a password in its user information",
+        ] {
+            assert!(e.contains(key), "{key} in {e}");
+        }
+        assert!(!e.contains("s3cr3t") && !e.contains("hunter2"), "{e}");
+        // Parsed without the check (as a service holding such a file might), Debug redacts.
+        let c: Config = toml::from_str(text).unwrap();
         let debug = format!("{c:?}");
         assert!(
             !debug.contains("s3cr3t") && !debug.contains("hunter2"),
             "{debug}"
         );
         assert!(debug.contains("\"eu\"") && debug.contains("postgresql://ops:[REDACTED]@db/"));
-        let e = c.buckets[0].resolved_options().unwrap_err().to_string();
+        for e in [
+            c.buckets[0].resolved_options().unwrap_err().to_string(),
+            c.sinks[0].resolved_options().unwrap_err().to_string(),
+        ] {
+            assert!(
+                e.contains("option `aws_secret_access_key` is a credential"),
+                "{e}"
+            );
+            assert!(!e.contains("s3cr3t"));
+        }
+    }
+
+    /// The one secret rule over URLs and connection strings (issue 15).
+    #[test]
+    fn url_credentials_are_found_without_their_values() {
+        for (url, found) in [
+            ("s3://AKIAXX:wJalr@bucket/prod", Some("a password")),
+            ("s3://AKIAXX@bucket/prod", Some("a user name")),
+            ("az://c/p?sv=2022&sig=abc", Some("`sig`")),
+            ("postgresql://ops:pw@db/x", Some("a password")),
+            ("postgresql://ops@db/x?password=pw", Some("`password`")),
+            ("host=db user=ops password=pw", Some("`password=…`")),
+            ("postgresql://ops@db/x?sslmode=require", None),
+            ("s3://bucket/prod", None),
+            ("/var/backups/wst", None),
+            ("host=db user=ops dbname=x", None),
+        ] {
+            let got = url_credential(url);
+            match found {
+                Some(f) => assert!(
+                    got.as_deref().is_some_and(|g| g.contains(f)),
+                    "{url}: {got:?}"
+                ),
+                None => assert_eq!(got, None, "{url}"),
+            }
+            if let Some(g) = got {
+                assert!(!g.contains("pw") && !g.contains("wJalr") && !g.contains("abc"));
+            }
+        }
+    }
+
+    /// Every mistake of issue 15, reported at once with its key path.
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let text = r#"
+audit_log = "/a"
+zstd_level = 25
+[[files]]
+path = "/srv/a"
+root = "a"
+exclude = ["ok/**", "bad[" ]
+max_shrink = 1.5
+[[files]]
+path = "/srv/b"
+root = "a/b"
+[database]
+url = "postgresql://ops@db/x"
+restore_url = "postgresql://ops:pw@scratch/postgres"
+freshness_column = "proofs.created_at"
+jobs = 0
+[encryption]
+key_file = "/k"
+[[sinks]]
+name = "c"
+url = "/c"
+[[sinks]]
+name = "c"
+url = "ftp://example/x"
+medium = "floppy"
+options = { azure_storage_account_key = "k" }
+[retention]
+time_zone = "Mars/Olympus_Mons"
+[retention.policy]
+keep_daily = 0
+[drill]
+scratch_dir = "/d"
+rto_target_minutes = -240.0
+[[drill.check]]
+kind = "smoke"
+name = "s"
+program = "/bin/true"
+env = { API_TOKEN = "t" }
+[[drill.check]]
+kind = "cross_check"
+name = "s"
+query = "SELECT 1"
+[compliance]
+max_backup_age_hours = -24
+min_copies = 0
+"#;
+        let Err(ConfigError::Invalid { problems, .. }) = Config::from_toml_str(text) else {
+            panic!("expected Invalid");
+        };
+        let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+        for key in [
+            "zstd_level",
+            "files[0].exclude",
+            "files[0].max_shrink",
+            "database.restore_url",
+            "database.jobs",
+            "database.freshness_column",
+            "sinks[1].name",
+            "sinks[1].url",
+            "sinks[1].options.azure_storage_account_key",
+            "sinks[1].medium",
+            "retention.time_zone",
+            "retention.policy",
+            "drill.rto_target_minutes",
+            "drill.check[0].env.API_TOKEN",
+            "drill.check[1].name",
+            "drill.check[1]",
+            "compliance.max_backup_age_hours",
+            "compliance.min_copies",
+            "files[1].root",
+        ] {
+            assert!(keys.contains(&key), "{key} missing from {keys:?}");
+        }
+        let all = problems
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\n");
+        assert!(all.contains("keeps nothing"), "{all}");
         assert!(
-            e.contains("option `aws_secret_access_key` is a credential"),
+            all.contains("unknown time zone `Mars/Olympus_Mons`"),
+            "{all}"
+        );
+        assert!(!all.contains("pw@"), "{all}");
+        // A policy whose durations contradict each other.
+        let conflicting = "audit_log = \"/a\"\n[encryption]\nkey_file = \"/k\"\n\
+                           [[sinks]]\nname = \"c\"\nurl = \"/c\"\n[retention]\n\
+                           time_zone = \"UTC\"\n[retention.policy]\nkeep_daily = 7\n\
+                           min_age = \"30d\"\nmax_age = \"10d\"\n";
+        let e = Config::from_toml_str(conflicting).unwrap_err().to_string();
+        assert!(
+            e.contains("retention.policy: conflicting retention durations"),
             "{e}"
         );
-        assert!(!e.contains("s3cr3t"));
     }
 }

@@ -14,9 +14,11 @@ use wst::crypto::{AeadCipher, KdfParams, Key, Passphrase};
 use wst::objstore::{LocalDiskSink, ObjectStoreSink, ObjectStoreSource, ObjectStoreTarget};
 use wst::pg::{ConnectionConfig, PasswordSource};
 
-use crate::{Failure, Out, usage};
+use crate::{Failure, Out, failed, usage};
 
-/// Reads, parses and validates the configuration file: every problem is bad usage (exit 2).
+/// Reads, parses and checks the whole configuration file (`Config::problems`, issue 15):
+/// every problem, listed at once, is bad usage (exit 2). Every command calls this before it
+/// does any work.
 pub(crate) fn load_config(path: &Path) -> Out<Config> {
     Config::load(path).map_err(|e| match e {
         ConfigError::Read { .. } => {
@@ -31,8 +33,23 @@ pub(crate) fn config_error(e: &ConfigError) -> Failure {
     usage(e.to_string())
 }
 
+/// A key file that cannot be loaded: bad configuration (exit 2). A missing key file advises
+/// the command that creates one (issue 15), not the library call.
+fn key_error(e: &wst::crypto::Error, key: &str) -> Failure {
+    match e {
+        wst::crypto::Error::KeyFileMissing { path } => usage(format!(
+            "{key} `{}` does not exist: fix the path in the configuration, or create a key \
+             with `wst keygen --out {}` (keep a copy offline, apart from the backups; a new \
+             key cannot open artifacts sealed for a lost one)",
+            path.display(),
+            path.display()
+        )),
+        e => usage(e.to_string()),
+    }
+}
+
 pub(crate) fn build_cipher(config: &EncryptionConfig) -> Out<Arc<dyn Cipher>> {
-    let key = Key::load(&config.key_file).map_err(|e| usage(e.to_string()))?;
+    let key = Key::load(&config.key_file).map_err(|e| key_error(&e, "[encryption] key_file"))?;
     let mut b = AeadCipher::builder().recipient_key(key);
     if let Some(p) = &config.recovery_passphrase_file {
         b = b.recipient_passphrase(
@@ -41,7 +58,9 @@ pub(crate) fn build_cipher(config: &EncryptionConfig) -> Out<Arc<dyn Cipher>> {
         );
     }
     for old in &config.old_key_files {
-        b = b.opening_key(Key::load(old).map_err(|e| usage(e.to_string()))?);
+        b = b.opening_key(
+            Key::load(old).map_err(|e| key_error(&e, "[encryption] old_key_files entry"))?,
+        );
     }
     Ok(Arc::new(b.build()?))
 }
@@ -91,13 +110,20 @@ pub(crate) async fn build_sink(s: &SinkConfig, create: bool) -> Out<Arc<dyn Sink
             )));
         }
     };
+    // A sink that cannot be configured (an unparsable URL, credentials in it, an unknown
+    // option) is a configuration mistake: exit 2, like every other one.
+    let options = s.resolved_options().map_err(|e| config_error(&e))?;
     Ok(Arc::new(
         ObjectStoreSink::builder(&s.name, &s.url)
-            .options(s.options.clone())
+            .options(options)
             .from_env(true)
             .medium(medium)
             .offsite(s.offsite)
-            .build()?,
+            .build()
+            .map_err(|e| match e {
+                wst::core::Error::Config(_) => usage(format!("[[sinks]] `{}`: {e}", s.name)),
+                e => failed(format!("[[sinks]] `{}`: {e}", s.name)),
+            })?,
     ))
 }
 

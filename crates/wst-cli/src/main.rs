@@ -22,12 +22,21 @@
 //!   replicate                  copy missing artifacts between sinks
 //!   status                     compliance status (doctrine 026 R1, R3, R4, R5, R7)
 //!   audit verify               verify the audit log's hash chain
+//!   config check               check the whole configuration; list every problem
 //! ```
+//!
+//! Every command that reads the configuration checks all of it first (`wst::config`'s
+//! `Config::problems`, issue 15): a mistyped time zone, a policy that keeps nothing, a
+//! negative threshold or a credential in any options table is exit 2 with every problem
+//! listed, before anything is read, written or uploaded.
 //!
 //! Exit status: 0 success; 1 the operation failed or found a violation (backup failed,
 //! verification failed, drill FAIL, not compliant, audit chain broken); 2 bad usage or
-//! configuration; 3 degraded (the backup exists but not on every sink, or a prune refused
-//! something); 4 another run (backup, prune) holds the repository lock. `--json` prints machine-readable reports on standard output.
+//! configuration (credentials in a sink URL included); 3 degraded (the backup exists but not
+//! on every sink, or a prune refused something, e.g. a listing that dropped: rerun with
+//! `--allow-listing-drop`); 4 another run (backup, prune) holds the repository lock.
+//! `--json` prints machine-readable reports on standard output. Human-readable lines have
+//! their control characters escaped (`output::escape`).
 //!
 //! `[[bucket]]` sections add object-store buckets to every backup (each object's key, size,
 //! `ETag` and last-modified time in the manifest); `ls` and `status` show them. Restoring into
@@ -62,9 +71,10 @@ mod progress;
     about = "Encrypted, verified 3-2-1 backups of PostgreSQL, file trees and buckets",
     after_help = "Configuration: examples/wst.toml documents every section ([[files]], \
                   [database], [[bucket]], [[sinks]], [retention], [drill] with \
-                  [[drill.check]], [compliance]). Exit status: 0 success; 1 failure or \
-                  violation; 2 bad usage or configuration; 3 degraded; 4 another run holds \
-                  the repository lock."
+                  [[drill.check]], [compliance]); `wst config check` checks all of it. Exit \
+                  status: 0 success; 1 failure or violation; 2 bad usage or configuration; 3 \
+                  degraded (a sink missed the backup, or prune refused something); 4 another \
+                  run holds the repository lock."
 )]
 struct Cli {
     /// The configuration file (TOML; see examples/wst.toml).
@@ -92,7 +102,14 @@ enum Command {
     /// is refused: an unmounted disk is never written or counted as a copy.
     Init,
     /// Back up, verify, catch up the other sinks, and prune when retention is configured.
-    Backup,
+    Backup {
+        /// Leave out entries of every [[files]] tree matching this glob (repeatable), in
+        /// addition to each tree's `exclude`: a path relative to the tree (`cache/**`), an
+        /// archive path (`wst/cache/**`), or a file name without `/` (`node_modules`,
+        /// `*.log`). An excluded directory is not read.
+        #[arg(long, value_name = "GLOB")]
+        exclude: Vec<String>,
+    },
     /// Deep-verify an artifact on every sink.
     Verify {
         /// The artifact name (default: the newest complete one).
@@ -207,6 +224,18 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Configuration commands.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ConfigCommand {
+    /// Check the whole configuration without doing anything: exit 0 and a one-line summary
+    /// when it is valid, exit 2 with every problem (each naming its TOML key) when not.
+    Check,
 }
 
 #[derive(Subcommand, Debug)]
@@ -282,7 +311,14 @@ async fn run(cli: Cli) -> Out<u8> {
     if let Command::Keygen { out } = &cli.command {
         return commands::keygen::keygen(&cli.config, out.as_ref());
     }
+    // The whole configuration is checked before any command does work (issue 15).
     let config = load_config(&cli.config)?;
+    if let Command::Config {
+        command: ConfigCommand::Check,
+    } = &cli.command
+    {
+        return commands::config_check(&cli.config, &config, cli.json);
+    }
     if let Command::Audit {
         command: AuditCommand::Verify,
     } = &cli.command
@@ -303,7 +339,7 @@ async fn run(cli: Cli) -> Out<u8> {
 async fn dispatch(cli: Cli, ops: &Ops) -> Out<u8> {
     match cli.command {
         Command::Init => ops.init().await,
-        Command::Backup => ops.backup().await,
+        Command::Backup { exclude } => ops.backup(&exclude).await,
         Command::Verify { artifact } => ops.verify(artifact.as_deref()).await,
         Command::Ls {
             manifest,
@@ -390,7 +426,9 @@ async fn dispatch(cli: Cli, ops: &Ops) -> Out<u8> {
         } => ops.prune(dry_run, allow_listing_drop).await,
         Command::Replicate => ops.replicate().await,
         Command::Status => ops.status().await,
-        Command::Keygen { .. } | Command::Audit { .. } => unreachable!("handled above"),
+        Command::Keygen { .. } | Command::Audit { .. } | Command::Config { .. } => {
+            unreachable!("handled above")
+        }
     }
 }
 
@@ -401,12 +439,15 @@ async fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
         )
         .with_writer(std::io::stderr)
+        // Colour codes only for a terminal: cron mail and log files get plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
     match run(cli).await {
         Ok(code) => ExitCode::from(code),
         Err(f) => {
-            eprintln!("wst: {}", f.message);
+            // Messages may quote names from artifacts and sinks: escaped line by line.
+            eprintln!("wst: {}", output::escape_lines(&f.message));
             ExitCode::from(f.code)
         }
     }

@@ -42,6 +42,10 @@ fn wst(config: &Path, args: &[&str]) -> Run {
         // The bucket's credentials, named by its `options_env` (moto accepts any).
         .env("WST_TEST_PROOFS_KEY_ID", "wst-test-key-id")
         .env("WST_TEST_PROOFS_SECRET", "wst-test-secret-key")
+        // The S3 sink's credentials come from the environment: a credential in a [[sinks]]
+        // options table is refused like one in [[bucket]] (issue 15).
+        .env("AWS_ACCESS_KEY_ID", "wst-test-key-id")
+        .env("AWS_SECRET_ACCESS_KEY", "wst-test-secret-key")
         .output()
         .unwrap();
     let run = Run {
@@ -91,7 +95,7 @@ fn operator_cycle_audit_tamper_and_3_2_1_repair() {
         fs::write(t.join(dir).join(file), text).unwrap();
     }
     let mut s3_options = String::new();
-    for (k, v) in moto.sink_options() {
+    for (k, v) in s3_sink_options(&moto) {
         write!(s3_options, "{k} = \"{v}\", ").unwrap();
     }
     let endpoint = moto.endpoint();
@@ -348,6 +352,14 @@ strip_prefix = "proofs/"
 }
 
 /// The proofs bucket's 50 objects: key relative to the prefix `proofs/` → body.
+/// moto's sink options without the credentials (`wst()` passes them as `AWS_*` variables).
+fn s3_sink_options(moto: &MotoServer) -> BTreeMap<String, String> {
+    moto.sink_options()
+        .into_iter()
+        .filter(|(k, _)| !wst::config::is_secret_option(k) && k != "aws_access_key_id")
+        .collect()
+}
+
 fn fill_proofs_bucket(moto: &MotoServer) -> BTreeMap<String, Vec<u8>> {
     moto.create_bucket("wst-e2e-proofs").unwrap();
     moto.create_bucket("wst-e2e-scratch").unwrap();
@@ -803,7 +815,7 @@ timeout_secs = 30
     refused(
         &format!("{bucket}options = {{ aws_secret_access_key = \"s3cr3t\" }}\n"),
         &["backup"],
-        "option `aws_secret_access_key` is a credential",
+        "bucket[0].options.aws_secret_access_key: is a credential",
     );
     refused(
         &format!("{bucket}options_env = {{ aws_access_key_id = \"WST_TEST_NOT_SET_ANYWHERE\" }}\n"),
@@ -833,8 +845,8 @@ timeout_secs = 30
              expect = \"1\"\n"
         ),
         &["drill"],
-        "[[drill.check]] `n` queries the scratch database, but the configuration has no \
-         [database] section",
+        "drill.check[0].kind: check `n` queries the scratch database, but the configuration \
+         has no [database] section",
     );
     refused(
         &format!(
@@ -873,7 +885,7 @@ fn evidence_holds_when_a_sink_lies() {
     fs::create_dir_all(t.join("app")).unwrap();
     fs::write(t.join("app/index.html"), "<h1>wst</h1>\n".repeat(64)).unwrap();
     let mut s3_options = String::new();
-    for (k, v) in moto.sink_options() {
+    for (k, v) in s3_sink_options(&moto) {
         write!(s3_options, "{k} = \"{v}\", ").unwrap();
     }
     let config = t.join("wst.toml");
@@ -1176,6 +1188,7 @@ fn plant_long_name_artifact(dir: &Path, key: &str, name: &str) {
         tool_version: "test".into(),
         verification: None,
         audit_head: None,
+        sources: Vec::new(),
         mac: None,
     };
     let keys = cipher.evidence_keys();

@@ -31,7 +31,7 @@ use repository::{anchor, audit, catalog, evidence, lock, marker, unavailable};
 pub use anchor::{AUDIT_HEAD_FORMAT, AuditCheck, AuditHeadObject, audit_head_object};
 pub use artifact::{
     ARTIFACT_EXTENSION, ArtifactName, DEFAULT_PREFIX, SIDECAR_EXTENSION, SIDECAR_FORMAT, Sidecar,
-    SidecarVerification,
+    SidecarVerification, SourceCounts,
 };
 pub use audit::{
     AUDIT_MAX_FIELD_BYTES, AUDIT_MAX_LIST_ITEMS, AuditEvent, AuditHead, AuditLog, AuditRecord,

@@ -20,7 +20,8 @@ use wst_core::KeyFingerprint;
 pub enum Error {
     /// The key file does not exist.
     #[error(
-        "key file `{}` does not exist: fix the configured path, or create a key with `Key::generate` and `Key::write_to`",
+        "key file `{}` does not exist: fix the configured path, or create a key with `wst keygen --out {}` (library: `Key::generate` and `Key::write_to`)",
+        path.display(),
         path.display()
     )]
     KeyFileMissing {

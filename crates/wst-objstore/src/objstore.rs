@@ -368,8 +368,8 @@ pub(crate) fn store_from_url(
         .map_err(|e| config(format!("cannot parse sink URL `{shown}`: {e}")))?;
     if !url.username().is_empty() || url.password().is_some() {
         return Err(config(format!(
-            "sink URL `{shown}` carries credentials: put them in the options or the environment, \
-             never in the URL"
+            "sink URL `{shown}` carries credentials: put them in the environment (AWS_*, AZURE_*, \
+             GOOGLE_*) or the builder's options, never in the URL"
         )));
     }
     let built = |r: object_store::Result<Arc<dyn ObjectStore>>| {

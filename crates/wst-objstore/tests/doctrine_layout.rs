@@ -30,6 +30,7 @@ async fn store_artifact(sink: &LocalDiskSink, name: &ArtifactName, ciphertext: &
         ciphertext_size: ciphertext.len() as u64,
         ciphertext_sha256: hex_sha256(ciphertext),
         tool_version: "test".into(),
+        sources: Vec::new(),
         mac: None,
         verification: None,
     };

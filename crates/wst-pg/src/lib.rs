@@ -37,7 +37,9 @@
 //!   compression is off by default ([`DumpCompression`]).
 //! - **Credentials.** The password comes from a key file ([`read_key_file`], doctrine 026 R6)
 //!   or an environment variable, reaches child programs through a private passfile (never
-//!   argv), and is redacted from every error; [`Password`]'s `Debug` prints `[REDACTED]`.
+//!   argv, never the environment), and is redacted from every error; [`Password`]'s `Debug`
+//!   prints `[REDACTED]`. Passfiles live in an owner-only directory ([`passfile_dir`]) and
+//!   each run removes the ones a killed run left behind (issue 15).
 //! - **Failures** are specific [`Error`] variants: authentication (F1, naming user, host and
 //!   key file), unreachable server, missing database, `pg_dump` missing or older than the
 //!   server, `pg_dump` failing (redacted stderr), empty dump (F3).
@@ -87,7 +89,7 @@ pub use error::{Error, Result};
 pub use facts::{DatabaseFacts, table_key};
 pub use restore::{DatabaseSelection, RestoreOptions, RestoreProof, compare, restore_dump};
 pub use source::{DEFAULT_ENTRY, DumpCompression, PgDumpSource, PreparedDump, SOURCE_KIND};
-pub use tools::{PgTools, ToolVersion};
+pub use tools::{PgTools, ToolVersion, passfile_dir};
 pub use verify::PgRestoreListCheck;
 /// The break-glass authorization record (doctrine 026 L6), shared with wst-core's restore.
 pub use wst_core::BreakGlass;

@@ -208,21 +208,178 @@ fn exe(dir: &Path, name: &str) -> PathBuf {
     }
 }
 
+/// Passfiles older than this, in the private directory, whose owner holds no lock on them are
+/// stale (their run was killed) and removed by the next run (issue 15). The age keeps a
+/// cleaner from taking a file in the instant between its creation and its owner's lock.
+pub(crate) const STALE_PASSFILE_AGE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The name prefix of passfiles in [`passfile_dir`].
+const PASSFILE_PREFIX: &str = "pgpass-";
+
+/// The private per-user directory where wst-pg keeps libpq password files while `pg_dump`,
+/// `pg_restore` and `psql` run (issue 15: no password outlives a killed run).
+///
+/// `$XDG_RUNTIME_DIR/wst-pgpass` when that variable names an absolute directory (a per-user
+/// tmpfs, emptied at logout and reboot); otherwise, on Unix,
+/// `<temp dir>/wst-pgpass-<uid>`; on Windows `<temp dir>\wst-pgpass` (the temp directory is
+/// per user there). The directory is created mode 0700 and refused when another user owns it
+/// or it is a symlink.
+///
+/// Every passfile is locked (shared) by the process that wrote it for as long as it exists,
+/// and deleted when its child finishes. A `kill -9` leaves the file behind but releases the
+/// lock; each later run removes, before it writes its own, every passfile in the directory
+/// that is older than a minute and unlocked.
+pub fn passfile_dir() -> PathBuf {
+    if let Some(run) = std::env::var_os("XDG_RUNTIME_DIR").map(PathBuf::from)
+        && run.is_absolute()
+        && run.is_dir()
+    {
+        return run.join("wst-pgpass");
+    }
+    #[cfg(unix)]
+    {
+        std::env::temp_dir().join(format!("wst-pgpass-{}", rustix::process::getuid().as_raw()))
+    }
+    #[cfg(not(unix))]
+    {
+        std::env::temp_dir().join("wst-pgpass")
+    }
+}
+
+/// Creates `dir` owner-only, or checks that the existing one is a directory (not a symlink)
+/// owned by this user, tightening its mode to 0700 if needed.
+fn private_dir(dir: &Path) -> Result<()> {
+    let mut b = std::fs::DirBuilder::new();
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+    match b.create(dir) {
+        Ok(()) => return Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => {
+            return Err(Error::io(
+                format!(
+                    "creating the private passfile directory `{}`",
+                    dir.display()
+                ),
+                e,
+            ));
+        }
+    }
+    let refuse = |why: String| {
+        Error::io(
+            format!(
+                "the private passfile directory `{}` {why}; remove it (wst recreates it \
+                 owner-only)",
+                dir.display()
+            ),
+            std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+        )
+    };
+    let md = std::fs::symlink_metadata(dir)
+        .map_err(|e| Error::io(format!("inspecting `{}`", dir.display()), e))?;
+    if !md.is_dir() {
+        return Err(refuse(
+            "is not a directory (a symlink or a file)".to_owned(),
+        ));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let me = rustix::process::getuid().as_raw();
+        if md.uid() != me {
+            return Err(refuse(format!(
+                "is owned by uid {}, not by this user (uid {me})",
+                md.uid()
+            )));
+        }
+        if md.mode() & 0o077 != 0 {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+                .map_err(|e| Error::io(format!("making `{}` owner-only", dir.display()), e))?;
+        }
+    }
+    Ok(())
+}
+
+/// Removes the stale passfiles in `dir`: older than [`STALE_PASSFILE_AGE`] and not locked by
+/// a live process (its owner was killed). Returns how many were removed; failures to remove
+/// one are logged and skipped (the next run tries again).
+pub(crate) fn remove_stale_passfiles(dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let is_passfile = entry
+            .file_name()
+            .to_str()
+            .is_some_and(|n| n.starts_with(PASSFILE_PREFIX));
+        let old = entry
+            .metadata()
+            .ok()
+            .filter(std::fs::Metadata::is_file)
+            .and_then(|m| m.modified().ok())
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age >= STALE_PASSFILE_AGE);
+        if !is_passfile || !old {
+            continue;
+        }
+        let Ok(file) = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+        else {
+            continue;
+        };
+        // A live owner holds a shared lock for as long as the file exists.
+        if file.try_lock().is_err() {
+            continue;
+        }
+        drop(file);
+        match std::fs::remove_file(&path) {
+            Ok(()) => {
+                removed += 1;
+                tracing::warn!(
+                    passfile = %path.display(),
+                    "removed a stale passfile left by a killed run"
+                );
+            }
+            Err(e) => {
+                tracing::warn!(passfile = %path.display(), error = %e, "cannot remove a stale passfile")
+            }
+        }
+    }
+    removed
+}
+
 /// A private libpq password file (`*:*:*:*:password`, mode 0600 on Unix) that exists only while
 /// a child process runs: the way the password reaches `pg_dump/pg_restore` without argv or the
-/// environment (design invariant 7). Deleted on drop.
+/// environment (design invariant 7). It lives in [`passfile_dir`] (owner-only), is locked
+/// (shared) by this process while it exists, and is deleted on drop; a run killed before the
+/// drop leaves it for the next run to remove (issue 15).
 #[derive(Debug)]
 pub(crate) struct PassFile {
     file: tempfile::NamedTempFile,
 }
 
 impl PassFile {
-    /// Writes a passfile for `password` in the system temporary directory.
+    /// Writes a passfile for `password` in the private passfile directory, after removing the
+    /// stale passfiles of killed runs there.
     pub(crate) fn create(password: &Password) -> Result<Self> {
+        Self::create_in(&passfile_dir(), password)
+    }
+
+    /// As [`PassFile::create`], in `dir`.
+    pub(crate) fn create_in(dir: &Path, password: &Password) -> Result<Self> {
+        private_dir(dir)?;
+        remove_stale_passfiles(dir);
         let mut file = tempfile::Builder::new()
-            .prefix(".wst-pgpass-")
-            .tempfile()
+            .prefix(PASSFILE_PREFIX)
+            .tempfile_in(dir)
             .map_err(|e| Error::io("creating a private passfile", e))?;
+        file.as_file()
+            .lock_shared()
+            .map_err(|e| Error::io("locking a private passfile", e))?;
         let mut line = String::from("*:*:*:*:");
         for c in password.expose().chars() {
             if c == ':' || c == '\\' {
@@ -305,7 +462,16 @@ mod tests {
 
     #[test]
     fn passfile_escapes_and_is_private() {
-        let pf = PassFile::create(&Password::new("a:b\\c")).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let private = dir.path().join("pgpass");
+        let pf = PassFile::create_in(&private, &Password::new("a:b\\c")).unwrap();
+        assert!(pf.path().starts_with(&private));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&private).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o700, "the directory is owner-only");
+        }
         let text = std::fs::read_to_string(pf.path()).unwrap();
         assert_eq!(text, "*:*:*:*:a\\:b\\\\c\n");
         #[cfg(unix)]
@@ -317,6 +483,56 @@ mod tests {
         let path = pf.path().to_owned();
         drop(pf);
         assert!(!path.exists());
+    }
+
+    /// Issue 15: a passfile left by a killed run (old, unlocked) is removed by the next run;
+    /// a live run's passfile (locked) and a fresh one are left alone.
+    #[test]
+    fn stale_passfiles_are_removed_live_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let private = dir.path().join("pgpass");
+        let live = PassFile::create_in(&private, &Password::new("live")).unwrap();
+        let stale = private.join("pgpass-killedrun");
+        let fresh = private.join("pgpass-justwritten");
+        let other = private.join("notes.txt");
+        for f in [&stale, &fresh, &other] {
+            std::fs::write(f, "*:*:*:*:hunter2\n").unwrap();
+        }
+        let hour_ago = filetime::FileTime::from_system_time(
+            std::time::SystemTime::now() - std::time::Duration::from_secs(3600),
+        );
+        for f in [&stale, &other, &live.path().to_owned()] {
+            filetime::set_file_mtime(f, hour_ago).unwrap();
+        }
+        let next = PassFile::create_in(&private, &Password::new("next")).unwrap();
+        assert!(!stale.exists(), "the killed run's passfile is gone");
+        assert!(
+            live.path().exists(),
+            "a live run's passfile is kept (locked)"
+        );
+        assert!(fresh.exists(), "a passfile younger than a minute is kept");
+        assert!(other.exists(), "only passfiles are touched");
+        drop((live, next));
+    }
+
+    /// A directory of another user, or a symlink in its place, is refused.
+    #[cfg(unix)]
+    #[test]
+    fn a_foreign_or_linked_directory_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("elsewhere");
+        std::fs::create_dir(&target).unwrap();
+        let link = dir.path().join("pgpass");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let e = PassFile::create_in(&link, &Password::new("x")).unwrap_err();
+        assert!(e.to_string().contains("is not a directory"), "{e}");
+        // A group-readable directory of ours is tightened to 0700.
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let pf = PassFile::create_in(&target, &Password::new("x")).unwrap();
+        let mode = std::fs::metadata(&target).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+        drop(pf);
     }
 
     #[test]

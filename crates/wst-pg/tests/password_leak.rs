@@ -183,13 +183,125 @@ echo "pg_dump: error: password is $(cut -d: -f5 "$PGPASSFILE")" >&2; exit 1"#,
         !server_log.contains(&password),
         "password in the server log"
     );
-    let passfiles = files_containing(
+    // No passfile outlives its run: neither in the private directory nor (old layout) in
+    // the temporary directory.
+    let mut passfiles = files_containing(&wst_pg::passfile_dir(), password.as_bytes(), None);
+    passfiles.extend(files_containing(
         &std::env::temp_dir(),
         password.as_bytes(),
         Some(".wst-pgpass-"),
-    );
+    ));
     assert!(
         passfiles.is_empty(),
         "private passfiles left behind: {passfiles:?}"
     );
+}
+
+/// The environment variable that turns [`killed_run_helper_process`] into the helper.
+#[cfg(unix)]
+const HELPER: &str = "WST_PG_KILLED_RUN_HELPER";
+
+/// Helper of [`a_killed_runs_passfile_is_removed_by_the_next_run`], run as a child process of
+/// this test binary: a dump whose `pg_dump` hangs, so the parent can `kill -9` it while its
+/// passfile exists. Without the helper's environment it does nothing.
+#[cfg(unix)]
+#[tokio::test]
+async fn killed_run_helper_process() {
+    let (Ok(url), Ok(key), Ok(stub)) = (
+        std::env::var(HELPER),
+        std::env::var("WST_PG_HELPER_KEY"),
+        std::env::var("WST_PG_HELPER_STUB"),
+    ) else {
+        return;
+    };
+    let conn = wst_pg::ConnectionConfig::from_url(&url)
+        .unwrap()
+        .with_password(wst_pg::PasswordSource::KeyFile(key.into()));
+    let _ = PgDumpSource::new(conn)
+        .with_tools(wst_pg::PgTools::in_dir(&stub))
+        .dump()
+        .await;
+    unreachable!("the parent kills this process while pg_dump hangs");
+}
+
+/// Issue 15: a `kill -9` while `pg_dump` runs leaves the passfile (with the password) behind;
+/// the next run removes it, and after that run no file holding the password remains.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_runs_passfile_is_removed_by_the_next_run() {
+    let Some(cluster) = common::demo_cluster(1) else {
+        return;
+    };
+    let password = cluster.password().to_owned();
+    let dir = wst_pg::passfile_dir();
+    let holding = |dir: &std::path::Path| files_containing(dir, password.as_bytes(), None);
+    // pg_dump that answers the version check, then hangs.
+    let (stub, _) = common::stub_pg_dump(
+        r#"if [ "$1" = "--version" ]; then echo "pg_dump (PostgreSQL) 99.0"; exit 0; fi
+exec sleep 30"#,
+    );
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "killed_run_helper_process", "--nocapture"])
+        .env(
+            HELPER,
+            format!(
+                "postgresql://{}@127.0.0.1:{}/wst_dev?sslmode=disable",
+                cluster.superuser(),
+                cluster.port()
+            ),
+        )
+        .env("WST_PG_HELPER_KEY", cluster.key_file())
+        .env("WST_PG_HELPER_STUB", stub.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let left = loop {
+        let found = holding(&dir);
+        if !found.is_empty() {
+            break found;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the helper never wrote its passfile into {}",
+            dir.display()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    child.kill().unwrap(); // SIGKILL: no destructor runs
+    child.wait().unwrap();
+    // The orphaned `sleep` holds no lock (the passfile's descriptor is close-on-exec).
+    assert_eq!(left.len(), 1, "{left:?}");
+    let stale = std::path::PathBuf::from(&left[0]);
+    assert!(stale.exists(), "a killed run leaves its passfile behind");
+    // Older than a minute, as a passfile from a run killed last night is.
+    filetime::set_file_mtime(
+        &stale,
+        filetime::FileTime::from_system_time(
+            std::time::SystemTime::now() - std::time::Duration::from_secs(3600),
+        ),
+    )
+    .unwrap();
+
+    let spool = tempfile::tempdir().unwrap();
+    let dump = PgDumpSource::new(cluster.connection("wst_dev"))
+        .with_tools(cluster.tools().clone())
+        .with_spool_dir(spool.path())
+        .dump()
+        .await
+        .expect("the next run dumps");
+    drop(dump);
+    assert!(!stale.exists(), "the next run removed the stale passfile");
+    let remaining = holding(&dir);
+    assert!(
+        remaining.is_empty(),
+        "no file holding the password remains: {remaining:?}"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&dir).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700, "the passfile directory is owner-only");
+    }
 }

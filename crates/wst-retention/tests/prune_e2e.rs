@@ -29,6 +29,7 @@ fn put(sink: &MemorySink, time: Timestamp, verified: bool, with_sidecar: bool) -
             ciphertext_size: 10,
             ciphertext_sha256: "00".repeat(32),
             tool_version: "test".to_owned(),
+            sources: Vec::new(),
             mac: None,
             verification: Some(SidecarVerification {
                 at: time,

@@ -25,9 +25,9 @@ pub(crate) async fn verify(config: Config, json: bool) -> Out<u8> {
             if json {
                 print_json(&report)?;
             } else if let (Some(n), Some(p)) = (report.first_broken, &report.problem) {
-                println!("audit log {}: BROKEN at record {n}: {p}", path.display());
+                crate::output::say!("audit log {}: BROKEN at record {n}: {p}", path.display());
             } else {
-                println!(
+                crate::output::say!(
                     "audit log {}: {} records, hash chain intact (MACs and anchors not checked)",
                     path.display(),
                     report.records
@@ -43,9 +43,9 @@ pub(crate) async fn verify(config: Config, json: bool) -> Out<u8> {
         let chain = &check.chain;
         match (chain.first_broken, &chain.problem) {
             (Some(n), Some(p)) => {
-                println!("audit log {}: BROKEN at record {n}: {p}", path.display());
+                crate::output::say!("audit log {}: BROKEN at record {n}: {p}", path.display());
             }
-            _ => println!(
+            _ => crate::output::say!(
                 "audit log {}: {} records, chain intact ({} authenticated by the repository key{})",
                 path.display(),
                 chain.records,
@@ -58,13 +58,13 @@ pub(crate) async fn verify(config: Config, json: bool) -> Out<u8> {
             ),
         }
         if check.problems.is_empty() {
-            println!(
+            crate::output::say!(
                 "anchors: the log holds every anchor on the sinks ({} checked)",
                 check.anchors_checked
             );
         } else {
             for p in &check.problems {
-                println!("anchor: FAIL {p}");
+                crate::output::say!("anchor: FAIL {p}");
             }
         }
     }

@@ -181,7 +181,7 @@ impl Ops {
             serde_json::to_vec_pretty(&report)?,
         )?;
         self.print(&report, || {
-            print!("{}", report.to_markdown());
+            print!("{}", crate::output::escape_lines(&report.to_markdown()));
             println!("report: {}", stem.with_extension("md").display());
         });
         Ok(u8::from(!report.passed))

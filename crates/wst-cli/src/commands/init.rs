@@ -1,6 +1,7 @@
 //! `init`: mark every configured sink as this repository's.
 
 use super::Ops;
+use crate::output::say;
 use crate::{Out, failed};
 
 impl Ops {
@@ -13,12 +14,12 @@ impl Ops {
         self.print(&ids, || {
             for i in &ids {
                 match &i.problem {
-                    None => println!(
+                    None => say!(
                         "  [OK]   {:<12} repository {}",
                         i.sink,
                         i.repository_id.as_deref().unwrap_or("-")
                     ),
-                    Some(p) => println!("  [FAIL] {:<12} {p}", i.sink),
+                    Some(p) => say!("  [FAIL] {:<12} {p}", i.sink),
                 }
             }
         });

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use wst::crypto::Key;
 
 use crate::Out;
+use crate::output::say;
 
 /// Writes a new key to `out`, or to the configured key file.
 pub(crate) fn keygen(config: &Path, out: Option<&PathBuf>) -> Out<u8> {
@@ -25,7 +26,7 @@ pub(crate) fn keygen(config: &Path, out: Option<&PathBuf>) -> Out<u8> {
     }
     let key = Key::generate()?;
     key.write_to(&path)?;
-    println!(
+    say!(
         "wrote {} (fingerprint {}); keep a copy offline, apart from the backups",
         path.display(),
         key.fingerprint()

@@ -6,6 +6,7 @@ use wst::core::{ArtifactName, ListedEntry};
 
 use super::{Ops, selection};
 use crate::output::print_json;
+use crate::output::say;
 use crate::{Out, failed, usage};
 
 impl Ops {
@@ -56,7 +57,7 @@ impl Ops {
             Some(v) => format!("verified FAIL ({} checks failed)", v.checks_failed),
             None => "not verified".to_owned(),
         };
-        println!(
+        say!(
             "{} on {}: created {created}, {} bytes, {verified}, {} entries, {} content bytes",
             listing.artifact,
             listing.sink,
@@ -64,7 +65,7 @@ impl Ops {
             listing.entries.len(),
             listing.content_bytes()
         );
-        println!("sources:");
+        say!("sources:");
         for s in &listing.manifest.sources {
             let facts = match wst::pg::DatabaseFacts::from_description(s) {
                 Ok(f) => format!(
@@ -81,14 +82,14 @@ impl Ops {
                 ),
                 Err(_) => String::new(),
             };
-            println!("  {:<12} {:<16} {}{facts}", s.kind, s.name, s.root);
+            say!("  {:<12} {:<16} {}{facts}", s.kind, s.name, s.root);
         }
         for w in &listing.manifest.warnings {
-            println!("warning: {w}");
+            say!("warning: {w}");
         }
-        println!("entries:");
+        say!("entries:");
         for e in &entries {
-            println!("{e}");
+            say!("{e}");
         }
         if let Some(sel) = &selection {
             let unmatched = sel.unmatched(&listing.manifest);
@@ -147,10 +148,10 @@ impl Ops {
             print_json(&value)?;
         } else {
             match std::fs::read_to_string(path.with_extension("md")) {
-                Ok(md) => print!("{md}"),
+                Ok(md) => print!("{}", crate::output::escape_lines(&md)),
                 Err(_) => print_json(&value)?,
             }
-            println!("report: {}", path.display());
+            say!("report: {}", path.display());
         }
         Ok(u8::from(value["passed"] != true))
     }

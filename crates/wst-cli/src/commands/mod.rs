@@ -11,8 +11,11 @@ use wst::pg::PgRestoreListCheck;
 use crate::config::{build_cipher, build_sink, config_error};
 use crate::{Out, failed, usage};
 
+pub(crate) use config_check::config_check;
+
 pub(crate) mod audit;
 mod backup;
+mod config_check;
 mod drill;
 mod init;
 pub(crate) mod keygen;

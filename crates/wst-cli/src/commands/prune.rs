@@ -2,10 +2,11 @@
 
 use std::collections::BTreeMap;
 
-use wst::core::PruneOptions;
+use wst::core::{PruneOptions, Reason};
 use wst::retention::{Planner, time_zone};
 
 use super::Ops;
+use crate::output::{say, warn_line};
 use crate::{Out, locked, usage};
 
 impl Ops {
@@ -44,6 +45,8 @@ impl Ops {
         let now = self.repo.clock().now();
         let mut reports = Vec::new();
         let mut code = 0;
+        // A sink that could not be pruned at all: the run failed (exit 1, over degraded).
+        let mut failed = false;
         for sink in &self.sinks {
             let mut options = PruneOptions::new()
                 .dry_run(dry_run)
@@ -61,13 +64,19 @@ impl Ops {
                         state.insert(sink.info().name.clone(), report.remaining());
                     }
                     if !report.is_clean() {
-                        code = 3;
+                        code = code.max(3);
                     }
                     reports.push(report);
                 }
+                // The listing-drop refusal is prune refusing something (exit 3, as the README
+                // documents), not a failure; the message names `--allow-listing-drop`.
+                Err(e @ wst::core::Error::ListingDrop { .. }) => {
+                    warn_line!("prune on `{}` refused: {e}", sink.info().name);
+                    code = code.max(3);
+                }
                 Err(e) => {
-                    eprintln!("prune on `{}` refused: {e}", sink.info().name);
-                    code = 1;
+                    warn_line!("prune on `{}` failed: {e}", sink.info().name);
+                    failed = true;
                 }
             }
         }
@@ -76,23 +85,77 @@ impl Ops {
         }
         self.print(&reports, || {
             for r in &reports {
-                println!(
-                    "prune {}{}: {} listed, {} kept, {} deleted",
+                say!(
+                    "prune {}{}: {} listed, {} kept, {} {}",
                     r.sink,
                     if r.dry_run { " (dry run)" } else { "" },
                     r.listed,
                     r.kept.len(),
-                    r.deleted.len()
+                    r.deleted.len(),
+                    if r.dry_run {
+                        "would be deleted"
+                    } else {
+                        "deleted"
+                    }
                 );
+                // A dry run shows the whole plan: what stays and why, then what would go and
+                // why (issue 15).
+                if r.dry_run {
+                    for k in &r.kept {
+                        say!("  keep   {} ({})", k.name, reasons(&k.reasons));
+                    }
+                }
                 for d in &r.deleted {
-                    let why: Vec<String> = d.reasons.iter().map(ToString::to_string).collect();
-                    println!("  delete {} ({})", d.name, why.join(", "));
+                    say!(
+                        "  {} {} ({})",
+                        if r.dry_run { "would delete" } else { "delete" },
+                        d.name,
+                        reasons(&d.reasons)
+                    );
                 }
                 for a in r.attention() {
-                    println!("  attention: {a}");
+                    say!("  attention: {a}");
                 }
             }
         });
-        Ok(code)
+        Ok(if failed { 1 } else { code })
     }
+}
+
+/// A retention plan's reasons in the words of the configuration (`keep_daily #3`, `younger
+/// than min_age`), for the text output.
+fn reasons(reasons: &[Reason]) -> String {
+    if reasons.is_empty() {
+        return "no reason recorded".to_owned();
+    }
+    reasons
+        .iter()
+        .map(|r| match r {
+            Reason::Last { n } => format!("keep_last #{n}"),
+            Reason::Period { period, n, oldest } => format!(
+                "keep_{period} #{n}{}",
+                if *oldest {
+                    " (oldest: fewer periods than the count)"
+                } else {
+                    ""
+                }
+            ),
+            Reason::Within => "keep_within".to_owned(),
+            Reason::MinAge => "younger than min_age (doctrine 026 R4)".to_owned(),
+            Reason::LastBackup => "the newest backup of the sink (never deleted)".to_owned(),
+            Reason::NewestVerified => "the newest verified backup".to_owned(),
+            Reason::NoNewerVerified => "no newer verified backup is kept".to_owned(),
+            Reason::FutureDated => "dated in the future (flagged)".to_owned(),
+            Reason::NewerBackupUnproven => {
+                "the newer backup it relies on failed its proof".to_owned()
+            }
+            Reason::MaxAgeConflict => "older than max_age but protected (flagged)".to_owned(),
+            Reason::MaxAge => "older than max_age".to_owned(),
+            Reason::NotSelected => "no keep rule selects it".to_owned(),
+            Reason::Unverified => "not verified".to_owned(),
+            Reason::Incomplete => "incomplete (no valid sidecar)".to_owned(),
+            other => other.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }

@@ -8,6 +8,7 @@ use wst::objstore::{ObjectRestoreOptions, restore_objects};
 
 use super::{Ops, selection};
 use crate::config::{bucket_target, pg_connection};
+use crate::output::{say, warn_line};
 use crate::{Out, failed, usage};
 
 /// The `restore` command's arguments.
@@ -91,7 +92,7 @@ impl Ops {
             Err(e) => return Err(failed(format!("restore failed, target untouched: {e}"))),
         };
         for r in &report.rejected_copies {
-            eprintln!("restore: rejected copy {r}");
+            warn_line!("restore: rejected copy {r}");
         }
         let audit_restore = |passed: bool, seconds: f64, target: String, error: Option<String>| {
             self.audit.append(AuditEvent::Restore {
@@ -154,12 +155,14 @@ impl Ops {
         let out = serde_json::json!({ "files": report, "database": proof_json });
         self.print(&out, || {
             if no_files {
-                println!(
+                say!(
                     "read the dump of {} ({} bytes) in {:.1} s; no files restored",
-                    report.artifact, report.bytes, report.duration_seconds
+                    report.artifact,
+                    report.bytes,
+                    report.duration_seconds
                 );
             } else {
-                println!(
+                say!(
                     "restored {} ({} entries, {} bytes) into {} in {:.1} s",
                     report.artifact,
                     report.entries - u64::from(drop_dump),
@@ -169,7 +172,7 @@ impl Ops {
                 );
             }
             if !include.is_empty() || !exclude.is_empty() {
-                println!(
+                say!(
                     "  selection: {}{}{} ({} other entries authenticated, not written)",
                     if include.is_empty() {
                         "everything".to_owned()
@@ -186,17 +189,17 @@ impl Ops {
                 );
             }
             if !proof_json.is_null() {
-                println!(
+                say!(
                     "database proof: {}",
                     if code == 0 { "PASS" } else { "FAIL" }
                 );
                 if let Some(t) = proof_json["selection"]["restored_tables"].as_array() {
                     let t: Vec<&str> = t.iter().filter_map(|v| v.as_str()).collect();
-                    println!("  tables restored: {}", t.join(", "));
+                    say!("  tables restored: {}", t.join(", "));
                 }
                 for c in proof_json["checks"].as_array().into_iter().flatten() {
                     if c["passed"] == false {
-                        println!("  FAILED {}: {}", c["name"], c["detail"]);
+                        say!("  FAILED {}: {}", c["name"], c["detail"]);
                     }
                 }
             }
@@ -253,7 +256,7 @@ impl Ops {
         let passed = report.checks.iter().all(|c| c.passed);
         audit(passed, report.duration_seconds, None)?;
         self.print(&report, || {
-            println!(
+            say!(
                 "restored {} objects ({} bytes) of bucket `{}` from {} into {} in {:.1} s",
                 report.objects,
                 report.bytes,
@@ -262,21 +265,24 @@ impl Ops {
                 report.target,
                 report.duration_seconds
             );
-            println!(
+            say!(
                 "  source {} (prefix `{}`), target prefix `{}`",
-                report.source_url, report.source_prefix, report.target_prefix
+                report.source_url,
+                report.source_prefix,
+                report.target_prefix
             );
             if !report.selection.is_empty() {
-                println!("  selection: {}", report.selection.join(", "));
+                say!("  selection: {}", report.selection.join(", "));
             }
             if let Some(bg) = &report.break_glass {
-                println!(
+                say!(
                     "  break-glass: authorized by {} ({})",
-                    bg.authorized_by, bg.reason
+                    bg.authorized_by,
+                    bg.reason
                 );
             }
             for c in &report.checks {
-                println!(
+                say!(
                     "  [{}] {}: {}",
                     if c.passed { "PASS" } else { "FAIL" },
                     c.name,

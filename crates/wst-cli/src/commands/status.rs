@@ -6,6 +6,7 @@ use wst::core::{AuditEvent, ComplianceOptions, ThreeTwoOneOptions};
 use wst::pg::ConnectionConfig;
 
 use super::Ops;
+use crate::output::say;
 use crate::{Out, usage};
 
 impl Ops {
@@ -40,6 +41,34 @@ impl Ops {
             }));
         }
         out
+    }
+
+    /// Issue 15: a `[[files]]` tree that was empty in the newest verified backup (its
+    /// authenticated sidecar's counts: the root directory alone) is named, so an unmounted
+    /// volume shows in `status` and not only in that run's report. Warnings do not change
+    /// compliance.
+    async fn empty_tree_warnings(&self) -> Vec<String> {
+        let Some((artifact, counts)) = self.previous_counts().await else {
+            return Vec::new();
+        };
+        self.config
+            .files
+            .iter()
+            .filter_map(|f| {
+                let root = f.root.trim_end_matches('/');
+                let c = counts
+                    .iter()
+                    .find(|c| c.name == root && c.kind == "files")?;
+                (c.entries <= 1).then(|| {
+                    format!(
+                        "[[files]] `{root}` ({}) was empty in the newest verified backup \
+                         {artifact}: if a volume should be mounted there, it was not (set \
+                         min_entries to fail such runs)",
+                        f.path.display()
+                    )
+                })
+            })
+            .collect()
     }
 
     pub(crate) async fn status(&self) -> Out<u8> {
@@ -82,12 +111,14 @@ impl Ops {
                     .collect(),
             });
         }
+        let warnings = self.empty_tree_warnings().await;
         let mut value = serde_json::to_value(&report)?;
         value["sources"] = serde_json::to_value(&sources)?;
+        value["warnings"] = serde_json::to_value(&warnings)?;
         self.print(&value, || {
-            println!("sources backed up:");
+            say!("sources backed up:");
             for s in &sources {
-                println!(
+                say!(
                     "  {:<12} {:<16} {} → {}",
                     s["kind"].as_str().unwrap_or_default(),
                     s["name"].as_str().unwrap_or_default(),
@@ -95,7 +126,7 @@ impl Ops {
                     s["root"].as_str().unwrap_or_default()
                 );
             }
-            println!(
+            say!(
                 "compliance at {}: {}",
                 report.at,
                 if report.compliant() {
@@ -104,15 +135,18 @@ impl Ops {
                     "NOT COMPLIANT"
                 }
             );
+            for w in &warnings {
+                say!("  warning: {w}");
+            }
             for r in &report.rules {
-                println!(
+                say!(
                     "  [{}] {:<24} {}",
                     if r.passed { "PASS" } else { "FAIL" },
                     r.rule,
                     r.detail
                 );
                 if !r.evidence.is_empty() {
-                    println!("         evidence: {}", r.evidence.join(", "));
+                    say!("         evidence: {}", r.evidence.join(", "));
                 }
             }
         });

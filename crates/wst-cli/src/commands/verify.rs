@@ -3,6 +3,7 @@
 
 use super::Ops;
 use crate::Out;
+use crate::output::say;
 
 impl Ops {
     pub(crate) async fn verify(&self, artifact: Option<&str>) -> Out<u8> {
@@ -16,14 +17,14 @@ impl Ops {
         }
         self.print(&reports, || {
             for r in &reports {
-                println!(
+                say!(
                     "{} on {}: {}",
                     r.artifact,
                     r.sink,
                     if r.passed() { "PASS" } else { "FAIL" }
                 );
                 for c in &r.checks {
-                    println!(
+                    say!(
                         "  [{}] {}: {}",
                         if c.passed { "PASS" } else { "FAIL" },
                         c.name,

@@ -20,14 +20,30 @@ pub enum Error {
         path: PathBuf,
     },
     /// A file or directory of a source could not be read; the run fails rather than skipping it.
+    /// The advice names the two ways to exclude it (issue 15): `exclude = ["GLOB"]` in the
+    /// tree's `[[files]]` section, or `wst backup --exclude GLOB` (library:
+    /// `FileTreeSource::exclude`).
     #[error(
-        "cannot read `{path}`: {source}; the run fails rather than skip it (fix permissions or exclude the path)"
+        "cannot read `{path}`: {source}; the run fails rather than skip it (fix its permissions, \
+         or exclude it: `exclude = [\"GLOB\"]` in its [[files]] section, or `wst backup --exclude GLOB`)"
     )]
     SourceRead {
         /// The path that could not be read.
         path: PathBuf,
         /// The operating system's error.
         source: std::io::Error,
+    },
+    /// A source's guard against silent emptiness stopped the run (issue 15): the tree has
+    /// fewer entries than its `min_entries`, or its entries or bytes fell by more than its
+    /// `max_shrink` since the previous artifact. Nothing is published: the uploads are aborted
+    /// before the artifact is complete, so no sink holds it (design invariant 2). Not
+    /// retryable: mount the volume, or change the guard if the shrink is intended.
+    #[error("source `{name}` stopped the run: {reason}; nothing was published")]
+    SourceGuard {
+        /// The source's name (for a file tree, its archive root).
+        name: String,
+        /// What was found, against which limit, and what to check.
+        reason: String,
     },
     /// A source implementation (e.g. `PostgreSQL`) failed; `source` is that crate's error.
     #[error("source `{name}` failed: {source}")]
@@ -195,6 +211,28 @@ pub enum Error {
     /// Retention planning or pruning refused to proceed.
     #[error("retention: {0}")]
     Retention(String),
+    /// Prune refused a sink because it lists far fewer artifacts than the previous prune left
+    /// (a wrong prefix or bucket, credentials scoped elsewhere, a broken listing look like
+    /// this). Nothing was deleted. The CLI exits 3 (degraded: prune refused something); rerun
+    /// with `wst prune --allow-listing-drop` (library: `PruneOptions::allow_listing_drop`)
+    /// when the artifacts really are gone.
+    #[error(
+        "retention: refusing to prune sink `{sink}`: it lists {listed} `{prefix}` artifacts but the \
+         previous prune left {previous}. A wrong prefix or bucket, credentials scoped elsewhere, or \
+         a broken listing look like this; nothing was deleted. Check the sink; if the artifacts \
+         really are gone, rerun with `wst prune --allow-listing-drop` (library: \
+         `PruneOptions::allow_listing_drop`)"
+    )]
+    ListingDrop {
+        /// The sink's configured name.
+        sink: String,
+        /// The artifact prefix listed.
+        prefix: String,
+        /// Artifacts listed now.
+        listed: usize,
+        /// Artifacts the previous prune left.
+        previous: usize,
+    },
     /// A local I/O operation failed.
     #[error("{context}: {source}")]
     Io {
@@ -225,9 +263,10 @@ impl Error {
     /// retries (issue 14): see [`ErrorKind`].
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Self::SourceMissing { .. } | Self::SourceRead { .. } | Self::Source { .. } => {
-                ErrorKind::Source
-            }
+            Self::SourceMissing { .. }
+            | Self::SourceRead { .. }
+            | Self::Source { .. }
+            | Self::SourceGuard { .. } => ErrorKind::Source,
             Self::Sink {
                 retryable: true, ..
             } => ErrorKind::Retryable,
@@ -246,7 +285,7 @@ impl Error {
             | Self::RestoreTarget { .. }
             | Self::SelectionUnmatched { .. }
             | Self::SelectionIncomplete { .. } => ErrorKind::Configuration,
-            Self::Retention(_) => ErrorKind::Refused,
+            Self::Retention(_) | Self::ListingDrop { .. } => ErrorKind::Refused,
             Self::Io { .. } => ErrorKind::Io,
         }
     }

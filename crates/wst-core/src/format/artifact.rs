@@ -174,6 +174,13 @@ pub struct Sidecar {
     pub ciphertext_sha256: String,
     /// The wst version that wrote it.
     pub tool_version: String,
+    /// Each source's entry and byte counts in this artifact, in archive order (issue 15: the
+    /// previous artifact's counts, read from its authenticated sidecar, let a file tree's
+    /// `max_shrink` guard notice a tree that shrank). Absent (empty) in sidecars written
+    /// before wst recorded them; readers ignore it then. Only configuration names and counts:
+    /// no entry name, no content (`docs/EVIDENCE.md` §2).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<SourceCounts>,
     /// The verification outcome, when the artifact was verified before the sidecar was written.
     #[serde(default)]
     pub verification: Option<SidecarVerification>,
@@ -189,6 +196,28 @@ pub struct Sidecar {
     /// MAC"). `None` for an unsealed sidecar, whose verification claim does not count.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mac: Option<String>,
+}
+
+/// One source's counts in an artifact, as recorded in its sidecar ([`Sidecar::sources`]) and
+/// compared by a file tree's `max_shrink` guard (issue 15).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceCounts {
+    /// The source's name (for a file tree, its archive root, e.g. `wst`).
+    pub name: String,
+    /// The source's kind (`files`, `postgresql`, `object_store`, …).
+    pub kind: String,
+    /// Archive entries the source wrote (for a file tree: its root directory, every
+    /// directory, file and link under it).
+    pub entries: u64,
+    /// Content bytes the source wrote (the sum of its files' sizes).
+    pub bytes: u64,
+}
+
+impl Sidecar {
+    /// The counts of the source named `name`, when the sidecar records them.
+    pub fn source(&self, name: &str) -> Option<&SourceCounts> {
+        self.sources.iter().find(|s| s.name == name)
+    }
 }
 
 /// The verification summary recorded in a sidecar.
@@ -274,6 +303,12 @@ mod sidecar_tests {
             ciphertext_size: 42,
             ciphertext_sha256: "ab".repeat(32),
             tool_version: "0.1.0".into(),
+            sources: vec![SourceCounts {
+                name: "wst".into(),
+                kind: "files".into(),
+                entries: 12,
+                bytes: 4096,
+            }],
             mac: None,
             verification: Some(SidecarVerification {
                 at: t,
@@ -286,5 +321,11 @@ mod sidecar_tests {
         let back: Sidecar = serde_json::from_slice(&json).unwrap();
         assert_eq!(back, s);
         assert!(back.is_verified());
+        assert_eq!(back.source("wst").map(|c| c.entries), Some(12));
+        // A sidecar written before the counts existed still parses (the member is additive).
+        let mut old: serde_json::Value = serde_json::from_slice(&json).unwrap();
+        old.as_object_mut().unwrap().remove("sources");
+        let back: Sidecar = serde_json::from_value(old).unwrap();
+        assert!(back.sources.is_empty() && back.source("wst").is_none());
     }
 }

@@ -388,6 +388,7 @@ mod tests {
             ciphertext_size: data.len() as u64,
             ciphertext_sha256: hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&data)),
             tool_version: "test".into(),
+            sources: Vec::new(),
             mac: None,
             verification: Some(SidecarVerification {
                 at: time,

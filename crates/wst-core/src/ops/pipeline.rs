@@ -12,7 +12,9 @@ use futures::stream::FuturesUnordered;
 use tokio::sync::mpsc;
 
 use crate::archive::{ArchiveWriter, FrameSink};
-use crate::artifact::{ArtifactName, DEFAULT_PREFIX, SIDECAR_FORMAT, Sidecar, SidecarVerification};
+use crate::artifact::{
+    ArtifactName, DEFAULT_PREFIX, SIDECAR_FORMAT, Sidecar, SidecarVerification, SourceCounts,
+};
 use crate::audit::AuditHead;
 use crate::bridge::{Counting, FanOut, Msg, join_error};
 use crate::cipher::{Cipher, SealWriter};
@@ -495,6 +497,17 @@ impl BackupJob {
             ciphertext_size: archived.ciphertext_bytes,
             ciphertext_sha256: sha_hex.clone(),
             tool_version: env!("CARGO_PKG_VERSION").to_owned(),
+            // Each source's counts: the next run's `max_shrink` guards compare with them.
+            sources: archived
+                .sources
+                .iter()
+                .map(|s| SourceCounts {
+                    name: s.name.clone(),
+                    kind: s.kind.clone(),
+                    entries: s.entries,
+                    bytes: s.bytes,
+                })
+                .collect(),
             mac: None,
             verification: self.verify_on_run.then(|| summary(&verification)),
         };
@@ -813,6 +826,7 @@ fn archive(
             };
             progress.stage(Stage::Archiving);
             let ts = Instant::now();
+            let (entries_before, bytes_before) = (writer.entry_count(), writer.bytes_read());
             if let Err(e) = ps.write_entries(&mut writer) {
                 if abort.load(Ordering::Relaxed) {
                     // Stopped because a source failed: that source's error is the cause (it is
@@ -825,6 +839,8 @@ fn archive(
             timings.insert(format!("archive:{name}"), ts.elapsed().as_secs_f64());
             if let Some(Some(outcome)) = outcomes.get_mut(index) {
                 outcome.kind.clone_from(&d.kind);
+                outcome.entries = (writer.entry_count() - entries_before) as u64;
+                outcome.bytes = writer.bytes_read() - bytes_before;
             }
             descriptions[index] = Some(d);
         }
@@ -890,6 +906,8 @@ fn accept(
             name: prepared.name.clone(),
             kind: String::new(),
             prepare_seconds: prepared.seconds,
+            entries: 0,
+            bytes: 0,
         });
     }
     waiting.insert(prepared.index, (prepared.name, ps));

@@ -260,7 +260,8 @@ fn join(reasons: &[Reason]) -> String {
 /// `retention_preview` example) before enabling a new policy.
 ///
 /// # Errors
-/// [`Error::Retention`] when the listing looks wrong (nothing deleted), when the policy fails,
+/// [`Error::ListingDrop`] when the listing looks wrong (nothing deleted);
+/// [`Error::Retention`] when the policy fails,
 /// or when its plan does not decide every listed artifact exactly once (nothing deleted);
 /// [`Error::Sink`] when the sink cannot be listed or a sidecar cannot be read (nothing deleted).
 /// A failed deletion is not an error: it is recorded in [`PruneReport::failures`] and the run
@@ -584,13 +585,12 @@ fn check_listing(sink: &str, listed: usize, options: &PruneOptions) -> Result<()
     if options.allow_listing_drop || previous == 0 || listed * 2 >= previous {
         return Ok(());
     }
-    Err(Error::Retention(format!(
-        "refusing to prune sink `{sink}`: it lists {listed} `{}` artifacts but the previous \
-         prune left {previous}. A wrong prefix or bucket, credentials scoped elsewhere, or a \
-         broken listing look like this; nothing was deleted. Check the sink; if the artifacts \
-         really are gone, rerun with `wst prune --allow-listing-drop` (library: `PruneOptions::allow_listing_drop`)",
-        options.prefix
-    )))
+    Err(Error::ListingDrop {
+        sink: sink.to_owned(),
+        prefix: options.prefix.clone(),
+        listed,
+        previous,
+    })
 }
 
 fn inconsistent_plan(sink: &str, what: &str) -> Error {
@@ -687,6 +687,7 @@ mod tests {
             ciphertext_size: size,
             ciphertext_sha256: "00".repeat(32),
             tool_version: "test".to_owned(),
+            sources: Vec::new(),
             mac: None,
             verification: Some(SidecarVerification {
                 at: name.time(),
@@ -887,11 +888,20 @@ mod tests {
         let sink = MemorySink::new("offsite");
         let opts = PruneOptions::new().previous_count(30);
         let err = block_on(prune(&sink, &Scripted::delete_all(), now(), &opts)).unwrap_err();
-        let Error::Retention(msg) = err else {
-            panic!("expected Error::Retention, got {err:?}");
-        };
+        assert!(
+            matches!(
+                err,
+                Error::ListingDrop {
+                    listed: 0,
+                    previous: 30,
+                    ..
+                }
+            ),
+            "expected Error::ListingDrop, got {err:?}"
+        );
+        let msg = err.to_string();
         assert!(msg.contains("lists 0"), "{msg}");
-        assert!(msg.contains("allow_listing_drop"), "{msg}");
+        assert!(msg.contains("wst prune --allow-listing-drop"), "{msg}");
         let report = block_on(prune(
             &sink,
             &Scripted::delete_all(),
@@ -912,7 +922,7 @@ mod tests {
             &PruneOptions::new().previous_count(5),
         ))
         .unwrap_err();
-        assert!(matches!(err, Error::Retention(_)));
+        assert!(matches!(err, Error::ListingDrop { .. }));
         assert_eq!(objects(&sink), before);
         let report = block_on(prune(
             &sink,
@@ -1163,7 +1173,7 @@ mod tests {
             &log,
         ))
         .unwrap_err();
-        assert!(matches!(err, Error::Retention(_)));
+        assert!(matches!(err, Error::ListingDrop { .. }));
         let records = log.records().unwrap();
         assert_eq!(records.len(), 1);
         let AuditEvent::Prune {

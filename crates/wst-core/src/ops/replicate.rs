@@ -335,6 +335,7 @@ mod tests {
                 ciphertext_size: data.len() as u64,
                 ciphertext_sha256: hex::encode(Sha256::digest(data)),
                 tool_version: "test".into(),
+                sources: Vec::new(),
                 mac: None,
                 verification: Some(SidecarVerification {
                     at: n.time(),

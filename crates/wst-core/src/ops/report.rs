@@ -35,6 +35,12 @@ pub struct SourceOutcome {
     pub kind: String,
     /// Seconds spent preparing (for databases: snapshot and dump spooling).
     pub prepare_seconds: f64,
+    /// Archive entries the source wrote (issue 15; 0 in reports of older wst versions).
+    #[serde(default)]
+    pub entries: u64,
+    /// Content bytes the source wrote (issue 15; 0 in reports of older wst versions).
+    #[serde(default)]
+    pub bytes: u64,
 }
 
 /// The overall outcome of a run.

@@ -312,8 +312,19 @@ impl ArtifactVerifier {
         if let Some(m) = manifest {
             checks.push(compare_manifest(m, &out.entries));
         }
+        // Required entries are judged only on an artifact read to its end: a wrong key, a
+        // tampered or truncated artifact yields no (or some) entries, and calling the rest
+        // "missing" would blame the backup (doctrine F3) for what is a read failure (issue 15).
         for req in &self.required {
-            checks.push(required_check(req, &out.entries));
+            checks.push(if out.error.is_none() {
+                required_check(req, &out.entries)
+            } else {
+                Check::fail(
+                    format!("required_entry:{req}"),
+                    "not checked: the artifact could not be read to its end (see the \
+                     `authenticated` and `archive_well_formed` checks)",
+                )
+            });
         }
         checks.extend(out.visitor.results);
         Ok(VerificationReport {
@@ -437,9 +448,12 @@ fn required_check(req: &str, read: &[(crate::reader::ReadEntry, [u8; 32])]) -> C
                 name,
                 "present but empty (0 bytes; doctrine R5 requires > 0)",
             ),
+            // The artifact was read to its end and the entry is not in it: the backup really
+            // lacks it (for the database dump, doctrine F3: a backup without the database).
             None => Check::fail(
                 name,
-                "missing (doctrine F3: partial backup without the database?)",
+                "missing from the artifact, which was read completely (doctrine R5; for the \
+                 database dump, doctrine F3: a backup without the database)",
             ),
         }
     }

@@ -232,6 +232,7 @@ mod tests {
             ciphertext_size: 1234,
             ciphertext_sha256: "ab".repeat(32),
             tool_version: "0.1.0".into(),
+            sources: Vec::new(),
             verification: Some(SidecarVerification {
                 at: "2026-11-21T01:00:09Z".parse().unwrap(),
                 passed: true,
