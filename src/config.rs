@@ -903,8 +903,7 @@ fn store_url(key: &str, text: &str, p: &mut Vec<Problem>) {
             key,
             format!(
                 "the URL carries {c}: credentials never belong in a URL or this file (doctrine \
-                 026 R6); {}",
-                USE_ENV
+                 026 R6); {USE_ENV}"
             ),
         ));
         return;

@@ -345,7 +345,11 @@ pub(crate) fn remove_stale_passfiles(dir: &Path) -> usize {
                 );
             }
             Err(e) => {
-                tracing::warn!(passfile = %path.display(), error = %e, "cannot remove a stale passfile")
+                tracing::warn!(
+                    passfile = %path.display(),
+                    error = %e,
+                    "cannot remove a stale passfile"
+                );
             }
         }
     }
@@ -519,6 +523,7 @@ mod tests {
     #[cfg(unix)]
     #[test]
     fn a_foreign_or_linked_directory_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let target = dir.path().join("elsewhere");
         std::fs::create_dir(&target).unwrap();
@@ -527,7 +532,6 @@ mod tests {
         let e = PassFile::create_in(&link, &Password::new("x")).unwrap_err();
         assert!(e.to_string().contains("is not a directory"), "{e}");
         // A group-readable directory of ours is tightened to 0700.
-        use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o755)).unwrap();
         let pf = PassFile::create_in(&target, &Password::new("x")).unwrap();
         let mode = std::fs::metadata(&target).unwrap().permissions().mode();

@@ -45,9 +45,16 @@ fn files_containing(dir: &std::path::Path, needle: &[u8], prefix: Option<&str>) 
     hits
 }
 
+/// The tests of this file that dump run one at a time: `password_never_leaks` captures logs
+/// with a thread-scoped subscriber, and a dump running meanwhile on another thread can race
+/// tracing's callsite registration so that events go missing from the capture.
+#[cfg(unix)]
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[cfg(unix)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn password_never_leaks() {
+    let _serial = SERIAL.lock().await;
     let log = LogBuffer::default();
     let writer = log.clone();
     let subscriber = tracing_subscriber::fmt()
@@ -229,6 +236,7 @@ async fn killed_run_helper_process() {
 #[cfg(unix)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_runs_passfile_is_removed_by_the_next_run() {
+    let _serial = SERIAL.lock().await;
     let Some(cluster) = common::demo_cluster(1) else {
         return;
     };

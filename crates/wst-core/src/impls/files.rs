@@ -436,6 +436,7 @@ fn hardlink_key(_md: &fs::Metadata) -> Option<(u64, u64)> {
 /// The device id of a directory (Unix), to count the mount points `one_file_system` leaves
 /// unentered; `None` elsewhere (Windows: walkdir compares volume serial numbers itself).
 #[cfg(unix)]
+#[allow(clippy::unnecessary_wraps)] // `None` on the other platforms
 fn device_of(md: &fs::Metadata) -> Option<u64> {
     use std::os::unix::fs::MetadataExt;
     Some(md.dev())
