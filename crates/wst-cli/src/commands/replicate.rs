@@ -14,7 +14,7 @@ impl Ops {
         let mut code = 0;
         let identities = self.repo.check_sinks().await;
         for id in identities.iter().filter(|i| !i.ok) {
-            eprintln!(
+            crate::output::warn_line!(
                 "replicate: sink `{}` skipped: {}",
                 id.sink,
                 id.problem.as_deref().unwrap_or_default()
@@ -31,7 +31,7 @@ impl Ops {
                     reports.push(report);
                 }
                 Err(e) => {
-                    eprintln!("replicate {from} → {to}: {e}");
+                    crate::output::warn_line!("replicate {from} → {to}: {e}");
                     code = 3;
                 }
             }
@@ -39,7 +39,7 @@ impl Ops {
         self.print(&reports, || {
             for r in &reports {
                 if !r.copied.is_empty() || !r.failed.is_empty() {
-                    println!(
+                    crate::output::say!(
                         "replicate {} → {}: {} copied, {} failed",
                         r.from,
                         r.to,
@@ -48,10 +48,10 @@ impl Ops {
                     );
                 }
                 for f in &r.failed {
-                    println!("  FAILED {}: {}", f.name, f.detail);
+                    crate::output::say!("  FAILED {}: {}", f.name, f.detail);
                 }
                 if !r.not_good_on_source.is_empty() {
-                    println!(
+                    crate::output::say!(
                         "  {} copies on {} are not good (failed verification or unauthenticated) and were not copied",
                         r.not_good_on_source.len(),
                         r.from
