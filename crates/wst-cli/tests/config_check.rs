@@ -513,14 +513,21 @@ fn key_advice_names_the_cli_and_a_wrong_key_blames_no_entry() {
     ready(&config);
     let r = wst(&config, &["backup"]);
     assert_eq!(r.code, 0, "{}", r.all());
-    // The same repository opened with another key.
+    // The same repository opened with another key: the repository's audit log is keyed, so
+    // nothing is recorded under the wrong key (exit 2, naming both keys) ...
     let other = t.join("other.toml");
+    let other_text = text.replace("control/backup.key", "control/other.key");
+    fs::write(&other, &other_text).unwrap();
+    assert_eq!(wst(&other, &["keygen"]).code, 0);
+    let r = wst(&other, &["verify"]);
+    assert_eq!(r.code, 2, "{}", r.all());
+    assert!(r.stderr.contains("not a configured key"), "{}", r.stderr);
+    // ... and with a log of its own (another host), verify reads and reports.
     fs::write(
         &other,
-        text.replace("control/backup.key", "control/other.key"),
+        other_text.replace("state/audit.jsonl", "state/other-audit.jsonl"),
     )
     .unwrap();
-    assert_eq!(wst(&other, &["keygen"]).code, 0);
     let r = wst(&other, &["verify"]);
     assert_eq!(r.code, 1, "{}", r.all());
     assert!(r.stdout.contains("[FAIL] authenticated"), "{}", r.stdout);
