@@ -508,6 +508,13 @@ mod tests {
         for f in [&stale, &other, &live.path().to_owned()] {
             filetime::set_file_mtime(f, hour_ago).unwrap();
         }
+        // "Just written" on this process's clock (the clock-shift check moves it, not the
+        // file system's).
+        filetime::set_file_mtime(
+            &fresh,
+            filetime::FileTime::from_system_time(std::time::SystemTime::now()),
+        )
+        .unwrap();
         let next = PassFile::create_in(&private, &Password::new("next")).unwrap();
         assert!(!stale.exists(), "the killed run's passfile is gone");
         assert!(
