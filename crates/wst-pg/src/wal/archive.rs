@@ -76,7 +76,8 @@ const MARKER_MAX_BYTES: u64 = 64 * 1024;
 /// - **Fetch authenticates first.** `fetch` reads the first sink that has a good copy: the
 ///   object is authenticated, its header must name the file asked for, its content's size and
 ///   SHA-256 must match; only then is the temporary file beside `dest` renamed to `dest`. A
-///   bad copy is named (error log, audited `verification` event) and the next sink is tried.
+///   bad copy is named ([`FetchReport::skipped`], a warning event, an audited `verification`
+///   event) and the next sink is tried.
 /// - **Bounded reads.** No object over [`MAX_WAL_OBJECT_BYTES`] and no content over
 ///   [`format::MAX_WAL_FILE_BYTES`] (1 GiB) is accepted; zstd's window is capped at 128 MiB.
 /// - **Memory.** A push holds the compressed file and its ciphertext (about twice the
@@ -302,11 +303,14 @@ impl WalArchive {
                     Ok(()) => {
                         self.place(&**sink, name, object, &header.sha256, header.size, data)
                             .await
+                            .map_err(|e| match e {
+                                // The operator's to resolve: returned as they are.
+                                WalError::Conflict { .. }
+                                | WalError::ExistingCopyUnreadable { .. } => Err(e),
+                                e => Ok(e.to_string()),
+                            })
                     }
-                    Err(problem) => Err(WalError::Config(format!(
-                        "sink `{}` is not used: {problem}",
-                        sink.info().name
-                    ))),
+                    Err(problem) => Err(Ok(format!("not used: {problem}"))),
                 };
                 (sink.info().name.clone(), r)
             }
@@ -317,15 +321,12 @@ impl WalArchive {
             match r {
                 Ok(Placed::Stored) => report.stored.push(sink),
                 Ok(Placed::AlreadyArchived) => report.already_archived.push(sink),
-                // Conflicts and unreadable copies are the operator's to resolve: say exactly that.
-                Err(e @ (WalError::Conflict { .. } | WalError::ExistingCopyUnreadable { .. })) => {
-                    return Err(e);
-                }
-                Err(e) => failures.push(format!("sink `{sink}`: {e}")),
+                Err(Err(fatal)) => return Err(fatal),
+                Err(Ok(problem)) => failures.push(format!("sink `{sink}`: {problem}")),
             }
         }
         if !failures.is_empty() {
-            tracing::error!(wal = %name, failures = ?failures, "WAL file not durable on every synchronous sink");
+            tracing::debug!(wal = %name, failures = ?failures, "WAL file not durable on every synchronous sink");
             return Err(WalError::NotDurable {
                 name: name.to_string(),
                 failures,
@@ -424,6 +425,15 @@ impl WalArchive {
     ) -> Result<Placed, WalError> {
         let sink_name = &sink.info().name;
         match sink.head(object).await {
+            Ok(meta) if meta.size > MAX_WAL_OBJECT_BYTES => Err(WalError::ExistingCopyUnreadable {
+                name: name.to_string(),
+                sink: sink_name.clone(),
+                object: object.to_owned(),
+                detail: format!(
+                    "it is {} bytes, larger than any WAL object can be ({MAX_WAL_OBJECT_BYTES})",
+                    meta.size
+                ),
+            }),
             Ok(_) => match self.read_copy(sink, name, object, io::sink()).await {
                 Ok((h, _)) if h.sha256 == sha256 && h.size == size => {
                     tracing::info!(object, sink = %sink_name, "WAL file already archived with the same content");
@@ -438,7 +448,7 @@ impl WalArchive {
                         size,
                         sha256: sha256.to_owned(),
                     };
-                    tracing::error!(object, sink = %sink_name, "{e}");
+                    tracing::debug!(object, sink = %sink_name, "{e}");
                     self.audit_bad_copy(object, sink_name, "wal_same_content", &e.to_string());
                     Err(e)
                 }
@@ -450,7 +460,7 @@ impl WalArchive {
                         object: object.to_owned(),
                         detail,
                     };
-                    tracing::error!(object, sink = %sink_name, "{e}");
+                    tracing::debug!(object, sink = %sink_name, "{e}");
                     Err(e)
                 }
                 Err(ReadFailure::Sink(e)) => Err(e.into()),
@@ -512,7 +522,7 @@ impl WalArchive {
     /// Restores the WAL file `name` to `dest` (PostgreSQL's `%f` and `%p`) from the first sink,
     /// in configured order, with a good copy. The content goes to a temporary file beside
     /// `dest` (`.{dest name}.….wst-partial`) and is renamed to `dest` only after the whole
-    /// object authenticated and matched its header; a bad copy is skipped, named (error log,
+    /// object authenticated and matched its header; a bad copy is skipped, named (warning,
     /// audit) and the next sink tried. `dest` is replaced if it exists. Not `fsync`ed:
     /// PostgreSQL renames and syncs restored files itself.
     ///
@@ -556,10 +566,6 @@ impl WalArchive {
                         path: dest.to_owned(),
                         source: e.error,
                     })?;
-                    if !problems.is_empty() {
-                        tracing::warn!(wal = %name, sink = %sink_name, skipped = ?problems,
-                            "WAL file restored from a later sink");
-                    }
                     return Ok(FetchReport {
                         name: name.to_string(),
                         sink: sink_name,
@@ -577,8 +583,8 @@ impl WalArchive {
                 Err(f) => {
                     if let ReadFailure::Integrity(detail) = &f {
                         self.audit_bad_copy(&object, &sink_name, "wal_copy_authentic", detail);
-                        tracing::error!(object, sink = %sink_name, problem = %detail,
-                            "BAD WAL copy skipped; trying the next sink");
+                        tracing::warn!(object, sink = %sink_name, problem = %detail,
+                            "bad WAL copy skipped; trying the next sink");
                     } else {
                         tracing::warn!(object, sink = %sink_name, problem = %describe(&f),
                             "cannot read WAL copy; trying the next sink");
