@@ -9,8 +9,10 @@
 //! ```
 //!
 //! This measures the library (one process, the sink opened once). The operator binary adds a
-//! process start, the configuration, the key and a marker read per segment: time it with
-//! `time (for f in DIR/*; do wst --config wst.toml wal-push $f; done)` (see BENCHMARKS.md).
+//! process start, the configuration, the key and a marker read per segment: with
+//! `WST_WAL_BENCH_SEGMENTS=DIR` the segments are kept in DIR (created), and
+//! `time (for f in DIR/*; do wst --config wst.toml wal-push $f; done)` times the binary
+//! (BENCHMARKS.md, "WAL archiving").
 //! Without the PostgreSQL server programs it prints a notice and exits.
 
 use std::path::{Path, PathBuf};
@@ -48,8 +50,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Ok(());
     };
     let work = tempfile::tempdir()?;
-    let src = work.path().join("segments");
-    std::fs::create_dir(&src)?;
+    let src = std::env::var_os("WST_WAL_BENCH_SEGMENTS")
+        .map_or_else(|| work.path().join("segments"), PathBuf::from);
+    std::fs::create_dir_all(&src)?;
 
     // Real WAL: pgbench with full-page writes, until enough finished segments exist.
     cluster.psql(

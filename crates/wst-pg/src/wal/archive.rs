@@ -207,6 +207,14 @@ enum Placed {
     AlreadyArchived,
 }
 
+/// A synchronous sink's part in a push: placed, failed (PostgreSQL retries), or an integrity
+/// finding that stops the push as it is.
+enum SyncOutcome {
+    Placed(Placed),
+    Failed(String),
+    Fatal(WalError),
+}
+
 impl WalArchive {
     /// Starts configuring an archive sealing with `cipher` (which also opens: give it every
     /// key that may have sealed WAL, like the repository's).
@@ -299,30 +307,34 @@ impl WalArchive {
             let data = data.clone();
             let object = &object;
             async move {
-                let r = match self.identify(&**sink).await {
+                let outcome = match self.identify(&**sink).await {
                     Ok(()) => {
-                        self.place(&**sink, name, object, &header.sha256, header.size, data)
+                        match self
+                            .place(&**sink, name, object, &header.sha256, header.size, data)
                             .await
-                            .map_err(|e| match e {
-                                // The operator's to resolve: returned as they are.
-                                WalError::Conflict { .. }
-                                | WalError::ExistingCopyUnreadable { .. } => Err(e),
-                                e => Ok(e.to_string()),
-                            })
+                        {
+                            Ok(p) => SyncOutcome::Placed(p),
+                            // The operator's to resolve: returned as they are.
+                            Err(
+                                e @ (WalError::Conflict { .. }
+                                | WalError::ExistingCopyUnreadable { .. }),
+                            ) => SyncOutcome::Fatal(e),
+                            Err(e) => SyncOutcome::Failed(e.to_string()),
+                        }
                     }
-                    Err(problem) => Err(Ok(format!("not used: {problem}"))),
+                    Err(problem) => SyncOutcome::Failed(format!("not used: {problem}")),
                 };
-                (sink.info().name.clone(), r)
+                (sink.info().name.clone(), outcome)
             }
         }))
         .await;
         let mut failures = Vec::new();
-        for (sink, r) in placed {
-            match r {
-                Ok(Placed::Stored) => report.stored.push(sink),
-                Ok(Placed::AlreadyArchived) => report.already_archived.push(sink),
-                Err(Err(fatal)) => return Err(fatal),
-                Err(Ok(problem)) => failures.push(format!("sink `{sink}`: {problem}")),
+        for (sink, outcome) in placed {
+            match outcome {
+                SyncOutcome::Placed(Placed::Stored) => report.stored.push(sink),
+                SyncOutcome::Placed(Placed::AlreadyArchived) => report.already_archived.push(sink),
+                SyncOutcome::Fatal(e) => return Err(e),
+                SyncOutcome::Failed(problem) => failures.push(format!("sink `{sink}`: {problem}")),
             }
         }
         if !failures.is_empty() {
@@ -350,7 +362,8 @@ impl WalArchive {
                     Ok(Enqueued::OverLimit { queued }) => format!(
                         "not queued for sink `{sink_name}`: its queue in `{}` holds {queued} bytes \
                          and this object ({} bytes) would exceed the bound of {} bytes; the sink \
-                         is unreachable or too slow. Repair it, then copy the missing WAL there",
+                         is unreachable or too slow. Repair it; this WAL file stays on the \
+                         synchronous sinks under the same object name, to be copied from there",
                         queue.dir().display(),
                         data.len(),
                         queue.max_bytes()

@@ -136,7 +136,7 @@ pub(crate) fn compress_file(path: &Path, level: i32) -> Result<Compressed, WalEr
         });
     }
     let mut encoder =
-        zstd::stream::write::Encoder::new(Vec::with_capacity((len / 2) as usize + 4096), level)
+        zstd::stream::write::Encoder::new(Vec::with_capacity((len / 4) as usize + 4096), level)
             .map_err(|e| WalError::Config(format!("zstd level {level}: {e}")))?;
     // The size is known: zstd records it in the frame header and sizes its window to it.
     encoder
