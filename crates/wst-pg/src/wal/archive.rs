@@ -59,8 +59,9 @@ const MARKER_MAX_BYTES: u64 = 64 * 1024;
 ///
 /// # Behaviour
 /// - **Durable before success.** `push` returns `Ok` only when every synchronous sink holds the
-///   file (newly written, or found with the same content). A sink's upload is atomic
-///   ([`Sink::put`]); nothing partial is ever visible under the final name.
+///   file (newly written, or found with the same content). A new copy is written
+///   create-if-absent and atomically ([`Sink::create`]): nothing partial is ever visible under
+///   the final name, and of two writers of one name exactly one wins (the other then compares).
 /// - **Idempotent.** A copy already on a sink is opened and compared (size and SHA-256 of the
 ///   content): the same content succeeds without rewriting it; different content is
 ///   [`WalError::Conflict`], audited, and nothing is overwritten.
@@ -425,8 +426,10 @@ impl WalArchive {
         }
     }
 
-    /// Writes `data` as `object` on `sink` unless the sink already holds it; compares an
-    /// existing copy's content.
+    /// Creates `object` on `sink` from `data` unless the sink already holds it
+    /// (create-if-absent, [`Sink::create`]: atomic where the sink allows, as wst's disk and
+    /// object-store sinks do); an existing copy — found first, or created concurrently by
+    /// another writer — is opened and its content compared.
     async fn place(
         &self,
         sink: &dyn Sink,
@@ -436,57 +439,78 @@ impl WalArchive {
         size: u64,
         data: Bytes,
     ) -> Result<Placed, WalError> {
-        let sink_name = &sink.info().name;
         match sink.head(object).await {
-            Ok(meta) if meta.size > MAX_WAL_OBJECT_BYTES => Err(WalError::ExistingCopyUnreadable {
+            Ok(meta) => {
+                self.compare_existing(sink, name, object, meta.size, sha256, size)
+                    .await
+            }
+            Err(wst_core::Error::NotFound { .. }) => match sink.create(object, data).await {
+                Ok(_) => Ok(Placed::Stored),
+                // Another writer won the name between the check and the create.
+                Err(wst_core::Error::AlreadyExists { .. }) => {
+                    let meta = sink.head(object).await?;
+                    self.compare_existing(sink, name, object, meta.size, sha256, size)
+                        .await
+                }
+                Err(e) => Err(e.into()),
+            },
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Opens the copy of `object` already on `sink` (`listed` bytes) and compares its content
+    /// with `size` bytes of SHA-256 `sha256`: the same is [`Placed::AlreadyArchived`]; other
+    /// content or a copy that does not open is refused, audited, never overwritten.
+    async fn compare_existing(
+        &self,
+        sink: &dyn Sink,
+        name: &WalFileName,
+        object: &str,
+        listed: u64,
+        sha256: &str,
+        size: u64,
+    ) -> Result<Placed, WalError> {
+        let sink_name = &sink.info().name;
+        let unreadable = |detail: String| {
+            self.audit_bad_copy(object, sink_name, "wal_copy_authentic", &detail);
+            let e = WalError::ExistingCopyUnreadable {
                 name: name.to_string(),
                 sink: sink_name.clone(),
                 object: object.to_owned(),
-                detail: format!(
-                    "it is {} bytes, larger than any WAL object can be ({MAX_WAL_OBJECT_BYTES})",
-                    meta.size
-                ),
-            }),
-            Ok(_) => match self.read_copy(sink, name, object, io::sink()).await {
-                Ok((h, _)) if h.sha256 == sha256 && h.size == size => {
-                    tracing::info!(object, sink = %sink_name, "WAL file already archived with the same content");
-                    Ok(Placed::AlreadyArchived)
-                }
-                Ok((h, _)) => {
-                    let e = WalError::Conflict {
-                        name: name.to_string(),
-                        sink: sink_name.clone(),
-                        archived_size: h.size,
-                        archived_sha256: h.sha256,
-                        size,
-                        sha256: sha256.to_owned(),
-                    };
-                    tracing::debug!(object, sink = %sink_name, "{e}");
-                    self.audit_bad_copy(object, sink_name, "wal_same_content", &e.to_string());
-                    Err(e)
-                }
-                Err(ReadFailure::Integrity(detail)) => {
-                    self.audit_bad_copy(object, sink_name, "wal_copy_authentic", &detail);
-                    let e = WalError::ExistingCopyUnreadable {
-                        name: name.to_string(),
-                        sink: sink_name.clone(),
-                        object: object.to_owned(),
-                        detail,
-                    };
-                    tracing::debug!(object, sink = %sink_name, "{e}");
-                    Err(e)
-                }
-                Err(ReadFailure::Sink(e)) => Err(e.into()),
-                Err(ReadFailure::Local(source)) => Err(WalError::Write {
-                    path: PathBuf::from("(discarded output)"),
-                    source,
-                }),
-            },
-            Err(wst_core::Error::NotFound { .. }) => {
-                sink.put_bytes(object, data).await?;
-                Ok(Placed::Stored)
+                detail,
+            };
+            tracing::debug!(object, sink = %sink_name, "{e}");
+            e
+        };
+        if listed > MAX_WAL_OBJECT_BYTES {
+            return Err(unreadable(format!(
+                "it is {listed} bytes, larger than any WAL object can be ({MAX_WAL_OBJECT_BYTES})"
+            )));
+        }
+        match self.read_copy(sink, name, object, io::sink()).await {
+            Ok((h, _)) if h.sha256 == sha256 && h.size == size => {
+                tracing::info!(object, sink = %sink_name, "WAL file already archived with the same content");
+                Ok(Placed::AlreadyArchived)
             }
-            Err(e) => Err(e.into()),
+            Ok((h, _)) => {
+                let e = WalError::Conflict {
+                    name: name.to_string(),
+                    sink: sink_name.clone(),
+                    archived_size: h.size,
+                    archived_sha256: h.sha256,
+                    size,
+                    sha256: sha256.to_owned(),
+                };
+                tracing::debug!(object, sink = %sink_name, "{e}");
+                self.audit_bad_copy(object, sink_name, "wal_same_content", &e.to_string());
+                Err(e)
+            }
+            Err(ReadFailure::Integrity(detail)) => Err(unreadable(detail)),
+            Err(ReadFailure::Sink(e)) => Err(e.into()),
+            Err(ReadFailure::Local(source)) => Err(WalError::Write {
+                path: PathBuf::from("(discarded output)"),
+                source,
+            }),
         }
     }
 
@@ -1198,6 +1222,92 @@ mod tests {
         let e = archive.fetch(&next, &dest).await.unwrap_err();
         assert!(e.to_string().contains("substituted"), "{e}");
         assert!(!dest.exists());
+    }
+
+    /// A sink whose first `head` of a WAL object misses it, as if another writer created the
+    /// object between wal-push's check and its create.
+    #[derive(Debug)]
+    struct RacingSink {
+        inner: MemorySink,
+        missed: std::sync::atomic::AtomicBool,
+    }
+
+    #[async_trait::async_trait]
+    impl Sink for RacingSink {
+        fn info(&self) -> &wst_core::SinkInfo {
+            self.inner.info()
+        }
+        async fn put(&self, name: &str) -> wst_core::Result<Box<dyn wst_core::SinkUpload>> {
+            self.inner.put(name).await
+        }
+        async fn get(&self, name: &str) -> wst_core::Result<wst_core::ByteStream> {
+            self.inner.get(name).await
+        }
+        async fn head(&self, name: &str) -> wst_core::Result<wst_core::ObjectMeta> {
+            if name.contains(".wal.")
+                && !self.missed.swap(true, std::sync::atomic::Ordering::SeqCst)
+            {
+                return Err(wst_core::Error::NotFound {
+                    sink: self.info().name.clone(),
+                    name: name.to_owned(),
+                });
+            }
+            self.inner.head(name).await
+        }
+        async fn list(&self, prefix: &str) -> wst_core::Result<Vec<wst_core::ObjectMeta>> {
+            self.inner.list(prefix).await
+        }
+        async fn delete(&self, name: &str) -> wst_core::Result<()> {
+            self.inner.delete(name).await
+        }
+        async fn create(&self, name: &str, data: Bytes) -> wst_core::Result<wst_core::ObjectMeta> {
+            self.inner.create(name, data).await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_writer_that_loses_the_create_race_compares_and_never_overwrites() {
+        let f = fixture().await;
+        let racing = Arc::new(RacingSink {
+            inner: MemorySink::new("racing"),
+            missed: std::sync::atomic::AtomicBool::new(false),
+        });
+        Repository::builder(Arc::clone(&f.cipher), f.audit.clone())
+            .sink(racing.clone())
+            .build()
+            .unwrap()
+            .init()
+            .await
+            .unwrap();
+        let archive = || {
+            WalArchive::builder(Arc::clone(&f.cipher))
+                .sync_sink(racing.clone())
+                .build()
+                .unwrap()
+        };
+        // The other writer's copy: different content under the same name.
+        archive().push(&f.wal(SEG, 1)).await.unwrap();
+        let object = archive().object_name(&WalFileName::parse(SEG).unwrap());
+        let theirs = racing.inner.get_bytes(&object, 1 << 30).await.unwrap();
+        racing
+            .missed
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        let e = archive().push(&f.wal(SEG, 2)).await.unwrap_err();
+        assert!(matches!(e, WalError::Conflict { .. }), "{e}");
+        assert!(
+            racing.missed.load(std::sync::atomic::Ordering::SeqCst),
+            "the race was simulated"
+        );
+        assert_eq!(
+            racing.inner.get_bytes(&object, 1 << 30).await.unwrap(),
+            theirs
+        );
+        // The same content: the loser finds it and succeeds.
+        racing
+            .missed
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        let r = archive().push(&f.wal(SEG, 1)).await.unwrap();
+        assert_eq!(r.already_archived, ["racing"]);
     }
 
     #[tokio::test]
