@@ -21,6 +21,7 @@ use std::sync::Arc;
 use wst::pg::wal::{DEFAULT_QUEUE_MAX_BYTES, WalArchive, WalError, WalFileName, WalQueue};
 
 use super::Ops;
+use crate::output::{say, warn_line};
 use crate::{Out, failed, usage};
 
 /// The queue directory when `[wal] queue_dir` is not set: `wal-queue` beside the audit log.
@@ -87,9 +88,11 @@ impl Ops {
         let archive = self.wal_archive()?;
         let report = archive.push(path).await.map_err(|e| wal_failure(&e))?;
         for d in &report.dropped {
-            eprintln!(
+            warn_line!(
                 "wst: WAL {} DROPPED for sink `{}` (audited): {}",
-                report.name, d.sink, d.reason
+                report.name,
+                d.sink,
+                d.reason
             );
         }
         // Anything waiting (this file, or a backlog a dead store left): drain in the
@@ -113,7 +116,7 @@ impl Ops {
         match archive.fetch(&name, dest).await {
             Ok(report) => {
                 for s in &report.skipped {
-                    eprintln!(
+                    warn_line!(
                         "wst: WAL {name}: skipped {s}; restored from sink `{}`",
                         report.sink
                     );
@@ -134,10 +137,10 @@ impl Ops {
         let report = archive.drain().await.map_err(|e| wal_failure(&e))?;
         self.print(&report, || {
             if report.busy {
-                println!("wal-drain: another drainer is running");
+                say!("wal-drain: another drainer is running");
             }
             for s in &report.sinks {
-                println!(
+                say!(
                     "wal-drain {}: {} copied, {} already present, {} failed; backlog {} objects \
                      ({} bytes){}",
                     s.sink,
@@ -152,7 +155,7 @@ impl Ops {
                         .unwrap_or_default()
                 );
                 for f in &s.failed {
-                    println!("  failed: {f}");
+                    say!("  failed: {f}");
                 }
             }
         });
@@ -172,7 +175,7 @@ fn spawn_drainer(config: &Path) {
     let exe = match std::env::current_exe() {
         Ok(e) => e,
         Err(e) => {
-            eprintln!("wst: cannot start the WAL queue drain ({e}); run `wst wal-drain`");
+            warn_line!("wst: cannot start the WAL queue drain ({e}); run `wst wal-drain`");
             return;
         }
     };
@@ -190,6 +193,6 @@ fn spawn_drainer(config: &Path) {
     // Not waited for on purpose (see above).
     #[allow(clippy::zombie_processes)]
     if let Err(e) = cmd.spawn() {
-        eprintln!("wst: cannot start the WAL queue drain ({e}); run `wst wal-drain`");
+        warn_line!("wst: cannot start the WAL queue drain ({e}); run `wst wal-drain`");
     }
 }
