@@ -27,6 +27,10 @@ use wst::pg::TestCluster;
 /// The operator binary, built by Cargo for this test (never a stale copy).
 const WST: &str = env!("CARGO_BIN_EXE_wst");
 
+/// moto's accept-anything test credentials, passed as the server's environment would.
+const S3_KEY_ID: &str = "wst-test-key-id";
+const S3_SECRET: &str = "wst-test-secret-key";
+
 struct Run {
     code: i32,
     stdout: String,
@@ -52,12 +56,11 @@ fn wst(user: (u32, u32), config: &Path, args: &[&str]) -> Run {
     cmd.arg("--config")
         .arg(config)
         .args(args)
-        .env("RUST_LOG", "warn");
-    #[cfg(unix)]
-    {
-        use std::os::unix::process::CommandExt;
-        cmd.uid(user.0).gid(user.1);
-    }
+        .env("RUST_LOG", "warn")
+        .env("AWS_ACCESS_KEY_ID", S3_KEY_ID)
+        .env("AWS_SECRET_ACCESS_KEY", S3_SECRET);
+    std::os::unix::process::CommandExt::uid(&mut cmd, user.0);
+    std::os::unix::process::CommandExt::gid(&mut cmd, user.1);
     let out = cmd.output().unwrap();
     let run = Run {
         code: out.status.code().unwrap_or(-1),
@@ -98,9 +101,13 @@ async fn archive_command_and_restore_command_with_a_real_cluster() {
 
     let tmp = tempfile::tempdir().unwrap();
     let t = tmp.path();
+    // Credentials never go into wst.toml (issue 15): the sink reads AWS_* from the
+    // environment, which `wst()` and the archive_command set (moto accepts any).
     let mut s3_options = String::new();
     for (k, v) in moto.sink_options() {
-        write!(s3_options, "{k} = \"{v}\", ").unwrap();
+        if !wst::config::is_secret_option(&k) && k != "aws_access_key_id" {
+            write!(s3_options, "{k} = \"{v}\", ").unwrap();
+        }
     }
     let config = t.join("wst.toml");
     fs::write(
@@ -146,7 +153,8 @@ queue_max_bytes = 1073741824
             "postgres",
             &format!(
                 "ALTER SYSTEM SET archive_mode = on; \
-                 ALTER SYSTEM SET archive_command = 'RUST_LOG=warn {WST} --config {} wal-push %p'; \
+                 ALTER SYSTEM SET archive_command = 'AWS_ACCESS_KEY_ID={S3_KEY_ID} \
+                 AWS_SECRET_ACCESS_KEY={S3_SECRET} RUST_LOG=warn {WST} --config {} wal-push %p'; \
                  ALTER SYSTEM SET wal_keep_size = '2GB';",
                 config.display()
             ),
