@@ -208,6 +208,9 @@ pub struct Config {
     /// `[compliance]`: the thresholds of the compliance status.
     #[serde(default)]
     pub compliance: ComplianceConfig,
+    /// `[wal]`: continuous WAL archiving (`wal-push`/`wal-fetch`, issue 16). Absent: the
+    /// defaults of [`WalConfig`].
+    pub wal: Option<WalConfig>,
 }
 
 fn default_project() -> String {
@@ -1381,6 +1384,32 @@ fn check_roots(c: &Config, p: &mut Vec<Problem>) {
             }
         }
     }
+}
+
+// ---- [wal]: continuous WAL archiving (issue 16) -------------------------------------------
+// Additive and self-contained: the `wst wal-push` / `wal-fetch` / `wal-drain` commands read it.
+
+/// `[wal]`: continuous WAL archiving (`archive_command = 'wst --config F wal-push %p'`,
+/// `restore_command = 'wst --config F wal-fetch %f %p'`; issue 16, seeds/002). Every key is
+/// optional; without the section the first `[[sinks]]` is synchronous and the others are fed
+/// through a queue beside the audit log.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct WalConfig {
+    /// `[[sinks]]` names a WAL file must be durable on before `wal-push` succeeds. Default:
+    /// the first `[[sinks]]`. The other sinks are asynchronous.
+    #[serde(default)]
+    pub sync_sinks: Vec<String>,
+    /// The local queue of WAL objects for the asynchronous sinks (not on `pg_wal`'s file
+    /// system). Default: `wal-queue` in the audit log's directory.
+    pub queue_dir: Option<PathBuf>,
+    /// Per asynchronous sink, the most bytes queued; a WAL object that would exceed it is
+    /// dropped for that sink, audited and logged at error level (pgBackRest's
+    /// `archive-push-queue-max`). Default 4 GiB.
+    pub queue_max_bytes: Option<u64>,
+    /// The zstd level of WAL objects (1–19). Default 3.
+    pub zstd_level: Option<i32>,
 }
 
 #[cfg(test)]

@@ -23,6 +23,9 @@
 //!   status                     compliance status (doctrine 026 R1, R3, R4, R5, R7)
 //!   audit verify               verify the audit log's hash chain
 //!   config check               check the whole configuration; list every problem
+//!   wal-push PATH              archive one WAL file (archive_command; [wal] in wst.toml)
+//!   wal-fetch NAME DEST        restore one WAL file (restore_command; exit 1 when absent)
+//!   wal-drain                  copy queued WAL to the asynchronous sinks
 //! ```
 //!
 //! Every command that reads the configuration checks all of it first (`wst::config`'s
@@ -219,6 +222,23 @@ enum Command {
     /// The configured sources (files, database, buckets) and the compliance status (exit 1
     /// when not compliant).
     Status,
+    /// Archive one WAL file (`archive_command = 'wst --config F wal-push %p'`): durable on the
+    /// synchronous sinks ([wal] `sync_sinks`) before exit 0, queued for the others (issue 16).
+    WalPush {
+        /// The WAL file to archive (%p).
+        path: PathBuf,
+    },
+    /// Restore one WAL file (`restore_command = 'wst --config F wal-fetch %f %p'`): from the
+    /// first sink with a good copy, authenticated before DEST appears; exit 1 quietly when no
+    /// sink has it.
+    WalFetch {
+        /// The WAL file name (%f).
+        name: String,
+        /// Where to write it (%p).
+        dest: PathBuf,
+    },
+    /// Copy queued WAL to the asynchronous sinks now (wal-push starts it in the background).
+    WalDrain,
     /// Audit log commands.
     Audit {
         #[command(subcommand)]
@@ -426,6 +446,9 @@ async fn dispatch(cli: Cli, ops: &Ops) -> Out<u8> {
         } => ops.prune(dry_run, allow_listing_drop).await,
         Command::Replicate => ops.replicate().await,
         Command::Status => ops.status().await,
+        Command::WalPush { path } => ops.wal_push(&cli.config, &path).await,
+        Command::WalFetch { name, dest } => ops.wal_fetch(&name, &dest).await,
+        Command::WalDrain => ops.wal_drain().await,
         Command::Keygen { .. } | Command::Audit { .. } | Command::Config { .. } => {
             unreachable!("handled above")
         }

@@ -17,6 +17,10 @@ Usage:
     wst_decrypt.py --check-audit --key-file K AUDIT_LOG  (the audit log's keyed chain, docs/EVIDENCE.md 5.1)
     wst_decrypt.py --check-sidecar --key-file K SIDECAR  (checks a sidecar's MAC, docs/EVIDENCE.md
                                                      section 3: prints authentic, unsealed or forged)
+    wst_decrypt.py --key-file K --wal NAME OBJECT -o NAME.zst   (a WAL object, docs/WAL.md: the
+                                                     plaintext must start with the WAL header
+                                                     naming NAME; the header is printed on
+                                                     standard error; then `zstd -d NAME.zst`)
 
 The artifact is usually named *.tar.zst.wst: pipe the output through `zstd -d | tar -x`.
 With -o, plaintext goes to OUTPUT.partial and is renamed to OUTPUT only after the final chunk
@@ -246,6 +250,52 @@ def load_passphrase_file(path):
 
 SIDECAR_MAC_MEMBER = b',\n  "mac": "'
 
+WAL_FRAME_MAGIC = 0x184D2A57
+WAL_MAX_HEADER_JSON = 4096
+
+
+class WalHeaderCheck:
+    """docs/WAL.md section 2: the plaintext starts with a zstd skippable frame (magic
+    0x184D2A57) holding the JSON header; its `format` must be wst-wal/1 and its `name` the WAL
+    file asked for. Nothing is passed on before the header checked. The output stays a zstd
+    stream (`zstd -d` skips the header frame)."""
+
+    def __init__(self, name, out_write):
+        self.name, self.out_write, self.buf, self.header = name, out_write, bytearray(), None
+
+    def write(self, data):
+        if self.header is not None:
+            self.out_write(data)
+            return
+        self.buf.extend(data)
+        if len(self.buf) < 8:
+            return
+        magic = int.from_bytes(self.buf[0:4], "little")
+        n = int.from_bytes(self.buf[4:8], "little")
+        if magic != WAL_FRAME_MAGIC:
+            raise ArtifactError("not a WAL object: the plaintext does not start with the WAL header frame")
+        if not 1 <= n <= WAL_MAX_HEADER_JSON:
+            raise ArtifactError("the WAL header frame claims %d bytes of JSON" % n)
+        if len(self.buf) < 8 + n:
+            return
+        try:
+            header = json.loads(bytes(self.buf[8:8 + n]).decode("utf-8"))
+        except ValueError:
+            raise ArtifactError("the WAL header is not JSON")
+        if not isinstance(header, dict) or header.get("format") != "wst-wal/1":
+            raise ArtifactError("the WAL header's format is not wst-wal/1")
+        if header.get("name") != self.name:
+            raise ArtifactError("the object holds WAL file %r, not %r: substituted under another name"
+                                % (header.get("name"), self.name))
+        self.header = header
+        sys.stderr.write(json.dumps(header, sort_keys=True) + "\n")
+        self.out_write(bytes(self.buf))
+        self.buf = None
+
+    def finish(self):
+        if self.header is None:
+            raise ArtifactError("the object ends before its WAL header is complete")
+
 
 def check_sidecar(data, key):
     """docs/EVIDENCE.md section 3: 'authentic', 'unsealed' or 'forged' for sidecar bytes."""
@@ -336,6 +386,8 @@ def main(argv=None):
     ap.add_argument("--check-audit", action="store_true",
                     help="the file is an audit log: verify its chain and MACs with --key-file "
                          "(exit 0 intact, 1 broken)")
+    ap.add_argument("--wal", metavar="NAME",
+                    help="the file is a WAL object (docs/WAL.md): require its header to name WAL file NAME")
     ap.add_argument("-o", "--output")
     ap.add_argument("artifact", help="the .wst file, or - for standard input")
     a = ap.parse_args(argv)
@@ -391,7 +443,12 @@ def main(argv=None):
                 partial = a.output + ".partial"
                 try:
                     with open(partial, "wb") as out:
-                        decrypt_stream(f, out.write, header, chunk_size, data_key)
+                        if a.wal:
+                            wal = WalHeaderCheck(a.wal, out.write)
+                            decrypt_stream(f, wal.write, header, chunk_size, data_key)
+                            wal.finish()
+                        else:
+                            decrypt_stream(f, out.write, header, chunk_size, data_key)
                         out.flush()
                         os.fsync(out.fileno())
                     os.replace(partial, a.output)
@@ -399,6 +456,11 @@ def main(argv=None):
                     if os.path.exists(partial):
                         os.unlink(partial)
                     raise
+            elif a.wal:
+                wal = WalHeaderCheck(a.wal, sys.stdout.buffer.write)
+                decrypt_stream(f, wal.write, header, chunk_size, data_key)
+                wal.finish()
+                sys.stdout.buffer.flush()
             else:
                 decrypt_stream(f, sys.stdout.buffer.write, header, chunk_size, data_key)
                 sys.stdout.buffer.flush()

@@ -522,6 +522,36 @@ impl TestCluster {
         )))
     }
 
+    /// Restarts the server on the same port (`pg_ctl restart -m fast`), e.g. after
+    /// `ALTER SYSTEM SET archive_mode = on`, which takes effect only at server start (the WAL
+    /// archiving tests of issue 16).
+    ///
+    /// # Errors
+    /// [`Error::Cluster`] with the server log's tail when `pg_ctl` fails.
+    pub fn restart(&mut self) -> Result<()> {
+        let out = self
+            .server_command("pg_ctl")
+            .arg("-D")
+            .arg(&self.data)
+            .arg("-l")
+            .arg(&self.log)
+            .args(["-m", "fast", "-w", "-t", "60", "-o"])
+            .arg(format!("-p {}", self.port))
+            .arg("restart")
+            .output()
+            .map_err(|e| Error::Cluster(format!("cannot run pg_ctl: {e}")))?;
+        if out.status.success() {
+            self.running = true;
+            Ok(())
+        } else {
+            Err(Error::Cluster(format!(
+                "pg_ctl restart failed: {}; server log: {}",
+                String::from_utf8_lossy(&out.stderr).trim(),
+                self.log_tail()
+            )))
+        }
+    }
+
     /// Stops the server (`pg_ctl stop -m fast`). Also done on drop.
     ///
     /// # Errors

@@ -61,6 +61,13 @@
 //! | `cluster` | `TestCluster`: a throwaway cluster (`initdb` in a temp dir) for tests, examples, benchmarks |
 //! | `zstdmt` | compress the dump with zstd worker threads while `pg_dump` writes it ([`PgDumpSource::with_zstd`]) |
 //!
+//! # WAL archiving
+//!
+//! [`wal`] holds continuous WAL archiving for point-in-time recovery (issue 16):
+//! [`wal::WalArchive`] behind `wst wal-push` (`archive_command`) and `wst wal-fetch`
+//! (`restore_command`), the object format of `docs/WAL.md`, and the bounded queue of the
+//! asynchronous sinks.
+//!
 //! TLS: rustls (ring) with libpq `sslmode` semantics for wst-pg's own session, `PGSSLMODE` /
 //! `PGSSLROOTCERT` for `pg_dump`/`pg_restore`; see [`SslMode`].
 #![deny(rustdoc::broken_intra_doc_links)]
@@ -79,6 +86,7 @@ mod tls;
 mod toc;
 mod tools;
 mod verify;
+pub mod wal;
 
 pub use checks::{Expectation, ObjectKeyCrossCheck, ObjectLocation, ObjectLookup, SqlAssertion};
 #[cfg(feature = "cluster")]

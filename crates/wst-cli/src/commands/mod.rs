@@ -25,6 +25,7 @@ mod replicate;
 pub(crate) mod restore;
 mod status;
 mod verify;
+mod wal;
 
 /// One process's wiring: the configuration, its cipher, sinks and audit log.
 pub(crate) struct Ops {
