@@ -193,10 +193,10 @@ enum Command {
         /// --clean --if-exists`; writes made since the backup are lost).
         #[arg(long, requires = "database", requires = "break_glass_by")]
         clean: bool,
-        /// With break-glass: the PostgreSQL server to restore --database into, as
-        /// postgresql://USER@HOST:PORT/MAINTENANCE_DB (e.g. a new production server), instead
-        /// of [database] restore_url. No password in the URL: it uses [database]
-        /// password_file/password_env.
+        /// With break-glass: the `PostgreSQL` server to restore --database into, as
+        /// `postgresql://USER@HOST:PORT/MAINTENANCE_DB` (e.g. a new production server),
+        /// instead of [database] `restore_url`. No password in the URL: it uses [database]
+        /// `password_file` or `password_env`.
         #[arg(
             long,
             value_name = "URL",
