@@ -568,8 +568,10 @@ pub struct DatabaseConfig {
     #[serde(default)]
     pub expected_tables: Vec<String>,
     /// The scratch server drills and `restore --database` restore into (its maintenance
-    /// database, e.g. `…/postgres`); never production (invariant 4). Required by `drill` and
-    /// `restore --database`.
+    /// database, e.g. `…/postgres`); never the source database's name without break-glass
+    /// (invariant 4; `restore --database NAME --break-glass-by … --reason …` is the disaster
+    /// restore, doctrine 026 L6, issue 15). Required by `drill` and `restore --database`
+    /// (unless `restore --server URL`).
     pub restore_url: Option<String>,
     /// `pg_restore --jobs`. Default 2.
     pub jobs: Option<u32>,

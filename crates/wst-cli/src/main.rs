@@ -144,8 +144,19 @@ enum Command {
     /// into a scratch bucket (--bucket NAME --to-bucket URL).
     Restore {
         /// An empty or new directory.
-        #[arg(long, required_unless_present = "bucket")]
+        #[arg(long, required_unless_present_any = ["bucket", "in_place"])]
         target: Option<PathBuf>,
+        /// Disaster restore of every [[files]] tree into its configured `path` (production),
+        /// with --break-glass-by/--reason (doctrine 026 L6): each tree is restored and checked
+        /// in a staging directory beside its path, then swapped in; the tree that was there is
+        /// kept beside it as `.NAME.wst-replaced-TIMESTAMP`. Restore the database separately
+        /// (--target DIR --no-files --database NAME).
+        #[arg(
+            long,
+            requires = "break_glass_by",
+            conflicts_with_all = ["target", "bucket", "include", "exclude", "no_database", "database", "no_files"]
+        )]
+        in_place: bool,
         /// Restore the objects of this configured [[bucket]] into --to-bucket instead of
         /// restoring files (each object's size and SHA-256 checked against the manifest).
         #[arg(
@@ -175,9 +186,27 @@ enum Command {
         /// Leave the database dump entry out of the restored files.
         #[arg(long, conflicts_with = "database")]
         no_database: bool,
-        /// Also restore the database dump into this new scratch database.
+        /// Also restore the database dump into this database (created when missing): a new
+        /// scratch database, or, with --break-glass-by/--reason, the source database's own
+        /// name (disaster restore into production, doctrine 026 L6). A database that holds
+        /// objects is refused unless break-glass and --clean are both given.
         #[arg(long)]
         database: Option<String>,
+        /// With break-glass: replace the objects of a non-empty --database (`pg_restore
+        /// --clean --if-exists`; writes made since the backup are lost).
+        #[arg(long, requires = "database", requires = "break_glass_by")]
+        clean: bool,
+        /// With break-glass: the `PostgreSQL` server to restore --database into, as
+        /// `postgresql://USER@HOST:PORT/MAINTENANCE_DB` (e.g. a new production server),
+        /// instead of [database] `restore_url`. No password in the URL: it uses [database]
+        /// `password_file` or `password_env`.
+        #[arg(
+            long,
+            value_name = "URL",
+            requires = "database",
+            requires = "break_glass_by"
+        )]
+        server: Option<String>,
         /// Restore only this table into the scratch database (repeatable; `schema.table`),
         /// with its data, constraints, indexes and owned sequences.
         #[arg(long, value_name = "SCHEMA.TABLE", requires = "database")]
@@ -406,6 +435,21 @@ async fn dispatch(cli: Cli, ops: &Ops) -> Out<u8> {
             .await
         }
         Command::Restore {
+            in_place: true,
+            sink,
+            break_glass_by,
+            reason,
+            artifact,
+            ..
+        } => {
+            let break_glass = break_glass_by.map(|by| BreakGlass {
+                authorized_by: by,
+                reason: reason.unwrap_or_default(),
+            });
+            ops.restore_in_place(sink.as_deref(), break_glass, artifact.as_deref())
+                .await
+        }
+        Command::Restore {
             target,
             include,
             exclude,
@@ -414,6 +458,8 @@ async fn dispatch(cli: Cli, ops: &Ops) -> Out<u8> {
             table,
             schema,
             no_files,
+            clean,
+            server,
             sink,
             break_glass_by,
             reason,
@@ -425,6 +471,8 @@ async fn dispatch(cli: Cli, ops: &Ops) -> Out<u8> {
                 reason: reason.unwrap_or_default(),
             });
             ops.restore(RestoreRequest {
+                clean,
+                server,
                 target: target.ok_or_else(|| usage("restore needs --target DIR (or --bucket)"))?,
                 include,
                 exclude,

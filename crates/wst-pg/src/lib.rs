@@ -43,8 +43,11 @@
 //! - **Failures** are specific [`Error`] variants: authentication (F1, naming user, host and
 //!   key file), unreachable server, missing database, `pg_dump` missing or older than the
 //!   server, `pg_dump` failing (redacted stderr), empty dump (F3).
-//! - **Restore** ([`restore_dump`]) never targets the source database and refuses an existing
-//!   non-empty database without a [`BreakGlass`] authorization (design invariant 4).
+//! - **Restore** ([`restore_dump`]) refuses the source database's own name on its server
+//!   without a [`BreakGlass`] authorization (design invariant 4), and an existing non-empty
+//!   database without break-glass and [`RestoreOptions::clean`]. With break-glass it is the
+//!   disaster restore into production (doctrine 026 L6, seeds/002 §4a, issue 15), proven as a
+//!   drill is.
 //! - **Selective restore** ([`RestoreOptions::with_tables`], [`RestoreOptions::with_schemas`]):
 //!   a `pg_restore --use-list` built from the dump's table of contents restores only those
 //!   tables (with their data, constraints, indexes, owned sequences, partitions) or schemas;

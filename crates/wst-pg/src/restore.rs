@@ -31,9 +31,16 @@ pub struct RestoreOptions {
     pub no_privileges: bool,
     /// Drop the scratch database after the proof (only when this restore created it).
     pub drop_after: bool,
-    /// Authorization to restore into an existing non-empty database (with `--clean`); the
-    /// same [`BreakGlass`] record as wst-core's file restore (doctrine 026 L6).
+    /// Break-glass authorization (doctrine 026 L6; the same [`BreakGlass`] record as
+    /// wst-core's file restore). Required to restore into the source database's name on the
+    /// source's own server (disaster restore into production, seeds/002 §4a, issue 15) and,
+    /// together with [`Self::clean`], into an existing database that holds objects.
     pub break_glass: Option<BreakGlass>,
+    /// Replace the objects of an existing non-empty target (`pg_restore --clean
+    /// --if-exists`). Only honoured with [`Self::break_glass`]; without it a non-empty target
+    /// is refused whatever this says. Default false (issue 15: "with an explicit `--clean`,
+    /// replacing objects").
+    pub clean: bool,
     /// The PostgreSQL programs.
     pub tools: PgTools,
     /// Selective restore: only these tables, `schema.table` (the form of
@@ -60,6 +67,7 @@ impl RestoreOptions {
             no_privileges: true,
             drop_after: false,
             break_glass: None,
+            clean: false,
             tools: PgTools::discover(),
             tables: Vec::new(),
             schemas: Vec::new(),
@@ -118,10 +126,19 @@ impl RestoreOptions {
         self
     }
 
-    /// Authorizes restoring into an existing non-empty database.
+    /// Authorizes a restore into the source database's name (disaster restore, doctrine 026
+    /// L6) and, with [`Self::with_clean`], over an existing non-empty database.
     #[must_use]
     pub fn with_break_glass(mut self, authorization: BreakGlass) -> Self {
         self.break_glass = Some(authorization);
+        self
+    }
+
+    /// Replaces the objects of an existing non-empty target (`pg_restore --clean
+    /// --if-exists`); needs [`Self::with_break_glass`] as well.
+    #[must_use]
+    pub fn with_clean(mut self, clean: bool) -> Self {
+        self.clean = clean;
         self
     }
 
@@ -170,6 +187,14 @@ pub struct RestoreProof {
     pub dropped: bool,
     /// The break-glass authorization used, if any.
     pub break_glass: Option<BreakGlass>,
+    /// Whether the target was the source database's own name on the source's server (a
+    /// disaster restore into production under break-glass; issue 15). Unknown cluster
+    /// identity counts as the source's server.
+    #[serde(default)]
+    pub into_source: bool,
+    /// Whether `pg_restore --clean --if-exists` replaced the objects of a non-empty target.
+    #[serde(default)]
+    pub cleaned: bool,
     /// `pg_restore --jobs`.
     pub jobs: u32,
     /// Start (UTC).
@@ -209,9 +234,17 @@ impl RestoreProof {
 ///
 /// The target database must not exist (it is created from `template0` with the source's
 /// encoding), or exist and be empty; restoring into an existing non-empty database requires
-/// [`RestoreOptions::break_glass`] and then uses `pg_restore --clean --if-exists`. The source
-/// database itself (same cluster `system_identifier` and name) is always refused (design
-/// invariant 4).
+/// [`RestoreOptions::break_glass`] and [`RestoreOptions::clean`], and then uses `pg_restore
+/// --clean --if-exists`. The source database itself (same cluster `system_identifier` and
+/// name, or an unknown identity) is refused without break-glass (design invariant 4: drills
+/// go to a scratch database); with break-glass it is the disaster restore into production of
+/// seeds/002 §4a (doctrine 026 L6, issue 15): created when missing (a new server), restored
+/// when empty, replaced with `clean`, and proven exactly as a drill is.
+///
+/// # Warning
+/// With break-glass and `clean`, `pg_restore --clean` drops and recreates every object of
+/// the dump in the target: writes made since the backup are lost. Record the authorization
+/// in the audit log before calling this (the `wst` CLI does).
 ///
 /// A failed proof is a [`RestoreProof`] whose [`RestoreProof::passed`] is false, not an `Err`.
 ///
@@ -276,7 +309,8 @@ pub async fn restore_dump(
     let pw = password.as_ref();
     let name = options.database.clone().unwrap_or_else(generated_name);
     let maintenance = connect(&options.server, pw).await?;
-    let (created, clean) = prepare_target(&maintenance, &name, expected, options, pw).await?;
+    let (created, clean, into_source) =
+        prepare_target(&maintenance, &name, expected, options, pw).await?;
 
     let target = options.server.with_database(&name);
     let restore_started = Instant::now();
@@ -381,6 +415,8 @@ pub async fn restore_dump(
         created_database: created,
         dropped,
         break_glass: options.break_glass.clone(),
+        into_source,
+        cleaned: clean,
         jobs: options.jobs,
         started: started_at,
         finished: options.clock.now(),
@@ -569,14 +605,15 @@ fn generated_name() -> String {
     format!("wst_restore_{}_{salt:06x}", now.strftime("%Y%m%d_%H%M%S"))
 }
 
-/// Creates or admits the target database. Returns (created, use `--clean`).
+/// Creates or admits the target database. Returns (created, use `--clean`, the source's own
+/// name on the source's server).
 async fn prepare_target(
     maintenance: &Session,
     name: &str,
     expected: &DatabaseFacts,
     options: &RestoreOptions,
     pw: Option<&Password>,
-) -> Result<(bool, bool)> {
+) -> Result<(bool, bool, bool)> {
     let refuse = |reason: String| Error::RestoreTargetRefused {
         database: name.to_owned(),
         reason,
@@ -599,11 +636,22 @@ async fn prepare_target(
         // Unknown identity: assume the worst for the source's own name.
         _ => true,
     };
-    if same_cluster && name == expected.database {
-        return Err(refuse(format!(
-            "it is the source database `{}` on the same server; restore drills go to a scratch database",
-            expected.database
-        )));
+    let into_source = same_cluster && name == expected.database;
+    if into_source {
+        match &options.break_glass {
+            None => {
+                return Err(refuse(format!(
+                    "it is the source database `{}` on the same server; restore drills go to a scratch database. A disaster restore into production needs a break-glass authorization (doctrine 026 L6; wst: --break-glass-by WHO --reason WHY, and --clean to replace existing objects)",
+                    expected.database
+                )));
+            }
+            Some(bg) => tracing::warn!(
+                database = name,
+                authorized_by = %bg.authorized_by,
+                reason = %bg.reason,
+                "break-glass: disaster restore into the source database"
+            ),
+        }
     }
     if name == options.server.database {
         return Err(refuse(
@@ -636,20 +684,23 @@ async fn prepare_target(
         };
         if objects == 0 {
             tracing::info!(database = name, "restoring into an existing empty database");
-            return Ok((false, false));
+            return Ok((false, false, into_source));
         }
-        return match &options.break_glass {
-            Some(bg) => {
+        return match (&options.break_glass, options.clean) {
+            (Some(bg), true) => {
                 tracing::warn!(
                     database = name,
                     authorized_by = %bg.authorized_by,
                     reason = %bg.reason,
-                    "break-glass restore into an existing non-empty database"
+                    "break-glass restore replacing the objects of an existing non-empty database"
                 );
-                Ok((false, true))
+                Ok((false, true, into_source))
             }
-            None => Err(refuse(format!(
-                "it exists and is not empty ({objects} relations/large objects): choose a new scratch database, or give a break-glass authorization (doctrine 026 L6)"
+            (Some(_), false) => Err(refuse(format!(
+                "it exists and is not empty ({objects} relations/large objects); nothing was changed. To replace its objects with the backup's (pg_restore --clean --if-exists; writes since the backup are lost) add --clean (RestoreOptions::clean)"
+            ))),
+            (None, _) => Err(refuse(format!(
+                "it exists and is not empty ({objects} relations/large objects): choose a new scratch database, or give a break-glass authorization and --clean (doctrine 026 L6; wst: --break-glass-by WHO --reason WHY --clean)"
             ))),
         };
     }
@@ -661,9 +712,9 @@ async fn prepare_target(
     client
         .batch_execute(&sql)
         .await
-        .map_err(|e| query_error(format!("creating scratch database `{name}`"), &e, pw))?;
-    tracing::info!(database = name, "scratch database created");
-    Ok((true, false))
+        .map_err(|e| query_error(format!("creating database `{name}`"), &e, pw))?;
+    tracing::info!(database = name, "target database created");
+    Ok((true, false, into_source))
 }
 
 async fn run_pg_restore(

@@ -232,8 +232,8 @@ async fn restore_refuses_source_and_non_empty_targets_without_break_glass() {
     .await
     .unwrap_err();
     assert!(
-        matches!(err, Error::RestoreTargetRefused { .. }),
-        "break-glass does not unlock the source: {err}"
+        matches!(&err, Error::RestoreTargetRefused { reason, .. } if reason.contains("--clean")),
+        "break-glass without --clean does not replace the source's objects: {err}"
     );
 
     // An existing empty database is accepted.
@@ -273,7 +273,7 @@ async fn restore_refuses_source_and_non_empty_targets_without_break_glass() {
         "42"
     );
 
-    // With break-glass it restores (--clean) and the authorization is in the proof.
+    // With break-glass alone it is still refused: replacing objects needs --clean too.
     cluster
         .psql("empty_target", "DROP TABLE public.marker;")
         .unwrap();
@@ -281,7 +281,7 @@ async fn restore_refuses_source_and_non_empty_targets_without_break_glass() {
         authorized_by: "L6 on-call".into(),
         reason: "INC-42 restore over drill database".into(),
     };
-    let proof = wst_pg::restore_dump(
+    let err = wst_pg::restore_dump(
         &dump_file,
         &facts,
         &base
@@ -290,11 +290,123 @@ async fn restore_refuses_source_and_non_empty_targets_without_break_glass() {
             .with_break_glass(bg.clone()),
     )
     .await
+    .unwrap_err();
+    assert!(
+        matches!(&err, Error::RestoreTargetRefused { reason, .. } if reason.contains("--clean")),
+        "{err}"
+    );
+    // With break-glass and --clean it restores and the authorization is in the proof.
+    let proof = wst_pg::restore_dump(
+        &dump_file,
+        &facts,
+        &base
+            .clone()
+            .with_database("empty_target")
+            .with_break_glass(bg.clone())
+            .with_clean(true),
+    )
+    .await
     .expect("break-glass restore");
     assert!(proof.passed(), "{:#?}", proof.checks);
+    assert!(proof.cleaned && !proof.into_source);
     assert_eq!(proof.break_glass, Some(bg));
     let json = serde_json::to_value(&proof).unwrap();
     assert_eq!(json["break_glass"]["authorized_by"], "L6 on-call");
+}
+
+/// Issue 15, doctrine 026 L6, seeds/002 §4a: the disaster restore into the source database's
+/// own name on its own server, refused without break-glass, refused over existing objects
+/// without `--clean`, replacing them with it, and into a missing database (a new server),
+/// each proven as a drill is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disaster_restore_into_the_source_database_with_and_without_clean() {
+    let Some(cluster) = common::demo_cluster(1) else {
+        return;
+    };
+    let dump = PgDumpSource::new(cluster.connection("wst_dev"))
+        .with_tools(cluster.tools().clone())
+        .dump()
+        .await
+        .expect("dump");
+    let dump_file = common::plain_dump(&dump);
+    let facts = dump.facts().clone();
+    let base = RestoreOptions::new(cluster.connection("postgres"))
+        .with_database("wst_dev")
+        .with_tools(cluster.tools().clone());
+    let bg = BreakGlass {
+        authorized_by: "L6 on-call".into(),
+        reason: "INC-7 production database damaged".into(),
+    };
+    let count = |sql: &str| cluster.psql("wst_dev", sql).unwrap();
+
+    // The disaster: a table dropped, rows deleted.
+    cluster
+        .psql(
+            "wst_dev",
+            "DROP TABLE sales.orders CASCADE; DELETE FROM public.pgbench_tellers WHERE tid > 3;",
+        )
+        .unwrap();
+    let damaged = || {
+        assert_eq!(
+            count("SELECT count(*) FROM pg_tables WHERE tablename = 'orders'"),
+            "0"
+        );
+        assert_eq!(count("SELECT count(*) FROM public.pgbench_tellers"), "3");
+    };
+
+    // Without break-glass: refused, naming the flags; nothing changed.
+    let err = wst_pg::restore_dump(&dump_file, &facts, &base.clone().with_clean(true))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::RestoreTargetRefused { reason, .. }
+            if reason.contains("source database") && reason.contains("--break-glass-by")),
+        "{err}"
+    );
+    damaged();
+
+    // Break-glass without --clean over a non-empty database: refused, nothing changed.
+    let err = wst_pg::restore_dump(
+        &dump_file,
+        &facts,
+        &base.clone().with_break_glass(bg.clone()),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(&err, Error::RestoreTargetRefused { reason, .. }
+            if reason.contains("not empty") && reason.contains("--clean")),
+        "{err}"
+    );
+    damaged();
+
+    // Break-glass with --clean: replaced and proven against the manifest's facts.
+    let proof = wst_pg::restore_dump(
+        &dump_file,
+        &facts,
+        &base.clone().with_break_glass(bg.clone()).with_clean(true),
+    )
+    .await
+    .expect("break-glass --clean restore");
+    assert!(proof.passed(), "{:#?}", proof.checks);
+    assert!(proof.into_source && proof.cleaned && !proof.created_database);
+    assert_eq!(proof.database, "wst_dev");
+    assert_eq!(proof.break_glass.as_ref(), Some(&bg));
+    assert_eq!(proof.restored.row_counts, facts.row_counts);
+    assert_eq!(proof.restored.schema_fingerprint, facts.schema_fingerprint);
+    assert_eq!(count("SELECT count(*) FROM sales.orders"), "2000");
+    assert_eq!(count("SELECT count(*) FROM public.pgbench_tellers"), "10");
+
+    // A new server: the database is gone; break-glass (no --clean needed) creates it.
+    cluster
+        .psql("postgres", "DROP DATABASE wst_dev WITH (FORCE)")
+        .unwrap();
+    let proof = wst_pg::restore_dump(&dump_file, &facts, &base.clone().with_break_glass(bg))
+        .await
+        .expect("break-glass restore into a missing database");
+    assert!(proof.passed(), "{:#?}", proof.checks);
+    assert!(proof.into_source && proof.created_database && !proof.cleaned);
+    assert_eq!(count("SELECT count(*) FROM sales.orders"), "2000");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -21,6 +21,10 @@ pub(crate) struct RestoreRequest {
     pub(crate) tables: Vec<String>,
     pub(crate) schemas: Vec<String>,
     pub(crate) no_files: bool,
+    /// `--clean`: replace a non-empty database's objects (with break-glass).
+    pub(crate) clean: bool,
+    /// `--server URL`: the server `--database` goes to (with break-glass).
+    pub(crate) server: Option<String>,
     pub(crate) sink: Option<String>,
     pub(crate) break_glass: Option<BreakGlass>,
     pub(crate) artifact: Option<String>,
@@ -39,6 +43,8 @@ impl Ops {
             tables,
             schemas,
             no_files,
+            clean,
+            server,
             sink,
             break_glass,
             artifact,
@@ -75,6 +81,33 @@ impl Ops {
                     drop_dump = true;
                 }
             }
+        }
+        // Break-glass is recorded in the audit log (actor, reason, targets) before anything is
+        // written (doctrine 026 L6, issue 15); the outcome follows as a Restore record.
+        if let Some(bg) = &break_glass {
+            let mut targets = vec![format!("directory {}", target.display())];
+            let mut operation = "restore".to_owned();
+            if let Some(d) = &database {
+                targets.push(format!("database {d}"));
+                operation = format!(
+                    "restore database {d}{}{}",
+                    if clean { " --clean" } else { "" },
+                    if server.is_some() { " --server" } else { "" }
+                );
+            }
+            self.repo
+                .record(AuditEvent::BreakGlassAuthorized {
+                    operation,
+                    artifact: name.to_string(),
+                    targets,
+                    break_glass: bg.clone(),
+                })
+                .await
+                .map_err(|e| {
+                    failed(format!(
+                        "cannot audit the break-glass authorization, nothing restored: {e}"
+                    ))
+                })?;
         }
         let mut options = RestoreOptions::isolated(target)
             .protect(self.protected())
@@ -114,10 +147,21 @@ impl Ops {
                 .database
                 .as_ref()
                 .ok_or_else(|| usage("--database needs a [database] section"))?;
-            let url = db
-                .restore_url
-                .as_deref()
-                .ok_or_else(|| usage("[database] restore_url is not set"))?;
+            let url = match server.as_deref() {
+                Some(u) => {
+                    if let Some(c) = wst::config::url_credential(u) {
+                        return Err(usage(format!(
+                            "--server carries {c}: no password belongs in a URL (doctrine 026 R6); use [database] password_file or password_env"
+                        )));
+                    }
+                    u
+                }
+                None => db.restore_url.as_deref().ok_or_else(|| {
+                    usage(
+                        "[database] restore_url is not set (or give --server URL with break-glass)",
+                    )
+                })?,
+            };
             let desc = report
                 .sources
                 .iter()
@@ -130,7 +174,7 @@ impl Ops {
                 .with_tables(tables)
                 .with_schemas(schemas);
             if let Some(bg) = &break_glass {
-                opts = opts.with_break_glass(bg.clone());
+                opts = opts.with_break_glass(bg.clone()).with_clean(clean);
             }
             let dump = target.join(desc.root.trim_end_matches('/'));
             let proof = wst::pg::restore_dump(&dump, &facts, &opts).await;
@@ -142,7 +186,18 @@ impl Ops {
                     std::fs::remove_dir(target).ok();
                 }
             }
-            let proof = proof?;
+            let proof = match proof {
+                Ok(p) => p,
+                Err(e) => {
+                    audit_restore(
+                        false,
+                        0.0,
+                        format!("database {db_name}"),
+                        Some(e.to_string()),
+                    )?;
+                    return Err(e.into());
+                }
+            };
             audit_restore(
                 proof.passed(),
                 proof.total_seconds,
@@ -193,6 +248,15 @@ impl Ops {
                     "database proof: {}",
                     if code == 0 { "PASS" } else { "FAIL" }
                 );
+                if proof_json["into_source"] == true {
+                    say!(
+                        "  disaster restore into the source database `{}` ({}), break-glass by {} ({})",
+                        proof_json["database"].as_str().unwrap_or_default(),
+                        if proof_json["cleaned"] == true { "objects replaced: --clean" } else if proof_json["created_database"] == true { "created" } else { "was empty" },
+                        proof_json["break_glass"]["authorized_by"].as_str().unwrap_or_default(),
+                        proof_json["break_glass"]["reason"].as_str().unwrap_or_default()
+                    );
+                }
                 if let Some(t) = proof_json["selection"]["restored_tables"].as_array() {
                     let t: Vec<&str> = t.iter().filter_map(|v| v.as_str()).collect();
                     say!("  tables restored: {}", t.join(", "));
@@ -291,5 +355,243 @@ impl Ops {
             }
         });
         Ok(u8::from(!passed))
+    }
+}
+
+/// One `[[files]]` tree put back in place by [`Ops::restore_in_place`].
+#[derive(Debug, serde::Serialize)]
+struct InPlaceTree {
+    /// The configured `path`, now holding the backup's tree.
+    path: PathBuf,
+    /// The archive root the entries came from.
+    root: String,
+    /// Entries restored (the root directory included).
+    entries: u64,
+    /// Content bytes restored.
+    bytes: u64,
+    /// Where the tree that was at `path` was moved (same parent directory), if one was there.
+    previous: Option<PathBuf>,
+}
+
+impl Ops {
+    /// `restore --in-place`: disaster restore of every configured `[[files]]` tree into its
+    /// original `path` under break-glass (doctrine 026 L6, issue 15; seeds/002 §4a).
+    ///
+    /// Per tree: the archive's `root/` entries are restored into a new staging directory
+    /// beside `path` (same parent, so the same file system) by the repository's checked
+    /// restore (authenticated, compared with the manifest, symlink-safe, promoted only whole);
+    /// only when every check passed is the tree at `path` renamed aside to
+    /// `.NAME.wst-replaced-YYYYMMDDTHHMMSSZ` (kept for the operator; never deleted) and the
+    /// staged tree renamed to `path`. Nothing is written outside the configured paths' parent
+    /// directories. The authorization is audited before the first write, each tree's outcome
+    /// after.
+    ///
+    /// # Errors
+    /// A usage error (exit 2) without break-glass or without `[[files]]`; a failure (exit 1)
+    /// when a `path` is a symlink or not a directory, a restore fails or a check fails (that
+    /// tree's `path` is then untouched), or a rename fails (the previous tree is moved back).
+    pub(crate) async fn restore_in_place(
+        &self,
+        sink: Option<&str>,
+        break_glass: Option<BreakGlass>,
+        artifact: Option<&str>,
+    ) -> Out<u8> {
+        let Some(bg) = break_glass else {
+            return Err(usage(
+                "restore --in-place writes into the configured [[files]] paths (production): it needs a break-glass authorization, --break-glass-by WHO --reason WHY (doctrine 026 L6); without it restore only into an isolated --target DIR",
+            ));
+        };
+        if self.config.files.is_empty() {
+            return Err(usage(
+                "restore --in-place: the configuration has no [[files]] tree",
+            ));
+        }
+        let sink_handle = self.sink(sink)?;
+        let name = self.artifact(&*sink_handle, artifact).await?;
+        for f in &self.config.files {
+            if let Ok(m) = std::fs::symlink_metadata(&f.path)
+                && !m.is_dir()
+            {
+                return Err(failed(format!(
+                    "restore --in-place: `{}` is {}, not a directory; nothing restored",
+                    f.path.display(),
+                    if m.file_type().is_symlink() {
+                        "a symlink"
+                    } else {
+                        "a file"
+                    }
+                )));
+            }
+        }
+        self.repo
+            .record(AuditEvent::BreakGlassAuthorized {
+                operation: "restore --in-place".to_owned(),
+                artifact: name.to_string(),
+                targets: self
+                    .config
+                    .files
+                    .iter()
+                    .map(|f| format!("directory {}", f.path.display()))
+                    .collect(),
+                break_glass: bg.clone(),
+            })
+            .await
+            .map_err(|e| {
+                failed(format!(
+                    "cannot audit the break-glass authorization, nothing restored: {e}"
+                ))
+            })?;
+        let stamp = wst::core::Clock::system()
+            .now()
+            .strftime("%Y%m%dT%H%M%SZ")
+            .to_string();
+        let mut trees = Vec::new();
+        for f in &self.config.files {
+            let tree = self.put_back(f, &name, sink, &bg, &stamp).await;
+            let (passed, error) = match &tree {
+                Ok(_) => (true, None),
+                Err(e) => (false, Some(e.message.clone())),
+            };
+            self.repo
+                .record(AuditEvent::Restore {
+                    artifact: name.to_string(),
+                    sink: sink_handle.info().name.clone(),
+                    target: format!("in place {}", f.path.display()),
+                    passed,
+                    duration_seconds: 0.0,
+                    break_glass: Some(bg.clone()),
+                    error,
+                })
+                .await?;
+            trees.push(tree?);
+        }
+        let out = serde_json::json!({ "artifact": name.to_string(), "in_place": trees, "break_glass": bg });
+        self.print(&out, || {
+            say!(
+                "restored {} in place (break-glass by {}: {})",
+                name,
+                bg.authorized_by,
+                bg.reason
+            );
+            for t in &trees {
+                say!(
+                    "  {} ← {}/ ({} entries, {} bytes){}",
+                    t.path.display(),
+                    t.root,
+                    t.entries,
+                    t.bytes,
+                    t.previous.as_ref().map_or_else(String::new, |p| format!(
+                        "; the previous tree is kept at {}",
+                        p.display()
+                    ))
+                );
+            }
+        });
+        Ok(0)
+    }
+
+    /// Restores one tree into staging beside its path, checks it, and swaps it into place.
+    async fn put_back(
+        &self,
+        f: &wst::config::FilesConfig,
+        name: &wst::core::ArtifactName,
+        sink: Option<&str>,
+        bg: &BreakGlass,
+        stamp: &str,
+    ) -> Out<InPlaceTree> {
+        let path = f.path.as_path();
+        let parent = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .ok_or_else(|| {
+                usage(format!(
+                    "[[files]] path `{}` has no parent directory",
+                    path.display()
+                ))
+            })?;
+        let base = path
+            .file_name()
+            .ok_or_else(|| {
+                usage(format!(
+                    "[[files]] path `{}` has no final component",
+                    path.display()
+                ))
+            })?
+            .to_string_lossy()
+            .into_owned();
+        std::fs::create_dir_all(parent)
+            .map_err(|e| failed(format!("creating `{}`: {e}", parent.display())))?;
+        let staging = parent.join(format!(
+            ".{base}.wst-staging-{stamp}-{}",
+            std::process::id()
+        ));
+        let root = f.root.trim_end_matches('/');
+        let mut options = RestoreOptions::isolated(&staging).include([format!("{root}/")]);
+        options.break_glass = Some(bg.clone());
+        let report = match self.repo.restore(name, &options, sink).await {
+            Ok(r) => r,
+            Err(e) => {
+                std::fs::remove_dir_all(&staging).ok();
+                return Err(failed(format!(
+                    "restore of `{root}/` failed, `{}` untouched: {e}",
+                    path.display()
+                )));
+            }
+        };
+        let cleanup = || {
+            std::fs::remove_dir_all(&staging).ok();
+        };
+        if let Some(c) = report.checks.iter().find(|c| !c.passed) {
+            cleanup();
+            return Err(failed(format!(
+                "restore of `{root}/` failed its check {}: {}; `{}` untouched",
+                c.name,
+                c.detail,
+                path.display()
+            )));
+        }
+        let staged = staging.join(root);
+        match std::fs::symlink_metadata(&staged) {
+            Ok(m) if m.is_dir() => {}
+            _ => {
+                cleanup();
+                return Err(failed(format!(
+                    "the artifact holds no directory `{root}/`; `{}` untouched",
+                    path.display()
+                )));
+            }
+        }
+        let previous = if std::fs::symlink_metadata(path).is_ok() {
+            let aside = parent.join(format!(".{base}.wst-replaced-{stamp}"));
+            std::fs::rename(path, &aside).map_err(|e| {
+                cleanup();
+                failed(format!(
+                    "moving `{}` aside to `{}`: {e}; nothing replaced",
+                    path.display(),
+                    aside.display()
+                ))
+            })?;
+            Some(aside)
+        } else {
+            None
+        };
+        if let Err(e) = std::fs::rename(&staged, path) {
+            if let Some(aside) = &previous {
+                std::fs::rename(aside, path).ok();
+            }
+            cleanup();
+            return Err(failed(format!(
+                "moving the restored tree into `{}`: {e}; the previous tree was put back",
+                path.display()
+            )));
+        }
+        cleanup();
+        Ok(InPlaceTree {
+            path: path.to_path_buf(),
+            root: root.to_owned(),
+            entries: report.entries,
+            bytes: report.bytes,
+            previous,
+        })
     }
 }

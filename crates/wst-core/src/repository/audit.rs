@@ -114,6 +114,20 @@ pub enum AuditEvent {
         /// Refusals and anomalies, when the prune refused to delete.
         refusals: Vec<String>,
     },
+    /// A break-glass authorization was given for an operation that writes into production
+    /// (a disaster restore into the source database or the original file paths; doctrine 026
+    /// L6, issue 15). Recorded before the operation writes anything; its outcome follows as
+    /// a [`AuditEvent::Restore`] record carrying the same authorization.
+    BreakGlassAuthorized {
+        /// What is about to happen, e.g. `restore database wst_dev (--clean)`.
+        operation: String,
+        /// The artifact it uses.
+        artifact: String,
+        /// The production targets written (database name, file paths).
+        targets: Vec<String>,
+        /// Who authorized it and why.
+        break_glass: BreakGlass,
+    },
     /// A restore ran.
     Restore {
         /// The artifact name.
