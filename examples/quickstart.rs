@@ -228,7 +228,7 @@ async fn run() -> Result<bool, Box<dyn std::error::Error>> {
     repo_builder = repo_builder.verifier(verifier.clone());
     let repo = repo_builder.build()?;
     repo.init().await?;
-    let _lock = repo.lock("backup")?;
+    let lock = repo.lock("backup")?;
     // The repository's job: its sinks, cipher, verifier and clock, plus this run's sources.
     let mut job = repo.job().await;
     for source in sources {
@@ -240,6 +240,7 @@ async fn run() -> Result<bool, Box<dyn std::error::Error>> {
     }
     // Audited by the repository: started, completed, the verification.
     let report = repo.backup(&job.build()?).await?;
+    drop(lock); // the run is over: status would otherwise report it in progress
     println!("\n== backup {} ({:?})", report.artifact, report.outcome);
     println!(
         "   {} entries, {} bytes read, {} bytes stored (ratio {:.2}), {:.2} s",
