@@ -441,7 +441,9 @@ impl Ops {
                     "cannot audit the break-glass authorization, nothing restored: {e}"
                 ))
             })?;
-        let stamp = wst::core::Clock::system()
+        let stamp = self
+            .repo
+            .clock()
             .now()
             .strftime("%Y%m%dT%H%M%SZ")
             .to_string();
