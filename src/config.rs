@@ -1412,6 +1412,10 @@ pub struct WalConfig {
     pub queue_max_bytes: Option<u64>,
     /// The zstd level of WAL objects (1–19). Default 3.
     pub zstd_level: Option<i32>,
+    /// The WAL recovery point objective in minutes: `status` fails its "RPO (WAL)" rule when
+    /// the newest archived WAL file is older, and its "WAL archive lag" rule when a sink is
+    /// further behind the newest archived file (seeds/004: RPO ≤ 15 minutes). Default 15.
+    pub rpo_target_minutes: Option<f64>,
 }
 
 #[cfg(test)]

@@ -144,8 +144,47 @@ enum Command {
     /// into a scratch bucket (--bucket NAME --to-bucket URL).
     Restore {
         /// An empty or new directory.
-        #[arg(long, required_unless_present_any = ["bucket", "in_place"])]
+        #[arg(long, required_unless_present_any = ["bucket", "in_place", "pitr"])]
         target: Option<PathBuf>,
+        /// Point-in-time recovery (issue 16): restore the base backup that reaches the
+        /// target (`wst base-backup`) into --pgdata and configure it to replay the archived
+        /// WAL through `wst wal-fetch` up to --target-time, --target-lsn, --target-xid or
+        /// --latest. A gap in the archive is named before anything is written. Without
+        /// break-glass the recovered server does not archive (`archive_mode = off`).
+        #[arg(
+            long,
+            requires = "pgdata",
+            conflicts_with_all = ["target", "in_place", "bucket", "include", "exclude", "no_database", "database", "no_files"]
+        )]
+        pitr: bool,
+        /// With --pitr: the new or empty data directory to recover into.
+        #[arg(long, requires = "pitr")]
+        pgdata: Option<PathBuf>,
+        /// With --pitr: recover up to and including the last transaction committed at this
+        /// time (RFC 3339, e.g. `2026-11-30T14:05:00Z`).
+        #[arg(long, requires = "pitr", conflicts_with_all = ["target_lsn", "target_xid", "latest"])]
+        target_time: Option<String>,
+        /// With --pitr: recover up to this WAL location (`X/Y`, e.g. `0/5000028`).
+        #[arg(long, requires = "pitr", conflicts_with_all = ["target_xid", "latest"])]
+        target_lsn: Option<String>,
+        /// With --pitr: recover up to and including this transaction id.
+        #[arg(long, requires = "pitr", conflicts_with = "latest")]
+        target_xid: Option<u64>,
+        /// With --pitr: recover to the end of the archived WAL.
+        #[arg(long, requires = "pitr")]
+        latest: bool,
+        /// With --pitr: what the server does at the target: `promote` (default), `pause`
+        /// (read-only, inspect, then `SELECT pg_wal_replay_resume()`), `shutdown`.
+        #[arg(long, requires = "pitr", value_name = "ACTION")]
+        target_action: Option<String>,
+        /// With --pitr: use this base backup (`wst-backup-base-YYYYMMDD-HHMMSS`) instead of the
+        /// newest one that reaches the target.
+        #[arg(long, requires = "pitr", value_name = "NAME")]
+        base_backup: Option<String>,
+        /// With --pitr: start the recovered server on this port (as the current OS user, who
+        /// must not be root), wait until it reached the target, and leave it running.
+        #[arg(long, requires = "pitr")]
+        port: Option<u16>,
         /// Disaster restore of every [[files]] tree into its configured `path` (production),
         /// with --break-glass-by/--reason (doctrine 026 L6): each tree is restored and checked
         /// in a staging directory beside its path, then swapped in; the tree that was there is
@@ -229,6 +268,10 @@ enum Command {
         /// The artifact name (default: the newest complete one).
         artifact: Option<String>,
     },
+    /// A physical base backup of the [database] cluster (`pg_basebackup`) into a base-backup
+    /// artifact `{prefix}-base-YYYYMMDD-HHMMSS` on every sink, verified, with its timeline and
+    /// WAL range; the starting point of `restore --pitr` (issue 16).
+    BaseBackup,
     /// Restore drill with RTO/RPO report (doctrine R7), running the [[drill.check]]
     /// post-restore checks (`sql`, `cross_check`, `smoke`); each is in the report. Exit 1 on
     /// FAIL.
@@ -236,6 +279,14 @@ enum Command {
         /// The sink to drill from (default: the first).
         #[arg(long)]
         sink: Option<String>,
+        /// Point-in-time recovery drill (issue 16): recover the newest base backup and the
+        /// archived WAL to a random moment since it, on a scratch port, prove the data at
+        /// that moment, and report RTO and the real RPO.
+        #[arg(long)]
+        pitr: bool,
+        /// With --pitr: the scratch server's port (default: a free loopback port).
+        #[arg(long, requires = "pitr")]
+        port: Option<u16>,
     },
     /// Apply retention on every sink.
     Prune {
@@ -375,7 +426,9 @@ async fn run(cli: Cli) -> Out<u8> {
         return commands::audit::verify(config, cli.json).await;
     }
     let creating = matches!(cli.command, Command::Init);
-    let ops = Ops::new(config, cli.json, creating).await?;
+    let ops = Ops::new(config, cli.json, creating)
+        .await?
+        .with_config_path(&cli.config);
     let head = ops.audit_head();
     let code = dispatch(cli, &ops).await;
     // Whatever the command recorded is anchored on the sinks (issue 14).
@@ -435,6 +488,65 @@ async fn dispatch(cli: Cli, ops: &Ops) -> Out<u8> {
             .await
         }
         Command::Restore {
+            pitr: true,
+            pgdata,
+            target_time,
+            target_lsn,
+            target_xid,
+            latest,
+            target_action,
+            base_backup,
+            port,
+            sink,
+            break_glass_by,
+            reason,
+            ..
+        } => {
+            let break_glass = break_glass_by.map(|by| BreakGlass {
+                authorized_by: by,
+                reason: reason.unwrap_or_default(),
+            });
+            let target = match (target_time, target_lsn, target_xid, latest) {
+                (Some(t), None, None, false) => {
+                    wst::pg::RecoveryTarget::Time(t.parse::<jiff::Timestamp>().map_err(|e| {
+                        usage(format!("--target-time `{t}` is not an RFC 3339 time: {e}"))
+                    })?)
+                }
+                (None, Some(l), None, false) => wst::pg::RecoveryTarget::Lsn(
+                    l.parse()
+                        .map_err(|e: wst::pg::Error| usage(e.to_string()))?,
+                ),
+                (None, None, Some(x), false) => wst::pg::RecoveryTarget::Xid(x),
+                (None, None, None, true) => wst::pg::RecoveryTarget::Latest,
+                _ => {
+                    return Err(usage(
+                        "--pitr needs one of --target-time, --target-lsn, --target-xid or --latest",
+                    ));
+                }
+            };
+            let action = match target_action.as_deref() {
+                None | Some("promote") => wst::pg::TargetAction::Promote,
+                Some("pause") => wst::pg::TargetAction::Pause,
+                Some("shutdown") => wst::pg::TargetAction::Shutdown,
+                Some(other) => {
+                    return Err(usage(format!(
+                        "--target-action `{other}`: expected promote, pause or shutdown"
+                    )));
+                }
+            };
+            ops.restore_pitr(commands::PitrRequest {
+                pgdata: pgdata.ok_or_else(|| usage("--pitr needs --pgdata DIR"))?,
+                target,
+                action,
+                base_backup,
+                start_port: port,
+                sink,
+                break_glass,
+                config_path: ops.config_path().to_owned(),
+            })
+            .await
+        }
+        Command::Restore {
             in_place: true,
             sink,
             break_glass_by,
@@ -487,7 +599,13 @@ async fn dispatch(cli: Cli, ops: &Ops) -> Out<u8> {
             })
             .await
         }
-        Command::Drill { sink } => ops.drill(sink.as_deref()).await,
+        Command::BaseBackup => ops.base_backup().await,
+        Command::Drill {
+            sink,
+            pitr: true,
+            port,
+        } => ops.drill_pitr(sink.as_deref(), port).await,
+        Command::Drill { sink, .. } => ops.drill(sink.as_deref()).await,
         Command::Prune {
             dry_run,
             allow_listing_drop,

@@ -356,3 +356,374 @@ queue_max_bytes = 1073741824
     assert!(audit.contains("wal_copy_authentic"), "{audit}");
     assert!(!audit.contains("dropped"), "nothing was dropped: {audit}");
 }
+
+/// A free TCP port on the loopback (for a recovered server's port; it listens on its socket).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `psql` against a recovered server listening on `socket_dir`/`port`, as the superuser.
+fn psql_at(cluster: &TestCluster, socket_dir: &Path, port: u16, sql: &str) -> String {
+    let out = cluster
+        .client_command("psql")
+        .env("PGHOST", socket_dir)
+        .env("PGPORT", port.to_string())
+        .args([
+            "-X",
+            "-q",
+            "-A",
+            "-t",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-d",
+            "postgres",
+            "-c",
+            sql,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "psql on port {port}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+fn pg_ctl_stop(cluster: &TestCluster, user: (u32, u32), pgdata: &Path) {
+    let mut cmd = Command::new(cluster.tools().program("pg_ctl"));
+    cmd.args(["stop", "-m", "fast", "-w", "-D"]).arg(pgdata);
+    std::os::unix::process::CommandExt::uid(&mut cmd, user.0);
+    std::os::unix::process::CommandExt::gid(&mut cmd, user.1);
+    assert!(
+        cmd.status().unwrap().success(),
+        "pg_ctl stop {}",
+        pgdata.display()
+    );
+}
+
+/// Point-in-time recovery end to end (issue 16): a cluster archiving through `wst wal-push`,
+/// pgbench traffic, `wst base-backup`, rows committed before and after a chosen time T and a
+/// WAL switch; `restore --pitr --target-time T` brings back exactly the rows committed up to
+/// T, `--latest` all of them; after a break-glass recovery that keeps archiving, the promoted
+/// server archives timeline 2 and a later recovery follows it; a deleted segment is named as
+/// a gap before anything is written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn base_backup_and_point_in_time_recovery_with_a_real_cluster() {
+    let Some(mut cluster) = TestCluster::start_or_skip() else {
+        return;
+    };
+    let user = server_user(&cluster);
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    fs::create_dir_all(t.join("state")).unwrap();
+    fs::create_dir_all(t.join("control")).unwrap();
+    fs::create_dir_all(t.join("scratch")).unwrap();
+    let db_key = t.join("control/db.key");
+    fs::write(&db_key, fs::read(cluster.key_file()).unwrap()).unwrap();
+    fs::set_permissions(&db_key, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let config = t.join("wst.toml");
+    fs::write(
+        &config,
+        format!(
+            r#"
+actor = "postgres@test"
+audit_log = "{t}/state/audit.jsonl"
+
+[database]
+url = "postgresql://postgres@127.0.0.1:{port}/postgres?sslmode=disable"
+password_file = "{t}/control/db.key"
+
+[encryption]
+key_file = "{t}/control/backup.key"
+
+[[sinks]]
+name = "local-c"
+url = "{t}/C"
+
+[[sinks]]
+name = "local-d"
+url = "{t}/D"
+
+[wal]
+sync_sinks = ["local-c", "local-d"]
+"#,
+            t = t.display(),
+            port = cluster.port()
+        ),
+    )
+    .unwrap();
+    chown_tree(t, user);
+    assert_eq!(wst(user, &config, &["keygen"]).code, 0);
+    assert_eq!(wst(user, &config, &["init"]).code, 0);
+    cluster
+        .psql(
+            "postgres",
+            &format!(
+                "ALTER SYSTEM SET archive_mode = on; \
+                 ALTER SYSTEM SET archive_command = 'RUST_LOG=warn {WST} --config {} wal-push %p';",
+                config.display()
+            ),
+        )
+        .unwrap();
+    cluster.restart().unwrap();
+
+    // pgbench traffic before the base backup, and a table of marks with known commit times.
+    let pgbench = cluster
+        .client_command("pgbench")
+        .args(["-i", "-s", "2", "-q", "postgres"])
+        .output()
+        .unwrap();
+    assert!(
+        pgbench.status.success(),
+        "{}",
+        String::from_utf8_lossy(&pgbench.stderr)
+    );
+    cluster
+        .psql("postgres", "CREATE TABLE marks (id int PRIMARY KEY, batch text, at timestamptz DEFAULT clock_timestamp());")
+        .unwrap();
+    let base = wst(user, &config, &["--json", "base-backup"]);
+    assert_eq!(base.code, 0, "{}", base.stderr);
+    let report: serde_json::Value = serde_json::from_str(&base.stdout).unwrap();
+    let base_name = report["artifact"].as_str().unwrap().to_owned();
+    assert!(base_name.starts_with("wst-backup-base-"), "{base_name}");
+    let listing = &report["sources"][0]["listing"];
+    assert_eq!(listing["timeline"], "1", "{listing}");
+    assert!(
+        t.join("D")
+            .join(format!("{base_name}.tar.zst.wst"))
+            .is_file(),
+        "replicated to D:"
+    );
+
+    let traffic = cluster
+        .client_command("pgbench")
+        .args(["-T", "2", "-c", "2", "postgres"])
+        .output()
+        .unwrap();
+    assert!(
+        traffic.status.success(),
+        "{}",
+        String::from_utf8_lossy(&traffic.stderr)
+    );
+    cluster
+        .psql(
+            "postgres",
+            "INSERT INTO marks (id, batch) SELECT g, 'before' FROM generate_series(1, 100) g;",
+        )
+        .unwrap();
+    // T: after every 'before' row committed, before any 'after' row.
+    std::thread::sleep(Duration::from_millis(1100));
+    let target: String = cluster
+        .psql("postgres", "SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"');")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1100));
+    cluster
+        .psql(
+            "postgres",
+            "INSERT INTO marks (id, batch) SELECT g, 'after' FROM generate_series(101, 150) g;",
+        )
+        .unwrap();
+    let last: String = cluster
+        .psql(
+            "postgres",
+            "SELECT pg_walfile_name(pg_current_wal_lsn()); SELECT pg_switch_wal();",
+        )
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .to_owned();
+    wait_for("the archiver", Duration::from_secs(120), || {
+        t.join("C")
+            .join(format!("wst-backup.wal.{last}.zst.wst"))
+            .is_file()
+    });
+
+    // PITR to T: exactly the rows committed up to T.
+    let scratch = t.join("scratch");
+    let port1 = free_port();
+    let pg1 = scratch.join("pg1");
+    let r = wst(
+        user,
+        &config,
+        &[
+            "restore",
+            "--pitr",
+            "--pgdata",
+            pg1.to_str().unwrap(),
+            "--target-time",
+            &target,
+            "--port",
+            &port1.to_string(),
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains(&base_name), "{}", r.stdout);
+    assert_eq!(
+        psql_at(
+            &cluster,
+            &scratch,
+            port1,
+            "SELECT count(*) FROM marks WHERE batch = 'before';"
+        ),
+        "100"
+    );
+    assert_eq!(
+        psql_at(
+            &cluster,
+            &scratch,
+            port1,
+            "SELECT count(*) FROM marks WHERE batch = 'after';"
+        ),
+        "0"
+    );
+    assert_eq!(
+        psql_at(
+            &cluster,
+            &scratch,
+            port1,
+            "SELECT count(*) FROM pgbench_accounts;"
+        ),
+        "200000"
+    );
+    assert_eq!(
+        psql_at(&cluster, &scratch, port1, "SHOW archive_mode;"),
+        "off",
+        "a scratch copy never archives"
+    );
+    pg_ctl_stop(&cluster, user, &pg1);
+
+    // PITR to the latest point, under break-glass: everything, and archiving goes on.
+    let port2 = free_port();
+    let pg2 = scratch.join("pg2");
+    let r = wst(
+        user,
+        &config,
+        &[
+            "restore",
+            "--pitr",
+            "--pgdata",
+            pg2.to_str().unwrap(),
+            "--latest",
+            "--port",
+            &port2.to_string(),
+            "--break-glass-by",
+            "oncall@example",
+            "--reason",
+            "INC-16 drill of a promotion",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        psql_at(&cluster, &scratch, port2, "SELECT count(*) FROM marks;"),
+        "150"
+    );
+    // Promoted on timeline 2, archiving into the same repository.
+    psql_at(
+        &cluster,
+        &scratch,
+        port2,
+        "INSERT INTO marks (id, batch) SELECT g, 'timeline 2' FROM generate_series(151, 160) g;",
+    );
+    let tl2_last = psql_at(
+        &cluster,
+        &scratch,
+        port2,
+        "SELECT pg_walfile_name(pg_current_wal_lsn());",
+    );
+    assert!(tl2_last.starts_with("00000002"), "{tl2_last}");
+    psql_at(&cluster, &scratch, port2, "SELECT pg_switch_wal();");
+    wait_for("timeline 2 archived", Duration::from_secs(120), || {
+        t.join("C")
+            .join(format!("wst-backup.wal.{tl2_last}.zst.wst"))
+            .is_file()
+            && t.join("C")
+                .join("wst-backup.wal.00000002.history.zst.wst")
+                .is_file()
+    });
+    pg_ctl_stop(&cluster, user, &pg2);
+
+    // Both histories stay restorable: the latest point now follows timeline 2.
+    let port3 = free_port();
+    let pg3 = scratch.join("pg3");
+    let r = wst(
+        user,
+        &config,
+        &[
+            "restore",
+            "--pitr",
+            "--pgdata",
+            pg3.to_str().unwrap(),
+            "--latest",
+            "--port",
+            &port3.to_string(),
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        psql_at(
+            &cluster,
+            &scratch,
+            port3,
+            "SELECT count(*) FROM marks WHERE batch = 'timeline 2';"
+        ),
+        "10"
+    );
+    pg_ctl_stop(&cluster, user, &pg3);
+
+    // A deleted segment after the base backup (timeline 1 goes on past it): named as a gap,
+    // nothing written.
+    let newest_tl1: String = cluster
+        .psql("postgres", "INSERT INTO marks (id, batch) SELECT g, 'later' FROM generate_series(161, 170) g; SELECT pg_walfile_name(pg_current_wal_lsn()); SELECT pg_switch_wal();")
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .to_owned();
+    wait_for("the archiver", Duration::from_secs(120), || {
+        t.join("C")
+            .join(format!("wst-backup.wal.{newest_tl1}.zst.wst"))
+            .is_file()
+    });
+    let stop_wal = listing["stop_wal"].as_str().unwrap().to_owned();
+    let victim = {
+        let seg = u64::from_str_radix(&stop_wal[16..], 16).unwrap() + 1;
+        format!("{}{seg:08X}", &stop_wal[..16])
+    };
+    for sink in ["C", "D"] {
+        fs::remove_file(
+            t.join(sink)
+                .join(format!("wst-backup.wal.{victim}.zst.wst")),
+        )
+        .unwrap();
+    }
+    let pg4 = scratch.join("pg4");
+    let r = wst(
+        user,
+        &config,
+        &[
+            "restore",
+            "--pitr",
+            "--pgdata",
+            pg4.to_str().unwrap(),
+            "--latest",
+        ],
+    );
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&victim) && r.stderr.contains("gap"),
+        "{}",
+        r.stderr
+    );
+    assert!(!pg4.exists(), "nothing written");
+
+    assert_eq!(wst(user, &config, &["audit", "verify"]).code, 0);
+    let audit = fs::read_to_string(t.join("state/audit.jsonl")).unwrap();
+    assert!(audit.contains("INC-16"), "break-glass audited");
+    assert!(audit.contains("recovered to time"), "{audit}");
+}

@@ -76,7 +76,8 @@ pub use sink::{
     validate_object_name,
 };
 pub use source::{
-    EntryKind, EntryMeta, EntryOutcome, EntryWriter, PreparedSource, Source, SourceDescription,
+    EntryKind, EntryMeta, EntryOutcome, EntryWriter, LISTING_MAX_ITEMS, LISTING_MAX_KEY_BYTES,
+    LISTING_MAX_VALUE_BYTES, PreparedSource, Source, SourceDescription,
 };
 pub use three_two_one::{
     CopyStatus, ThreeTwoOneOptions, ThreeTwoOneReport, Violation, check_3_2_1,

@@ -169,6 +169,23 @@ pub enum Error {
         /// Each missing table key (`schema.table`) or `schema NAME`.
         missing: Vec<String>,
     },
+    /// A physical base backup could not be taken or read (issue 16): `pg_basebackup`'s
+    /// output was not what wst accepts, or the server is not set up for it.
+    #[error("base backup: {reason}")]
+    BaseBackup {
+        /// What went wrong and what to do.
+        reason: String,
+    },
+    /// A point-in-time recovery could not be planned or did not reach its target (issue 16).
+    #[error("point-in-time recovery: {reason}")]
+    Recovery {
+        /// What went wrong and what to do.
+        reason: String,
+    },
+    /// The archive refused or failed an entry while a source of this crate wrote it (a sink
+    /// failed, the run was stopped): the pipeline's own error, passed through unchanged.
+    #[error(transparent)]
+    Core(wst_core::Error),
     /// A local I/O operation failed.
     #[error("{context}: {source}")]
     Io {
@@ -199,9 +216,12 @@ impl Error {
 
     /// Converts into a [`wst_core::Error::Source`] for the source named `name`.
     pub fn into_core(self, name: impl Into<String>) -> wst_core::Error {
-        wst_core::Error::Source {
-            name: name.into(),
-            source: Box::new(self),
+        match self {
+            Self::Core(e) => e,
+            other => wst_core::Error::Source {
+                name: name.into(),
+                source: Box::new(other),
+            },
         }
     }
 }

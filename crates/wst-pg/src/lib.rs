@@ -75,6 +75,7 @@
 //! `PGSSLROOTCERT` for `pg_dump`/`pg_restore`; see [`SslMode`].
 #![deny(rustdoc::broken_intra_doc_links)]
 
+mod basebackup;
 mod checks;
 #[cfg(feature = "cluster")]
 mod cluster;
@@ -83,6 +84,8 @@ mod connect;
 mod drill;
 mod error;
 mod facts;
+mod lsn;
+mod pitr;
 mod restore;
 mod source;
 mod tls;
@@ -91,6 +94,10 @@ mod tools;
 mod verify;
 pub mod wal;
 
+pub use basebackup::{
+    BASE_ROOT, BASE_SOURCE_KIND, BaseBackupFacts, BaseBackupRange, BaseBackupSource,
+    PreparedBaseBackup, base_prefix, restored_pgdata,
+};
 pub use checks::{Expectation, ObjectKeyCrossCheck, ObjectLocation, ObjectLookup, SqlAssertion};
 #[cfg(feature = "cluster")]
 pub use cluster::{DEMO_SQL, TestCluster};
@@ -98,6 +105,11 @@ pub use config::{ConnectionConfig, Password, PasswordSource, SslMode, read_key_f
 pub use drill::PgDrillRestorer;
 pub use error::{Error, Result};
 pub use facts::{DatabaseFacts, table_key};
+pub use lsn::{Lsn, segment_file_name, segment_number};
+pub use pitr::{
+    RecoveredServer, RecoveryConfig, RecoveryOutcome, RecoveryTarget, TargetAction,
+    choose_base_backup, configure_recovery, probe_tables, run_recovery, wal_fetch_command,
+};
 pub use restore::{DatabaseSelection, RestoreOptions, RestoreProof, compare, restore_dump};
 pub use source::{DEFAULT_ENTRY, DumpCompression, PgDumpSource, PreparedDump, SOURCE_KIND};
 pub use tools::{PgTools, ToolVersion, passfile_dir};

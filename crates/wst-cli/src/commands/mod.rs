@@ -12,6 +12,7 @@ use crate::config::{build_cipher, build_sink, config_error};
 use crate::{Out, failed, usage};
 
 pub(crate) use config_check::config_check;
+pub(crate) use pitr::PitrRequest;
 
 pub(crate) mod audit;
 mod backup;
@@ -20,6 +21,7 @@ mod drill;
 mod init;
 pub(crate) mod keygen;
 mod ls;
+mod pitr;
 mod prune;
 mod replicate;
 pub(crate) mod restore;
@@ -36,6 +38,9 @@ pub(crate) struct Ops {
     sinks: Vec<Arc<dyn Sink>>,
     /// The one owner of the artifacts: catalog, authenticated evidence, markers, lock.
     repo: Repository,
+    /// The configuration file as given (`--config`), for the `restore_command` a
+    /// point-in-time recovery writes.
+    config_path: PathBuf,
 }
 
 /// The selection of `--include`/`--exclude` (`None`: every entry).
@@ -84,7 +89,19 @@ impl Ops {
             cipher,
             sinks,
             repo,
+            config_path: PathBuf::from("wst.toml"),
         })
+    }
+
+    /// The configuration file's path (absolute when it exists).
+    pub(crate) fn config_path(&self) -> &std::path::Path {
+        &self.config_path
+    }
+
+    /// Records the configuration file's path (made absolute when it exists).
+    pub(crate) fn with_config_path(mut self, path: &std::path::Path) -> Self {
+        self.config_path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
+        self
     }
 
     /// The audit log's last record, to tell whether a command recorded anything.

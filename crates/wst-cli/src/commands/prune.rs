@@ -83,7 +83,22 @@ impl Ops {
         if !dry_run {
             std::fs::write(&state_path, serde_json::to_vec_pretty(&state)?)?;
         }
-        self.print(&reports, || {
+        // Point-in-time recovery (issue 16): base backups under the same policy, then the WAL
+        // no retained base backup needs.
+        let mut wal_reports = Vec::new();
+        if self.config.wal.is_some() {
+            let (c, base, wal) = self.prune_pitr(&planner, min_age, dry_run, now).await?;
+            code = code.max(c);
+            reports.extend(base);
+            wal_reports = wal;
+        }
+        // `--json`: the reports as before; with [wal], `{"artifacts": [...], "wal": [...]}`.
+        let json = if self.config.wal.is_some() {
+            serde_json::json!({ "artifacts": reports, "wal": wal_reports })
+        } else {
+            serde_json::to_value(&reports)?
+        };
+        self.print(&json, || {
             for r in &reports {
                 say!(
                     "prune {}{}: {} listed, {} kept, {} {}",
@@ -115,6 +130,26 @@ impl Ops {
                 }
                 for a in r.attention() {
                     say!("  attention: {a}");
+                }
+            }
+            for w in &wal_reports {
+                say!(
+                    "prune WAL {}{}: {} {}{}",
+                    w.sink,
+                    if w.dry_run { " (dry run)" } else { "" },
+                    w.deleted.len(),
+                    if w.dry_run {
+                        "would be deleted"
+                    } else {
+                        "deleted"
+                    },
+                    match (&w.keep_from, &w.oldest_base_backup) {
+                        (Some(k), Some(b)) => format!(", kept from {k} (base backup {b})"),
+                        _ => String::new(),
+                    }
+                );
+                if let Some(n) = &w.note {
+                    say!("  {n}");
                 }
             }
         });

@@ -92,7 +92,10 @@ impl Ops {
             three_two_one: t321,
             ..ComplianceOptions::default()
         };
-        let report = self.repo.status(&options, self.repo.clock().now()).await?;
+        let now = self.repo.clock().now();
+        let mut report = self.repo.status(&options, now).await?;
+        // Point-in-time recovery (issue 16): continuity, lag and RPO of the WAL archive.
+        report.rules.extend(self.wal_rules(now).await);
         let sources = self.configured_sources();
         if report.rules.iter().any(|r| r.rule != "audit trail intact") {
             let _ = self.audit.append(AuditEvent::ComplianceCheck {

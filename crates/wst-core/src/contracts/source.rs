@@ -133,7 +133,23 @@ pub struct SourceDescription {
     /// Kind-specific facts. Never contains credentials.
     #[serde(default)]
     pub details: serde_json::Value,
+    /// A few facts the source asks to be repeated in the artifact's authenticated sidecar
+    /// ([`SourceCounts::listing`](crate::SourceCounts::listing)), so that a listing of the sink
+    /// can use them without downloading and decrypting the artifact (issue 16: a base backup's
+    /// timeline and WAL range, which status and WAL retention read every minute). Bounded by
+    /// the pipeline: at most [`LISTING_MAX_ITEMS`] keys of at most [`LISTING_MAX_KEY_BYTES`]
+    /// bytes with values of at most [`LISTING_MAX_VALUE_BYTES`] bytes; more is dropped with a
+    /// warning in the run report. Never contains credentials or entry names.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub listing: std::collections::BTreeMap<String, String>,
 }
+
+/// At most this many [`SourceDescription::listing`] facts are kept per source.
+pub const LISTING_MAX_ITEMS: usize = 16;
+/// A [`SourceDescription::listing`] key longer than this (bytes) is dropped.
+pub const LISTING_MAX_KEY_BYTES: usize = 64;
+/// A [`SourceDescription::listing`] value longer than this (bytes) is dropped.
+pub const LISTING_MAX_VALUE_BYTES: usize = 256;
 
 /// Contributes entries to a snapshot.
 ///

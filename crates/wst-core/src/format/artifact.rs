@@ -211,6 +211,10 @@ pub struct SourceCounts {
     pub entries: u64,
     /// Content bytes the source wrote (the sum of its files' sizes).
     pub bytes: u64,
+    /// The source's listing facts ([`SourceDescription::listing`](crate::SourceDescription)),
+    /// e.g. a PostgreSQL base backup's timeline and WAL range (issue 16). Absent when empty.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub listing: std::collections::BTreeMap<String, String>,
 }
 
 impl Sidecar {
@@ -308,6 +312,7 @@ mod sidecar_tests {
                 kind: "files".into(),
                 entries: 12,
                 bytes: 4096,
+                listing: [("timeline".to_owned(), "1".to_owned())].into(),
             }],
             mac: None,
             verification: Some(SidecarVerification {

@@ -461,6 +461,7 @@ impl PreparedSource for PreparedTree {
                 "min_entries": self.source.min_entries,
                 "max_shrink": self.source.max_shrink,
             }),
+            listing: Default::default(),
         }
     }
 
@@ -772,6 +773,7 @@ mod tests {
             kind: "files".into(),
             entries,
             bytes,
+            listing: Default::default(),
         };
         let guarded = |prev| {
             FileTreeSource::new(dir.path(), "wst")

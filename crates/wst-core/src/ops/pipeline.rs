@@ -506,6 +506,7 @@ impl BackupJob {
                     kind: s.kind.clone(),
                     entries: s.entries,
                     bytes: s.bytes,
+                    listing: s.listing.clone(),
                 })
                 .collect(),
             mac: None,
@@ -841,6 +842,7 @@ fn archive(
                 outcome.kind.clone_from(&d.kind);
                 outcome.entries = (writer.entry_count() - entries_before) as u64;
                 outcome.bytes = writer.bytes_read() - bytes_before;
+                outcome.listing = bounded_listing(&d, &mut writer);
             }
             descriptions[index] = Some(d);
         }
@@ -891,6 +893,36 @@ fn archive(
     })
 }
 
+/// The source's listing facts within the bounds of [`SourceDescription::listing`]; what is
+/// dropped is named in a run warning.
+fn bounded_listing(
+    d: &SourceDescription,
+    writer: &mut dyn crate::EntryWriter,
+) -> BTreeMap<String, String> {
+    use crate::contracts::source::{
+        LISTING_MAX_ITEMS, LISTING_MAX_KEY_BYTES, LISTING_MAX_VALUE_BYTES,
+    };
+    let mut kept = BTreeMap::new();
+    let mut dropped = 0usize;
+    for (k, v) in &d.listing {
+        if kept.len() < LISTING_MAX_ITEMS
+            && k.len() <= LISTING_MAX_KEY_BYTES
+            && v.len() <= LISTING_MAX_VALUE_BYTES
+        {
+            kept.insert(k.clone(), v.clone());
+        } else {
+            dropped += 1;
+        }
+    }
+    if dropped > 0 {
+        writer.warn(format!(
+            "source `{}`: {dropped} listing fact(s) over the bounds were not recorded in the sidecar",
+            crate::contracts::error::quote_name(d.name.as_bytes())
+        ));
+    }
+    kept
+}
+
 /// Takes one preparation result: records its timing and outcome, queues the prepared source,
 /// or returns the source's error (which fails the run).
 fn accept(
@@ -908,6 +940,7 @@ fn accept(
             prepare_seconds: prepared.seconds,
             entries: 0,
             bytes: 0,
+            listing: BTreeMap::new(),
         });
     }
     waiting.insert(prepared.index, (prepared.name, ps));

@@ -41,6 +41,10 @@ pub struct SourceOutcome {
     /// Content bytes the source wrote (issue 15; 0 in reports of older wst versions).
     #[serde(default)]
     pub bytes: u64,
+    /// The source's listing facts, as bounded by the pipeline and recorded in the sidecar
+    /// ([`SourceDescription::listing`](crate::SourceDescription)). Absent when empty.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub listing: std::collections::BTreeMap<String, String>,
 }
 
 /// The overall outcome of a run.

@@ -161,8 +161,11 @@ impl Catalog {
         let mut sidecars: BTreeSet<ArtifactName> = BTreeSet::new();
         let mut claims = Vec::new();
         for meta in objects {
-            if meta.name.ends_with(CLAIM_EXTENSION) {
-                claims.push(meta);
+            if let Some(stem) = meta.name.strip_suffix(CLAIM_EXTENSION) {
+                // Only this prefix's claims: `{prefix}-base-…` (issue 16) lists under `{prefix}-`.
+                if ArtifactName::parse(stem).is_ok_and(|n| n.prefix() == prefix) {
+                    claims.push(meta);
+                }
                 continue;
             }
             let Ok(name) = ArtifactName::parse(&meta.name) else {

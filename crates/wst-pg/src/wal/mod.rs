@@ -25,6 +25,7 @@
 //!   [`MAX_WAL_FILE_BYTES`], [`MAX_HEADER_JSON_BYTES`].
 
 mod archive;
+mod continuity;
 mod error;
 mod format;
 mod name;
@@ -34,6 +35,7 @@ pub use archive::{
     DEFAULT_WAL_ZSTD_LEVEL, DrainReport, DroppedCopy, FetchReport, PushReport, SinkDrain,
     WalArchive, WalArchiveBuilder,
 };
+pub use continuity::{Continuity, TimelineContinuity, WalGap, check_continuity};
 pub use error::WalError;
 pub use format::{
     MAX_HEADER_JSON_BYTES, MAX_WAL_FILE_BYTES, MAX_WAL_OBJECT_BYTES, WAL_FORMAT, WAL_FRAME_MAGIC,
