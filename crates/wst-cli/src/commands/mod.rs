@@ -22,6 +22,7 @@ pub(crate) mod keygen;
 mod ls;
 mod prune;
 mod replicate;
+mod report;
 pub(crate) mod restore;
 mod status;
 mod verify;

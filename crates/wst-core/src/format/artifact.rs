@@ -211,6 +211,12 @@ pub struct SourceCounts {
     pub entries: u64,
     /// Content bytes the source wrote (the sum of its files' sizes).
     pub bytes: u64,
+    /// The source's schema fingerprint (a `PostgreSQL` source: SHA-256 hex of its canonical
+    /// schema, as in the manifest's facts), so status can tell a schema change since the last
+    /// passing drill without opening the artifact (issue 17, seeds/004). Absent for other
+    /// sources and in sidecars of older wst versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema_fingerprint: Option<String>,
 }
 
 impl Sidecar {
@@ -308,6 +314,7 @@ mod sidecar_tests {
                 kind: "files".into(),
                 entries: 12,
                 bytes: 4096,
+                schema_fingerprint: None,
             }],
             mac: None,
             verification: Some(SidecarVerification {

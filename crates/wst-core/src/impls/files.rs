@@ -772,6 +772,7 @@ mod tests {
             kind: "files".into(),
             entries,
             bytes,
+            schema_fingerprint: None,
         };
         let guarded = |prev| {
             FileTreeSource::new(dir.path(), "wst")

@@ -506,6 +506,7 @@ impl BackupJob {
                     kind: s.kind.clone(),
                     entries: s.entries,
                     bytes: s.bytes,
+                    schema_fingerprint: s.schema_fingerprint.clone(),
                 })
                 .collect(),
             mac: None,
@@ -841,6 +842,7 @@ fn archive(
                 outcome.kind.clone_from(&d.kind);
                 outcome.entries = (writer.entry_count() - entries_before) as u64;
                 outcome.bytes = writer.bytes_read() - bytes_before;
+                outcome.schema_fingerprint = schema_fingerprint_of(&d);
             }
             descriptions[index] = Some(d);
         }
@@ -891,6 +893,16 @@ fn archive(
     })
 }
 
+/// The `schema_fingerprint` string member of a source description's `details` (a database
+/// source's schema fingerprint; issue 17), at most 128 characters of hex, else `None`.
+fn schema_fingerprint_of(d: &SourceDescription) -> Option<String> {
+    d.details
+        .get("schema_fingerprint")
+        .and_then(serde_json::Value::as_str)
+        .filter(|f| !f.is_empty() && f.len() <= 128 && f.bytes().all(|b| b.is_ascii_hexdigit()))
+        .map(str::to_owned)
+}
+
 /// Takes one preparation result: records its timing and outcome, queues the prepared source,
 /// or returns the source's error (which fails the run).
 fn accept(
@@ -908,6 +920,7 @@ fn accept(
             prepare_seconds: prepared.seconds,
             entries: 0,
             bytes: 0,
+            schema_fingerprint: None,
         });
     }
     waiting.insert(prepared.index, (prepared.name, ps));

@@ -41,6 +41,12 @@ pub struct SourceOutcome {
     /// Content bytes the source wrote (issue 15; 0 in reports of older wst versions).
     #[serde(default)]
     pub bytes: u64,
+    /// The source's schema fingerprint, when its description's `details` carry one as the
+    /// string member `schema_fingerprint` (a `PostgreSQL` source: SHA-256 hex of its
+    /// canonical schema). Copied into the sidecar so status can tell a schema change without
+    /// opening the artifact (issue 17, seeds/004). `None` for other sources.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema_fingerprint: Option<String>,
 }
 
 /// The overall outcome of a run.
