@@ -43,8 +43,6 @@
 
 #[cfg(feature = "config")]
 pub mod config;
-/// Reports for people (issue 17): the business continuity plan and the auditor's evidence
-/// bundle (feature `config`).
 #[cfg(feature = "config")]
 pub mod report;
 pub use wst_core as core;

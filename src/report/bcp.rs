@@ -259,15 +259,12 @@ pub fn render_bcp(config: &Config, records: &[AuditRecord], now: Timestamp) -> S
         )
     });
     let _ = writeln!(o, "\n## 2. RECOVERY_OBJECTIVES");
-    match targets {
-        Some((rto, rpo)) => {
-            let _ = writeln!(o, "RPO: {}", hours(rpo));
-            let _ = writeln!(o, "RTO: {}", hours(rto));
-        }
-        None => {
-            let _ = writeln!(o, "RPO: {}", fill("`[drill] rpo_target_hours`"));
-            let _ = writeln!(o, "RTO: {}", fill("`[drill] rto_target_minutes`"));
-        }
+    if let Some((rto, rpo)) = targets {
+        let _ = writeln!(o, "RPO: {}", hours(rpo));
+        let _ = writeln!(o, "RTO: {}", hours(rto));
+    } else {
+        let _ = writeln!(o, "RPO: {}", fill("`[drill] rpo_target_hours`"));
+        let _ = writeln!(o, "RTO: {}", fill("`[drill] rto_target_minutes`"));
     }
     let _ = writeln!(
         o,

@@ -570,10 +570,10 @@ pub async fn write_evidence(
         dirs.push(d);
     }
     for d in drill_history(&records) {
-        if let Some(parent) = Path::new(&d.report).parent() {
-            if !dirs.iter().any(|x| x == parent) {
-                dirs.push(parent.to_owned());
-            }
+        if let Some(parent) = Path::new(&d.report).parent()
+            && !dirs.iter().any(|x| x == parent)
+        {
+            dirs.push(parent.to_owned());
         }
     }
     let reports = find_drill_reports(&dirs, &all, since, now);

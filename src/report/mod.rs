@@ -29,6 +29,8 @@ mod evidence;
 pub use bcp::{DrillRow, TO_FILL, drill_history, render_bcp};
 pub use evidence::{EvidenceBundle, EvidenceOptions, write_evidence};
 
+use std::fmt::Write as _;
+
 use jiff::{SignedDuration, Timestamp};
 use wst_core::{Error, Result};
 
@@ -82,7 +84,9 @@ pub(crate) fn cell(s: &str) -> String {
         match c {
             '|' => out.push_str("\\|"),
             '\n' | '\r' | '\t' => out.push(' '),
-            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c if c.is_control() => {
+                let _ = write!(out, "\\u{{{:x}}}", c as u32);
+            }
             c => out.push(c),
         }
     }
