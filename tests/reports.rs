@@ -277,6 +277,24 @@ async fn a_schema_change_calls_for_a_drill() {
         )
     );
 
+    // The drilled artifact gone from every sink (pruned, deleted by hand): whether the schema
+    // changed since can no longer be told, so a drill is due and the rule fails.
+    for dir in ["c", "d"] {
+        fs::remove_file(t.join(dir).join(first.artifact.artifact_object())).unwrap();
+        fs::remove_file(t.join(dir).join(first.artifact.sidecar_object())).unwrap();
+    }
+    let due = repo.drill_due(repo.clock().now()).await.unwrap();
+    assert!(
+        due.is_due() && matches!(due, DrillDue::Unknown { .. }),
+        "{due:?}"
+    );
+    let status = repo.status(&options, repo.clock().now()).await.unwrap();
+    let r = schema_rule(&status);
+    assert!(
+        !r.passed && r.detail.contains("on no sink any more"),
+        "{r:#?}"
+    );
+
     // A passing drill of the new schema clears it.
     let drill = repo
         .drill(std::slice::from_ref(&restorer), &drill_options, None)
@@ -415,7 +433,7 @@ escalation = "immediate"
         bcp.contains(&format!("| restore test | pass | {rto} |")),
         "{bcp}"
     );
-    assert!(bcp.contains("3 runs in the last 30 days"), "{bcp}");
+    assert!(bcp.contains("3 completed in the last 30 days"), "{bcp}");
     assert!(bcp.contains("last 2 (UTC), min age 7d"), "{bcp}");
     assert!(
         bcp.contains(&format!("**{TO_FILL}** (`[bcp] version`)")),

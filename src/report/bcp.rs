@@ -165,7 +165,7 @@ fn observed_frequency(config: &Config, records: &[AuditRecord], now: Timestamp) 
     match runs.last() {
         None => format!("at most {limit} h apart (R1); none observed in the last 30 days"),
         Some(last) => format!(
-            "at most {limit} h apart (R1); {} runs in the last 30 days, newest {}",
+            "at most {limit} h apart (R1); {} completed in the last 30 days, newest {}",
             runs.len(),
             last.time
         ),
