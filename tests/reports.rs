@@ -568,4 +568,22 @@ escalation = "immediate"
         (short.backups, short.deletions, short.drills),
         (0, 2, (1, 1))
     );
+
+    // A rewritten audit log shows in the bundle: the index says it cannot be trusted.
+    let text = fs::read_to_string(&config.audit_log).unwrap().replacen(
+        "\"actor\":\"otto\"",
+        "\"actor\":\"eve\"",
+        1,
+    );
+    fs::write(&config.audit_log, text).unwrap();
+    let tampered = write_evidence(
+        &repo,
+        &config,
+        &EvidenceOptions::new(since, now, t.join("tampered")),
+    )
+    .await
+    .unwrap();
+    assert!(!tampered.audit_trustworthy);
+    let index = fs::read_to_string(t.join("tampered/INDEX.md")).unwrap();
+    assert!(index.contains("audit chain: NOT TRUSTWORTHY"), "{index}");
 }

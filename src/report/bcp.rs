@@ -520,3 +520,49 @@ pub fn render_bcp(config: &Config, records: &[AuditRecord], now: Timestamp) -> S
     }
     o
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the configuration does not hold is marked, never invented (issue 17).
+    #[test]
+    fn a_bare_configuration_renders_every_section_with_markers() {
+        let config = Config::from_toml_str(
+            "audit_log = \"/a\"\n[encryption]\nkey_file = \"/k\"\n\
+             [[sinks]]\nname = \"c\"\nurl = \"/srv/wst\"\n\
+             [database]\nurl = \"postgresql://ops@db:5432/shop\"\n",
+        )
+        .unwrap();
+        let now: Timestamp = "2026-11-30T12:00:00Z".parse().unwrap();
+        let bcp = render_bcp(&config, &[], now);
+        for needle in [
+            "# Business Continuity Plan — wst",
+            "VERSION: **TO FILL** (`[bcp] version`)",
+            "REVIEWED_BY: **TO FILL** (`[bcp] reviewed_by`)",
+            "DATE: 2026-11-30T12:00:00Z",
+            "NEXT_REVIEW: 2027-02-28",
+            "client: **TO FILL** (`[bcp] client`)",
+            "RPO: **TO FILL** (`[drill] rpo_target_hours`)",
+            "RTO: **TO FILL** (`[drill] rto_target_minutes`)",
+            "measured: no passing restore drill on record",
+            "| PostgreSQL `shop` | pg_dump -Fc",
+            "none configured: nothing is pruned",
+            "| c | disk | no | **TO FILL** (`region` of this sink) |",
+            "### 4a. Database Recovery",
+            "--database shop --break-glass-by WHO",
+            "**TO FILL** (`[bcp] dr_failover`",
+            "| **TO FILL** (`[[bcp.contacts]]`: role, name, escalation) | | |",
+            "| **TO FILL** (no restore drill on record: run `wst drill`) |",
+        ] {
+            assert!(bcp.contains(needle), "{needle} in\n{bcp}");
+        }
+        // Only the seeds' section headings and the configuration's facts: no contact, client or
+        // procedure step from the seeds' example.
+        for invented in ["mira", "arjan", "boris", "Dirk-Jan", "UpCloud", "nl-ams1"] {
+            assert!(!bcp.contains(invented), "{invented} in\n{bcp}");
+        }
+        // The same inputs at the same `now` render the same plan.
+        assert_eq!(bcp, render_bcp(&config, &[], now));
+    }
+}
