@@ -721,10 +721,11 @@ pub async fn write_evidence(
             .map(|d| d.rto_target_minutes.unwrap_or(240.0) * 60.0);
         let _ = writeln!(
             x,
-            "- measured RTO of the newest passing drill ({}, audit #{}): {}{} ; RPO {}",
+            "- measured RTO of the newest passing drill ({}, audit #{}): {} ({:.1} s){}; RPO {}",
             d.artifact,
             d.seq,
             hours(d.rto_seconds),
+            d.rto_seconds,
             target.map_or_else(String::new, |t| format!(
                 " (target {}: {})",
                 hours(t),
