@@ -77,6 +77,7 @@ impl PreparedSource for MemSource {
             name: "memory".into(),
             root: "mem".into(),
             details: serde_json::Value::Null,
+            listing: Default::default(),
         }
     }
 

@@ -211,6 +211,10 @@ pub struct Config {
     /// `[wal]`: continuous WAL archiving (`wal-push`/`wal-fetch`, issue 16). Absent: the
     /// defaults of [`WalConfig`].
     pub wal: Option<WalConfig>,
+    /// `[bcp]`: what the business continuity plan (`wst report bcp`, issue 17) needs and the
+    /// configuration does not otherwise hold (client, systems, contacts, the DR procedure).
+    /// Absent: those parts of the plan are rendered as `TO FILL` markers.
+    pub bcp: Option<BcpConfig>,
 }
 
 fn default_project() -> String {
@@ -302,7 +306,12 @@ impl Config {
     ///   valid, the artifact prefix valid, `[[drill.check]]` names present and unique, a
     ///   cross-check naming exactly one of `root` or a configured `bucket`, SQL checks and
     ///   drills of a database having `restore_url`, `freshness_column` as
-    ///   `schema.table.column`, `medium` one of `object_storage`, `disk`, `tape`.
+    ///   `schema.table.column`, `medium` one of `object_storage`, `disk`, `tape`;
+    /// - **placement** (issue 17): `region`, `jurisdiction`, `production_region`,
+    ///   `production_jurisdiction` and `allowed_jurisdictions` entries not empty, no
+    ///   jurisdiction listed twice (a sink that does not declare what a configured placement
+    ///   rule needs is a finding of `status`, not a problem here: backups still run);
+    /// - **`[bcp]`**: contacts with a role and a name, `review_interval_months` 1–36.
     ///
     /// Files are not opened (a key file may not exist before `wst keygen`); environment
     /// variables are not read.
@@ -319,6 +328,8 @@ impl Config {
         check_drill(self, &mut p);
         check_compliance(&self.compliance, &mut p);
         check_roots(self, &mut p);
+        check_placement(self, &mut p);
+        check_bcp(self, &mut p);
         p
     }
 
@@ -651,6 +662,13 @@ pub struct SinkConfig {
     /// Whether the copy is offsite (3-2-1 needs one). Default `false`.
     #[serde(default)]
     pub offsite: bool,
+    /// The region or data center the copy is in, e.g. `nl-ams1` (issue 17 placement rules:
+    /// an offsite sink must be in another region than `[compliance] production_region`,
+    /// seeds/002 anti-pattern 5). Required for offsite sinks when `production_region` is set.
+    pub region: Option<String>,
+    /// The jurisdiction the copy is in, e.g. `EU` (issue 17: it must be one of `[compliance]
+    /// allowed_jurisdictions`, seeds/002 anti-pattern 6). Required when that list is set.
+    pub jurisdiction: Option<String>,
 }
 
 impl SinkConfig {
@@ -684,6 +702,8 @@ impl fmt::Debug for SinkConfig {
             .field("options_env", &self.options_env)
             .field("medium", &self.medium)
             .field("offsite", &self.offsite)
+            .field("region", &self.region)
+            .field("jurisdiction", &self.jurisdiction)
             .finish()
     }
 }
@@ -837,6 +857,18 @@ pub struct ComplianceConfig {
     /// Default 3.
     #[serde(default = "default_copies")]
     pub min_copies: usize,
+    /// The production system's region or data center, e.g. `de-fra1` (issue 17). When set,
+    /// status has the rule *offsite in another region*: every offsite `[[sinks]]` declares a
+    /// `region` other than this (seeds/002 anti-pattern 5). Default: not judged.
+    pub production_region: Option<String>,
+    /// The production system's jurisdiction, e.g. `EU` (the first copy of seeds/002's three).
+    /// Needed when `allowed_jurisdictions` is set.
+    pub production_jurisdiction: Option<String>,
+    /// The jurisdictions copies may be in, e.g. `["EU"]` (issue 17). When set, status has the
+    /// rule *copies in allowed jurisdictions*: production and every `[[sinks]]` declare a
+    /// `jurisdiction` in this list (seeds/002 anti-pattern 6). Default: not judged.
+    #[serde(default)]
+    pub allowed_jurisdictions: Vec<String>,
 }
 
 impl Default for ComplianceConfig {
@@ -844,6 +876,9 @@ impl Default for ComplianceConfig {
         Self {
             max_backup_age_hours: default_age(),
             min_copies: default_copies(),
+            production_region: None,
+            production_jurisdiction: None,
+            allowed_jurisdictions: Vec::new(),
         }
     }
 }
@@ -1659,5 +1694,175 @@ min_copies = 0
             e.contains("retention.policy: conflicting retention durations"),
             "{e}"
         );
+    }
+}
+
+// ---- placement and the business continuity plan (issue 17) -------------------------------
+// Additive: `[[sinks]]` `region`/`jurisdiction`, `[compliance]` placement keys, `[bcp]`.
+
+/// `[bcp]`: the parts of the business continuity plan (seeds/002 `BCP_TEMPLATE`; `wst report
+/// bcp`, issue 17) that the rest of the configuration does not hold. Every key is optional;
+/// whatever is missing is rendered as an explicit `TO FILL` marker, never invented.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct BcpConfig {
+    /// The plan's version, e.g. `1.2` (`VERSION`).
+    pub version: Option<String>,
+    /// Who reviewed the plan (`REVIEWED_BY`).
+    pub reviewed_by: Option<String>,
+    /// The client the project serves (`SCOPE` `client`).
+    pub client: Option<String>,
+    /// The systems the plan covers (`SCOPE` `systems`), e.g. `["wst API", "admin UI"]`.
+    /// Default: the configured sources.
+    #[serde(default)]
+    pub systems: Vec<String>,
+    /// Months until the next review (`NEXT_REVIEW` = the report's date plus this). Default 3
+    /// (seeds/002: "date + 3 months").
+    pub review_interval_months: Option<u32>,
+    /// `[[bcp.contacts]]`: who is called in a disaster (`CONTACTS`).
+    #[serde(default)]
+    pub contacts: Vec<BcpContact>,
+    /// The full disaster-recovery failover steps (`4b. Full DR Failover`), one per line, in
+    /// order. The database and file recovery steps (`4a`) are generated from the configuration.
+    #[serde(default)]
+    pub dr_failover: Vec<String>,
+}
+
+/// One `[[bcp.contacts]]` row of the BCP's `CONTACTS` table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct BcpContact {
+    /// The role, e.g. `incident commander`, `DBA`.
+    pub role: String,
+    /// Who holds it (a person, team or on-call alias).
+    pub name: String,
+    /// How fast to escalate, e.g. `immediate`, `within 15 min`.
+    pub escalation: Option<String>,
+}
+
+fn blank(v: Option<&String>) -> bool {
+    v.is_some_and(|s| s.trim().is_empty())
+}
+
+fn check_placement(c: &Config, p: &mut Vec<Problem>) {
+    for (i, s) in c.sinks.iter().enumerate() {
+        if blank(s.region.as_ref()) {
+            p.push(Problem::new(
+                format!("sinks[{i}].region"),
+                "is empty: name the region or data center (e.g. \"nl-ams1\"), or remove the key",
+            ));
+        }
+        if blank(s.jurisdiction.as_ref()) {
+            p.push(Problem::new(
+                format!("sinks[{i}].jurisdiction"),
+                "is empty: name the jurisdiction (e.g. \"EU\"), or remove the key",
+            ));
+        }
+    }
+    let k = &c.compliance;
+    if blank(k.production_region.as_ref()) {
+        p.push(Problem::new(
+            "compliance.production_region",
+            "is empty: name production's region (e.g. \"de-fra1\"), or remove the key",
+        ));
+    }
+    if blank(k.production_jurisdiction.as_ref()) {
+        p.push(Problem::new(
+            "compliance.production_jurisdiction",
+            "is empty: name production's jurisdiction (e.g. \"EU\"), or remove the key",
+        ));
+    }
+    let mut seen = BTreeSet::new();
+    for (i, j) in k.allowed_jurisdictions.iter().enumerate() {
+        if j.trim().is_empty() {
+            p.push(Problem::new(
+                format!("compliance.allowed_jurisdictions[{i}]"),
+                "is empty",
+            ));
+        } else if !seen.insert(j.trim().to_ascii_uppercase()) {
+            p.push(Problem::new(
+                format!("compliance.allowed_jurisdictions[{i}]"),
+                format!("`{j}` is listed twice"),
+            ));
+        }
+    }
+}
+
+fn check_bcp(c: &Config, p: &mut Vec<Problem>) {
+    let Some(b) = &c.bcp else { return };
+    if b.review_interval_months
+        .is_some_and(|m| !(1..=36).contains(&m))
+    {
+        p.push(Problem::new(
+            "bcp.review_interval_months",
+            "must be 1–36 months (seeds/002: every 3 months)",
+        ));
+    }
+    for (i, contact) in b.contacts.iter().enumerate() {
+        for (key, v) in [("role", &contact.role), ("name", &contact.name)] {
+            if v.trim().is_empty() {
+                p.push(Problem::new(format!("bcp.contacts[{i}].{key}"), "is empty"));
+            }
+        }
+    }
+}
+
+impl Config {
+    /// The placement the status judges (issue 17): `[compliance]` `production_region`,
+    /// `production_jurisdiction`, `allowed_jurisdictions` and each `[[sinks]]` `region` and
+    /// `jurisdiction`, by sink name.
+    pub fn placement(&self) -> crate::core::Placement {
+        crate::core::Placement {
+            production_region: self.compliance.production_region.clone(),
+            production_jurisdiction: self.compliance.production_jurisdiction.clone(),
+            allowed_jurisdictions: self.compliance.allowed_jurisdictions.clone(),
+            sinks: self
+                .sinks
+                .iter()
+                .map(|s| {
+                    (
+                        s.name.clone(),
+                        crate::core::SinkPlacement {
+                            region: s.region.clone(),
+                            jurisdiction: s.jurisdiction.clone(),
+                        },
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    /// The options of the compliance status this configuration asks for: `[compliance]`
+    /// thresholds (R1 age, R3 copies), the artifact prefix, the retention policy's `min_age`
+    /// (R4; zero without `[retention]`) and the placement rules ([`Config::placement`]).
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] naming `retention.policy` when its `min_age` is not a
+    /// duration (months or years, negative).
+    pub fn compliance_options(&self) -> Result<crate::core::ComplianceOptions, ConfigError> {
+        let mut t321 = crate::core::ThreeTwoOneOptions::default();
+        t321.min_copies = self.compliance.min_copies;
+        if let Some(p) = &self.prefix {
+            t321.prefix.clone_from(p);
+        }
+        let min_age = match &self.retention {
+            Some(r) => r
+                .policy
+                .min_age_duration()
+                .map_err(|e| ConfigError::Invalid {
+                    path: None,
+                    problems: vec![Problem::new("retention.policy", e.to_string())],
+                })?,
+            None => jiff::SignedDuration::ZERO,
+        };
+        Ok(crate::core::ComplianceOptions {
+            max_backup_age: jiff::SignedDuration::from_hours(self.compliance.max_backup_age_hours),
+            retention_min_age: min_age,
+            three_two_one: t321,
+            placement: self.placement(),
+            ..crate::core::ComplianceOptions::default()
+        })
     }
 }

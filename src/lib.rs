@@ -10,6 +10,7 @@
 //! | `pg` | `pg` | `wst-pg`: snapshot-consistent `pg_dump` source, scratch-database restore |
 //! | `retention` | `retention` | `wst-retention`: GFS retention planning |
 //! | `config` | `config` | the `wst.toml` schema of the `wst` binary, for services that embed it (needs `retention`) |
+//! | `config` | `report` | the business continuity plan and the auditor's evidence bundle (`wst report`, issue 17) |
 //! | `zstdmt` | — | multi-threaded zstd in the pipeline |
 //!
 //! ```no_run
@@ -42,6 +43,8 @@
 
 #[cfg(feature = "config")]
 pub mod config;
+#[cfg(feature = "config")]
+pub mod report;
 pub use wst_core as core;
 #[cfg(feature = "crypto")]
 pub use wst_crypto as crypto;

@@ -26,6 +26,9 @@
 //!   wal-push PATH              archive one WAL file (archive_command; [wal] in wst.toml)
 //!   wal-fetch NAME DEST        restore one WAL file (restore_command; exit 1 when absent)
 //!   wal-drain                  copy queued WAL to the asynchronous sinks
+//!   report bcp [--out FILE]    the business continuity plan (seeds/002) as Markdown
+//!   report evidence --since 90d --out DIR
+//!                              an auditor's evidence bundle (docs/REPORTS.md)
 //! ```
 //!
 //! Every command that reads the configuration checks all of it first (`wst::config`'s
@@ -329,6 +332,37 @@ enum Command {
         #[command(subcommand)]
         command: ConfigCommand,
     },
+    /// Reports for people (issue 17): the business continuity plan and an auditor's evidence
+    /// bundle (layout in docs/REPORTS.md).
+    Report {
+        #[command(subcommand)]
+        command: ReportCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ReportCommand {
+    /// The business continuity plan (seeds/002 template) as Markdown: scope, recovery
+    /// objectives with the measured RTO/RPO, backup inventory, recovery procedures, contacts
+    /// ([bcp]), test history from the drills. What the configuration does not hold is marked
+    /// TO FILL.
+    Bcp {
+        /// Write it into this new file instead of standard output.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// An auditor's evidence bundle: audit chain verification, the period's records, drill
+    /// reports, 3-2-1 and compliance status, retention policy, BCP, and INDEX.md mapping them
+    /// to ISO 27001 A.8.13, A.5.29, A.5.30.
+    Evidence {
+        /// The period: `90d`, `12w`, `48h` before now (the repository's clock), or an RFC
+        /// 3339 date or time.
+        #[arg(long, value_name = "PERIOD", default_value = "90d")]
+        since: String,
+        /// A new or empty directory for the bundle.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -615,6 +649,12 @@ async fn dispatch(cli: Cli, ops: &Ops) -> Out<u8> {
         Command::WalPush { path } => ops.wal_push(&cli.config, &path).await,
         Command::WalFetch { name, dest } => ops.wal_fetch(&name, &dest).await,
         Command::WalDrain => ops.wal_drain().await,
+        Command::Report {
+            command: ReportCommand::Bcp { out },
+        } => ops.report_bcp(out.as_deref()).await,
+        Command::Report {
+            command: ReportCommand::Evidence { since, out },
+        } => ops.report_evidence(&since, &out).await,
         Command::Keygen { .. } | Command::Audit { .. } | Command::Config { .. } => {
             unreachable!("handled above")
         }

@@ -23,6 +23,7 @@ use format::{archive, artifact, bridge, entry_rules, manifest, reader, selection
 #[cfg(feature = "conformance")]
 pub use impls::conformance;
 use impls::{files, memory};
+use ops::placement;
 use ops::{
     compliance, drill, list, pipeline, prune, replicate, report, restore, three_two_one, verify,
 };
@@ -58,6 +59,9 @@ pub use manifest::{MANIFEST_FORMAT, MANIFEST_MAX_BYTES, MANIFEST_PATH, Manifest,
 pub use marker::{MARKER_FORMAT, MARKER_OBJECT, RepositoryMarker, SinkIdentity};
 pub use memory::MemorySink;
 pub use pipeline::{BackupJob, BackupJobBuilder};
+pub use placement::{
+    JURISDICTION_RULE, OFFSITE_REGION_RULE, Placement, SinkPlacement, placement_rules,
+};
 pub use progress::{NoProgress, Progress, Stage};
 pub use prune::{
     DeleteFailure, PruneEntry, PruneOptions, PruneReport, Refusal, prune, prune_audited,
@@ -67,6 +71,7 @@ pub use replicate::{
     CopiedArtifact, ReplicateOptions, ReplicationFailure, ReplicationReport, replicate,
 };
 pub use report::{RunOutcome, RunReport, SinkOutcome, SourceOutcome};
+pub use repository::drill_due::{DrillDue, SCHEMA_DRILL_RULE};
 pub use repository::{Repository, RepositoryBuilder};
 pub use restore::{BreakGlass, MAX_RESTORE_WARNINGS, RestoreOptions, RestoreReport, restore};
 pub use retention::{BackupRecord, Decision, Flag, Period, Reason, RetentionPlan, RetentionPolicy};

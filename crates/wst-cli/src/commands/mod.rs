@@ -24,6 +24,7 @@ mod ls;
 mod pitr;
 mod prune;
 mod replicate;
+mod report;
 pub(crate) mod restore;
 mod status;
 mod verify;

@@ -2,7 +2,7 @@
 //! R7, audit chain; sink identity, keys, unfinished runs), from the repository: only
 //! authenticated, verified copies count.
 
-use wst::core::{AuditEvent, ComplianceOptions, ThreeTwoOneOptions};
+use wst::core::AuditEvent;
 use wst::pg::ConnectionConfig;
 
 use super::Ops;
@@ -72,26 +72,12 @@ impl Ops {
     }
 
     pub(crate) async fn status(&self) -> Out<u8> {
-        let mut t321 = ThreeTwoOneOptions::default();
-        t321.min_copies = self.config.compliance.min_copies;
-        if let Some(p) = &self.config.prefix {
-            t321.prefix.clone_from(p);
-        }
-        let min_age = match &self.config.retention {
-            Some(r) => r
-                .policy
-                .min_age_duration()
-                .map_err(|e| usage(e.to_string()))?,
-            None => jiff::SignedDuration::ZERO,
-        };
-        let options = ComplianceOptions {
-            max_backup_age: jiff::SignedDuration::from_hours(
-                self.config.compliance.max_backup_age_hours,
-            ),
-            retention_min_age: min_age,
-            three_two_one: t321,
-            ..ComplianceOptions::default()
-        };
+        // The thresholds, R4's minimum age and the placement rules (issue 17), as the
+        // library reads them from the configuration.
+        let options = self
+            .config
+            .compliance_options()
+            .map_err(|e| usage(e.to_string()))?;
         let now = self.repo.clock().now();
         let mut report = self.repo.status(&options, now).await?;
         // Point-in-time recovery (issue 16): continuity, lag and RPO of the WAL archive.

@@ -215,6 +215,12 @@ pub struct SourceCounts {
     /// e.g. a PostgreSQL base backup's timeline and WAL range (issue 16). Absent when empty.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub listing: std::collections::BTreeMap<String, String>,
+    /// The source's schema fingerprint (a `PostgreSQL` source: SHA-256 hex of its canonical
+    /// schema, as in the manifest's facts), so status can tell a schema change since the last
+    /// passing drill without opening the artifact (issue 17, seeds/004). Absent for other
+    /// sources and in sidecars of older wst versions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema_fingerprint: Option<String>,
 }
 
 impl Sidecar {
@@ -313,6 +319,7 @@ mod sidecar_tests {
                 entries: 12,
                 bytes: 4096,
                 listing: [("timeline".to_owned(), "1".to_owned())].into(),
+                schema_fingerprint: None,
             }],
             mac: None,
             verification: Some(SidecarVerification {

@@ -774,6 +774,7 @@ mod tests {
             entries,
             bytes,
             listing: Default::default(),
+            schema_fingerprint: None,
         };
         let guarded = |prev| {
             FileTreeSource::new(dir.path(), "wst")

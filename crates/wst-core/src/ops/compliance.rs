@@ -25,6 +25,9 @@ pub struct ComplianceOptions {
     pub retention_min_age: SignedDuration,
     /// R3: the 3-2-1 thresholds.
     pub three_two_one: ThreeTwoOneOptions,
+    /// Placement rules (issue 17; seeds/002 anti-patterns 5 and 6): the production system's
+    /// and each sink's declared region and jurisdiction. Default: no rule configured.
+    pub placement: crate::placement::Placement,
 }
 
 impl Default for ComplianceOptions {
@@ -35,6 +38,7 @@ impl Default for ComplianceOptions {
             drill_within: SignedDuration::from_hours(24 * 7),
             retention_min_age: SignedDuration::from_hours(24 * 7),
             three_two_one: ThreeTwoOneOptions::default(),
+            placement: crate::placement::Placement::default(),
         }
     }
 }
@@ -127,6 +131,8 @@ fn age(now: Timestamp, t: Timestamp) -> String {
 /// - **R3 3-2-1**: [`check_3_2_1`](crate::check_3_2_1) holds for the newest artifact.
 /// - **R4 retention**: the configured minimum age is at least 7 days.
 /// - **audit trail intact**: the audit chain verifies.
+/// - **offsite in another region**, **copies in allowed jurisdictions**: when
+///   [`ComplianceOptions::placement`] configures them ([`placement_rules`](crate::placement_rules)).
 ///
 /// Artifacts and audit records dated later than `now` (beyond [`CLOCK_SKEW_TOLERANCE`]) are not
 /// evidence at `now` and are ignored, so a report evaluated for a past `now` says what was true
@@ -355,6 +361,12 @@ pub(crate) async fn compliance_with(
             _ => format!("{} records, chain verified", chain.records),
         },
         Vec::new(),
+    ));
+    // Placement (issue 17): declared regions and jurisdictions, when configured.
+    let infos: Vec<&crate::sink::SinkInfo> = sinks.iter().map(|s| s.info()).collect();
+    rules.extend(crate::placement::placement_rules(
+        &options.placement,
+        &infos,
     ));
     Ok((ComplianceReport { at: now, rules }, catalogs))
 }

@@ -6,6 +6,7 @@ pub(crate) mod compliance;
 pub(crate) mod drill;
 pub(crate) mod list;
 pub(crate) mod pipeline;
+pub(crate) mod placement;
 pub(crate) mod prune;
 pub(crate) mod replicate;
 pub(crate) mod report;

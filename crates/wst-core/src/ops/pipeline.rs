@@ -507,6 +507,7 @@ impl BackupJob {
                     entries: s.entries,
                     bytes: s.bytes,
                     listing: s.listing.clone(),
+                    schema_fingerprint: s.schema_fingerprint.clone(),
                 })
                 .collect(),
             mac: None,
@@ -843,6 +844,7 @@ fn archive(
                 outcome.entries = (writer.entry_count() - entries_before) as u64;
                 outcome.bytes = writer.bytes_read() - bytes_before;
                 outcome.listing = bounded_listing(&d, &mut writer);
+                outcome.schema_fingerprint = schema_fingerprint_of(&d);
             }
             descriptions[index] = Some(d);
         }
@@ -923,6 +925,16 @@ fn bounded_listing(
     kept
 }
 
+/// The `schema_fingerprint` string member of a source description's `details` (a database
+/// source's schema fingerprint; issue 17), at most 128 characters of hex, else `None`.
+fn schema_fingerprint_of(d: &SourceDescription) -> Option<String> {
+    d.details
+        .get("schema_fingerprint")
+        .and_then(serde_json::Value::as_str)
+        .filter(|f| !f.is_empty() && f.len() <= 128 && f.bytes().all(|b| b.is_ascii_hexdigit()))
+        .map(str::to_owned)
+}
+
 /// Takes one preparation result: records its timing and outcome, queues the prepared source,
 /// or returns the source's error (which fails the run).
 fn accept(
@@ -941,6 +953,7 @@ fn accept(
             entries: 0,
             bytes: 0,
             listing: BTreeMap::new(),
+            schema_fingerprint: None,
         });
     }
     waiting.insert(prepared.index, (prepared.name, ps));

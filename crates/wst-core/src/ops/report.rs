@@ -45,6 +45,12 @@ pub struct SourceOutcome {
     /// ([`SourceDescription::listing`](crate::SourceDescription)). Absent when empty.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub listing: std::collections::BTreeMap<String, String>,
+    /// The source's schema fingerprint, when its description's `details` carry one as the
+    /// string member `schema_fingerprint` (a `PostgreSQL` source: SHA-256 hex of its
+    /// canonical schema). Copied into the sidecar so status can tell a schema change without
+    /// opening the artifact (issue 17, seeds/004). `None` for other sources.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema_fingerprint: Option<String>,
 }
 
 /// The overall outcome of a run.

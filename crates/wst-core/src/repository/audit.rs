@@ -176,6 +176,21 @@ pub enum AuditEvent {
         /// One line per rule, `rule: PASS|FAIL detail`.
         rules: Vec<String>,
     },
+    /// A report for people was written from the repository's evidence (issue 17): the
+    /// business continuity plan (`wst report bcp`) or an auditor's evidence bundle (`wst
+    /// report evidence`).
+    ReportWritten {
+        /// `bcp` or `evidence`.
+        report: String,
+        /// The start of the period covered (UTC), for an evidence bundle.
+        since: Option<jiff::Timestamp>,
+        /// The end of the period covered: the report's `now` (UTC).
+        until: jiff::Timestamp,
+        /// Where it was written: a directory, a file, or `stdout`.
+        destination: String,
+        /// The files written (names relative to the destination directory).
+        files: Vec<String>,
+    },
 }
 
 /// The record body that is hashed: everything but `hash`.

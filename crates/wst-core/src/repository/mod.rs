@@ -25,6 +25,7 @@ pub(crate) mod marker;
 pub(crate) mod unavailable;
 
 mod copies;
+pub(crate) mod drill_due;
 mod maintain;
 mod status;
 

@@ -81,7 +81,8 @@ impl Repository {
     /// repository's authentic marker: an unmounted disk or two sinks on one location fail),
     /// **keys open the artifacts** (the newest artifact on every sink is sealed for a
     /// configured key: a wrong `key_file` fails), and **runs finished** (no artifact without a
-    /// sidecar, no `backup_started` without an end, unless a run holds the lock now).
+    /// sidecar, no `backup_started` without an end, unless a run holds the lock now), and
+    /// **drill after schema change** (issue 17, seeds/004: see [`Repository::drill_due`]).
     ///
     /// # Errors
     /// As [`compliance_status`](crate::compliance_status).
@@ -102,6 +103,13 @@ impl Repository {
         )
         .await?;
         report.rules.extend(self.repository_rules(&catalogs).await);
+        // Issue 17, seeds/004: a schema change since the last passing drill.
+        let records = self.audit.records().unwrap_or_default();
+        report
+            .rules
+            .push(super::drill_due::rule(&super::drill_due::judge(
+                &catalogs, &records, now,
+            )));
         let audit = self.check_audit_with(&catalogs).await?;
         report.rules.push(RuleStatus {
             rule: "audit log anchored".into(),
