@@ -211,6 +211,13 @@ pub struct Config {
     /// `[wal]`: continuous WAL archiving (`wal-push`/`wal-fetch`, issue 16). Absent: the
     /// defaults of [`WalConfig`].
     pub wal: Option<WalConfig>,
+    /// `[metrics]`: the metrics file and the daemon's `/metrics` (issue 17).
+    pub metrics: Option<MetricsConfig>,
+    /// `[alerts]`: where alerts and recovery notices go (issue 17).
+    pub alerts: Option<AlertsConfig>,
+    /// `[[schedule]]` entries: jobs `wst daemon` runs (issue 17).
+    #[serde(default, rename = "schedule")]
+    pub schedules: Vec<ScheduleConfig>,
 }
 
 fn default_project() -> String {
@@ -319,6 +326,7 @@ impl Config {
         check_drill(self, &mut p);
         check_compliance(&self.compliance, &mut p);
         check_roots(self, &mut p);
+        signals::check_signals(self, &mut p);
         p
     }
 
@@ -1387,6 +1395,10 @@ fn check_roots(c: &Config, p: &mut Vec<Problem>) {
         }
     }
 }
+
+// ---- [metrics], [alerts], [[schedule]]: signals (issue 17) --------------------------------
+mod signals;
+pub use signals::{AlertsConfig, MetricsConfig, ScheduleConfig};
 
 // ---- [wal]: continuous WAL archiving (issue 16) -------------------------------------------
 // Additive and self-contained: the `wst wal-push` / `wal-fetch` / `wal-drain` commands read it.

@@ -10,6 +10,7 @@
 //! | `pg` | `pg` | `wst-pg`: snapshot-consistent `pg_dump` source, scratch-database restore |
 //! | `retention` | `retention` | `wst-retention`: GFS retention planning |
 //! | `config` | `config` | the `wst.toml` schema of the `wst` binary, for services that embed it (needs `retention`) |
+//! | `signals` | [`signals`] | metrics (OpenMetrics text), alerts (command, webhook), cron schedules and the scheduler, `/metrics` (issue 17; needs `config`) |
 //! | `zstdmt` | — | multi-threaded zstd in the pipeline |
 //!
 //! ```no_run
@@ -51,3 +52,5 @@ pub use wst_objstore as objstore;
 pub use wst_pg as pg;
 #[cfg(feature = "retention")]
 pub use wst_retention as retention;
+#[cfg(feature = "signals")]
+pub mod signals;

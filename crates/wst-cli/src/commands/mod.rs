@@ -16,6 +16,7 @@ pub(crate) use config_check::config_check;
 pub(crate) mod audit;
 mod backup;
 mod config_check;
+pub(crate) mod daemon;
 mod drill;
 mod init;
 pub(crate) mod keygen;

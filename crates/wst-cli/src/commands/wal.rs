@@ -44,7 +44,7 @@ fn wal_failure(e: &WalError) -> crate::Failure {
 impl Ops {
     /// The archive of this configuration: `[wal] sync_sinks` (default: the first sink)
     /// synchronous, the other sinks through the queue.
-    fn wal_archive(&self) -> Out<WalArchive> {
+    pub(super) fn wal_archive(&self) -> Out<WalArchive> {
         let wal = self.config.wal.as_ref();
         let configured: Vec<&str> = self.sinks.iter().map(|s| s.info().name.as_str()).collect();
         let sync: Vec<String> = match wal.map(|w| &w.sync_sinks) {
