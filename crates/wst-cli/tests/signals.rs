@@ -885,3 +885,106 @@ cron = "0 6 * * MON"
     assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
     assert!(r.stderr.contains("wst daemon"), "{}", r.stderr);
 }
+
+#[cfg(unix)]
+#[test]
+fn wal_lag_metrics_and_an_alert_command_for_a_failing_wal_push() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    files_tree(t);
+    let alerts = t.join("alerts");
+    fs::create_dir_all(&alerts).unwrap();
+    let config = signals_config(
+        t,
+        &format!(
+            r#"
+[[sinks]]
+name = "mirror-d"
+url = "{t}/D"
+
+[wal]
+sync_sinks = ["local-c"]
+
+[metrics]
+textfile = "{t}/wst.prom"
+
+[alerts]
+command = ["/bin/sh", "-c", "cat > {alerts}/$WST_ALERT_KIND-$WST_ALERT_REASON.json"]
+backoff_seconds = 0.05
+"#,
+            t = t.display(),
+            alerts = alerts.display()
+        ),
+    );
+    assert_eq!(wst(&config, &["keygen"]).code, 0);
+    assert_eq!(wst(&config, &["init"]).code, 0);
+    let wal = t.join("pg_wal");
+    fs::create_dir_all(&wal).unwrap();
+    let segment = wal.join("000000010000000000000001");
+    fs::write(&segment, vec![7u8; 64 * 1024]).unwrap();
+    let r = wst(&config, &["wal-push", segment.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    let m = parse_metrics(&fs::read_to_string(t.join("wst.prom")).unwrap());
+    assert!(
+        metric(
+            &m,
+            "wst_last_success_timestamp_seconds",
+            &[("operation", "wal-push")]
+        )
+        .is_some()
+    );
+    let lag = metric(&m, "wst_wal_archive_lag_seconds", &[]).unwrap();
+    assert!(lag >= 0.0 && lag.is_finite(), "{lag}");
+    // The asynchronous sink's backlog is a metric (0 or 1 object: the drain runs behind).
+    let queued = metric(&m, "wst_wal_queue_objects", &[("sink", "mirror-d")]).unwrap();
+    assert!(
+        [0, 1].contains(&(queued as u64)) && queued.fract() == 0.0,
+        "{queued}"
+    );
+
+    // A WAL file that is not there: wal-push fails, the command gets the alert on stdin.
+    let missing = wal.join("000000010000000000000002");
+    let r = wst(&config, &["wal-push", missing.to_str().unwrap()]);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    let body: Value = serde_json::from_str(
+        &fs::read_to_string(alerts.join("alert-wal-push_failed.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(body["condition"], "wal-push");
+    assert!(
+        body["summary"]
+            .as_str()
+            .unwrap()
+            .contains("000000010000000000000002"),
+        "{body}"
+    );
+    let m = parse_metrics(&fs::read_to_string(t.join("wst.prom")).unwrap());
+    assert_eq!(
+        metric(&m, "wst_last_run_success", &[("operation", "wal-push")]),
+        Some(0.0)
+    );
+    assert_eq!(
+        metric(&m, "wst_alert_active", &[("condition", "wal-push")]),
+        Some(1.0)
+    );
+    // The next good push recovers it.
+    fs::write(&missing, vec![8u8; 64 * 1024]).unwrap();
+    assert_eq!(
+        wst(&config, &["wal-push", missing.to_str().unwrap()]).code,
+        0
+    );
+    let body: Value = serde_json::from_str(
+        &fs::read_to_string(alerts.join("recovery-wal-push_failed.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(body["kind"], "recovery");
+    let sent: Vec<Value> = audit_events(t)
+        .into_iter()
+        .filter(|e| e["type"] == "alert")
+        .collect();
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    assert!(
+        sent.iter()
+            .all(|a| a["channel"] == "command" && a["delivered"] == true)
+    );
+}
