@@ -649,6 +649,28 @@ cron = "*/2 * * * * *"
     wait_for("the recovery notice", Duration::from_secs(120), || {
         hook.bodies().iter().any(|b| b["kind"] == "recovery")
     });
+    // A configuration broken while the daemon runs: the job fails with exit 2, alerted.
+    let good = fs::read_to_string(&config).unwrap();
+    fs::write(
+        &config,
+        good.replace("job = \"backup\"", "job = \"backup\"\nbogus = 1"),
+    )
+    .unwrap();
+    wait_for("the configuration alert", Duration::from_secs(120), || {
+        hook.bodies().iter().any(|b| {
+            b["reason"] == "backup_failed" && b["summary"].as_str().unwrap().contains("bogus")
+        })
+    });
+    fs::write(&config, &good).unwrap();
+    let recoveries = || {
+        hook.bodies()
+            .iter()
+            .filter(|b| b["kind"] == "recovery")
+            .count()
+    };
+    wait_for("the second recovery", Duration::from_secs(120), || {
+        recoveries() >= 2
+    });
     let (code, out) = daemon.terminate();
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("wst daemon: stopped"), "{out}");

@@ -218,6 +218,30 @@ pub(crate) async fn daemon(config_path: PathBuf, json: bool) -> Out<u8> {
             }
             say!("wst daemon: running {} (due {})", ticket.job, ticket.due);
             let t0 = Instant::now();
+            // A configuration broken since the daemon started fails the job before `run` can
+            // record anything: recorded (and alerted) here with the daemon's own signals.
+            if let Err(f) = load_config(&config_path) {
+                warn_line!(
+                    "wst daemon: {} not run (exit {}): {}",
+                    ticket.job,
+                    f.code,
+                    f.message
+                );
+                signals
+                    .after(
+                        ticket.job.as_str(),
+                        f.code,
+                        Some(&f.message),
+                        t0.elapsed().as_secs_f64(),
+                        clock.now(),
+                        None,
+                        None,
+                        None,
+                    )
+                    .await;
+                scheduler.finish(&ticket);
+                continue;
+            }
             let cli = Cli {
                 config: config_path.clone(),
                 json,
