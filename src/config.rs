@@ -215,6 +215,13 @@ pub struct Config {
     /// configuration does not otherwise hold (client, systems, contacts, the DR procedure).
     /// Absent: those parts of the plan are rendered as `TO FILL` markers.
     pub bcp: Option<BcpConfig>,
+    /// `[metrics]`: the metrics file and the daemon's `/metrics` (issue 17).
+    pub metrics: Option<MetricsConfig>,
+    /// `[alerts]`: where alerts and recovery notices go (issue 17).
+    pub alerts: Option<AlertsConfig>,
+    /// `[[schedule]]` entries: jobs `wst daemon` runs (issue 17).
+    #[serde(default, rename = "schedule")]
+    pub schedules: Vec<ScheduleConfig>,
 }
 
 fn default_project() -> String {
@@ -330,6 +337,7 @@ impl Config {
         check_roots(self, &mut p);
         check_placement(self, &mut p);
         check_bcp(self, &mut p);
+        signals::check_signals(self, &mut p);
         p
     }
 
@@ -1422,6 +1430,10 @@ fn check_roots(c: &Config, p: &mut Vec<Problem>) {
         }
     }
 }
+
+// ---- [metrics], [alerts], [[schedule]]: signals (issue 17) --------------------------------
+mod signals;
+pub use signals::{AlertsConfig, MetricsConfig, ScheduleConfig};
 
 // ---- [wal]: continuous WAL archiving (issue 16) -------------------------------------------
 // Additive and self-contained: the `wst wal-push` / `wal-fetch` / `wal-drain` commands read it.

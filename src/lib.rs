@@ -11,6 +11,7 @@
 //! | `retention` | `retention` | `wst-retention`: GFS retention planning |
 //! | `config` | `config` | the `wst.toml` schema of the `wst` binary, for services that embed it (needs `retention`) |
 //! | `config` | `report` | the business continuity plan and the auditor's evidence bundle (`wst report`, issue 17) |
+//! | `signals` | [`signals`] | metrics (OpenMetrics text), alerts (command, webhook), cron schedules and the scheduler, `/metrics` (issue 17; needs `config`) |
 //! | `zstdmt` | — | multi-threaded zstd in the pipeline |
 //!
 //! ```no_run
@@ -54,3 +55,5 @@ pub use wst_objstore as objstore;
 pub use wst_pg as pg;
 #[cfg(feature = "retention")]
 pub use wst_retention as retention;
+#[cfg(feature = "signals")]
+pub mod signals;

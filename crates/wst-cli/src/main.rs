@@ -29,7 +29,14 @@
 //!   report bcp [--out FILE]    the business continuity plan (seeds/002) as Markdown
 //!   report evidence --since 90d --out DIR
 //!                              an auditor's evidence bundle (docs/REPORTS.md)
+//!   daemon                     run the [[schedule]] jobs; /metrics on [metrics] listen
+//!   schedule print --systemd | --windows-task [--out DIR]
+//!                              the same schedules as systemd units or Task Scheduler XML
 //! ```
+//!
+//! After every operation (issue 17) the signal state beside the audit log is updated, alerts
+//! and recovery notices go to `[alerts]` (each audited), and `[metrics] textfile` is
+//! rewritten atomically (`signals`; names in `docs/SIGNALS.md`).
 //!
 //! Every command that reads the configuration checks all of it first (`wst::config`'s
 //! `Config::problems`, issue 15): a mistyped time zone, a policy that keeps nothing, a
@@ -70,6 +77,7 @@ mod commands;
 mod config;
 mod output;
 mod progress;
+mod signals;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -77,7 +85,7 @@ mod progress;
     about = "Encrypted, verified 3-2-1 backups of PostgreSQL, file trees and buckets",
     after_help = "Configuration: examples/wst.toml documents every section ([[files]], \
                   [database], [[bucket]], [[sinks]], [retention], [drill] with \
-                  [[drill.check]], [compliance]); `wst config check` checks all of it. Exit \
+                  [[drill.check]], [compliance], [wal], [metrics], [alerts], [[schedule]]); `wst config check` checks all of it. Exit \
                   status: 0 success; 1 failure or violation; 2 bad usage or configuration; 3 \
                   degraded (a sink missed the backup, or prune refused something); 4 another \
                   run holds the repository lock."
@@ -338,6 +346,15 @@ enum Command {
         #[command(subcommand)]
         command: ReportCommand,
     },
+    /// Run the [[schedule]] jobs in this process (one at a time, one catch-up run after
+    /// downtime) and serve GET /metrics on [metrics] listen; SIGTERM or Ctrl-C stops it (a
+    /// running job is cancelled; nothing that looks complete is left behind).
+    Daemon,
+    /// Schedule commands.
+    Schedule {
+        #[command(subcommand)]
+        command: ScheduleCommand,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -363,6 +380,50 @@ enum ReportCommand {
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
     },
+}
+
+#[derive(Subcommand, Debug)]
+enum ScheduleCommand {
+    /// Render the [[schedule]] entries for the host's scheduler instead of `wst daemon`.
+    Print {
+        /// systemd `wst-JOB.service` + `wst-JOB.timer` units (`OnCalendar=`, `Persistent=true`).
+        #[arg(
+            long,
+            required_unless_present = "windows_task",
+            conflicts_with = "windows_task"
+        )]
+        systemd: bool,
+        /// Windows Task Scheduler XML, one `wst-JOB.xml` per job.
+        #[arg(long)]
+        windows_task: bool,
+        /// Write the files into this directory instead of printing them.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// The `wst` program the units run (default: this executable's path).
+        #[arg(long, value_name = "PATH")]
+        program: Option<String>,
+    },
+}
+
+impl Command {
+    /// The operation name signals record (issue 17), `None` for commands that are not
+    /// repository operations (`ls` browses, `wal-fetch` probes for files that may not exist).
+    fn signal_name(&self) -> Option<&'static str> {
+        Some(match self {
+            Command::Init => "init",
+            Command::Backup { .. } => "backup",
+            Command::Verify { .. } => "verify",
+            Command::Restore { .. } => "restore",
+            Command::Drill { .. } => "drill",
+            Command::Prune { .. } => "prune",
+            Command::Replicate => "replicate",
+            Command::Status => "status",
+            Command::WalPush { .. } => "wal-push",
+            Command::WalDrain => "wal-drain",
+            Command::BaseBackup => "base-backup",
+            _ => return None,
+        })
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -459,12 +520,70 @@ async fn run(cli: Cli) -> Out<u8> {
     {
         return commands::audit::verify(config, cli.json).await;
     }
+    if let Command::Schedule {
+        command:
+            ScheduleCommand::Print {
+                windows_task,
+                out,
+                program,
+                ..
+            },
+    } = &cli.command
+    {
+        return commands::daemon::schedule_print(
+            &cli.config,
+            &config,
+            *windows_task,
+            out.as_deref(),
+            program.as_deref(),
+        );
+    }
     let creating = matches!(cli.command, Command::Init);
-    let ops = Ops::new(config, cli.json, creating)
-        .await?
-        .with_config_path(&cli.config);
+    let operation = cli.command.signal_name();
+    let signals = signals::Signals::of(&config);
+    let started = std::time::Instant::now();
+    let ops = match Ops::new(config, cli.json, creating).await {
+        Ok(ops) => ops.with_config_path(&cli.config),
+        Err(f) => {
+            // The repository could not be opened (a missing key, a sink that cannot be
+            // configured): still a failed run for the signals, without an audit record.
+            if let Some(op) = operation {
+                signals
+                    .after(
+                        op,
+                        f.code,
+                        Some(&f.message),
+                        started.elapsed().as_secs_f64(),
+                        wst::core::Clock::system().now(),
+                        None,
+                        None,
+                        None,
+                    )
+                    .await;
+            }
+            return Err(f);
+        }
+    };
     let head = ops.audit_head();
     let code = dispatch(cli, &ops).await;
+    if let Some(op) = operation {
+        let (c, message) = match &code {
+            Ok(c) => (*c, None),
+            Err(f) => (f.code, Some(f.message.as_str())),
+        };
+        signals
+            .after(
+                op,
+                c,
+                message,
+                started.elapsed().as_secs_f64(),
+                ops.now(),
+                Some(ops.audit_log()),
+                head.as_ref(),
+                ops.wal_queue_facts(),
+            )
+            .await;
+    }
     // Whatever the command recorded is anchored on the sinks (issue 14).
     if ops.audit_head() != head {
         ops.anchor().await;
@@ -655,7 +774,11 @@ async fn dispatch(cli: Cli, ops: &Ops) -> Out<u8> {
         Command::Report {
             command: ReportCommand::Evidence { since, out },
         } => ops.report_evidence(&since, &out).await,
-        Command::Keygen { .. } | Command::Audit { .. } | Command::Config { .. } => {
+        Command::Keygen { .. }
+        | Command::Audit { .. }
+        | Command::Config { .. }
+        | Command::Daemon
+        | Command::Schedule { .. } => {
             unreachable!("handled above")
         }
     }
@@ -672,7 +795,12 @@ async fn main() -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
-    match run(cli).await {
+    let result = if matches!(cli.command, Command::Daemon) {
+        commands::daemon::daemon(cli.config, cli.json).await
+    } else {
+        run(cli).await
+    };
+    match result {
         Ok(code) => ExitCode::from(code),
         Err(f) => {
             // Messages may quote names from artifacts and sinks: escaped line by line.

@@ -17,6 +17,7 @@ pub(crate) use pitr::PitrRequest;
 pub(crate) mod audit;
 mod backup;
 mod config_check;
+pub(crate) mod daemon;
 mod drill;
 mod init;
 pub(crate) mod keygen;

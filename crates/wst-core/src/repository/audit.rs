@@ -191,6 +191,26 @@ pub enum AuditEvent {
         /// The files written (names relative to the destination directory).
         files: Vec<String>,
     },
+    /// An alert or a recovery notice was sent on one channel, or could not be sent (issue 17,
+    /// seeds/003 "silent backup failures are unacceptable"). One record per channel and
+    /// notice; the notice's body carries no secret (no key, password or credentialed URL).
+    Alert {
+        /// `alert` (a condition fired) or `recovery` (a condition that alerted cleared).
+        kind: String,
+        /// The condition, e.g. `backup` (the operation whose runs it watches).
+        condition: String,
+        /// Why, e.g. `backup_failed`, `backup_degraded`, `verification_failed`,
+        /// `drill_failed`, `compliance_violation`, `lock_contention`.
+        reason: String,
+        /// `command` or `webhook` (the webhook's host only is in `error`, never its URL).
+        channel: String,
+        /// Whether the channel accepted it (command exit 0, HTTP 2xx).
+        delivered: bool,
+        /// Attempts made (bounded retries with exponential backoff).
+        attempts: u32,
+        /// The last attempt's error, when it was not delivered.
+        error: Option<String>,
+    },
 }
 
 /// The record body that is hashed: everything but `hash`.
