@@ -436,7 +436,19 @@ audit_log = "{t}/state/audit.jsonl"
 
 [database]
 url = "postgresql://postgres@127.0.0.1:{port}/postgres?sslmode=disable"
+restore_url = "postgresql://postgres@127.0.0.1:{port}/postgres?sslmode=disable"
 password_file = "{t}/control/db.key"
+expected_tables = ["public.marks", "public.pgbench_accounts"]
+freshness_column = "public.marks.at"
+
+[drill]
+scratch_dir = "{t}/drill"
+
+[retention]
+time_zone = "UTC"
+[retention.policy]
+keep_daily = 7
+min_age = "7d"
 
 [encryption]
 key_file = "{t}/control/backup.key"
@@ -598,6 +610,73 @@ sync_sinks = ["local-c", "local-d"]
     );
     pg_ctl_stop(&cluster, user, &pg1);
 
+    // Status, from listings: the archive is continuous from the base backup and fresh.
+    let status = wst(user, &config, &["--json", "status"]);
+    let status: serde_json::Value = serde_json::from_str(&status.stdout).unwrap();
+    let rule = |name: &str| {
+        status["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["rule"] == name)
+            .unwrap_or_else(|| panic!("no rule {name}: {status}"))
+            .clone()
+    };
+    assert_eq!(rule("WAL continuity")["passed"], true, "{status}");
+    assert_eq!(rule("RPO (WAL)")["passed"], true, "{status}");
+    assert_eq!(rule("WAL archive lag")["passed"], true, "{status}");
+
+    // The drill: a random point since the base backup, proven, with RTO and the real RPO.
+    let drill = wst(user, &config, &["--json", "drill", "--pitr"]);
+    assert_eq!(drill.code, 0, "{}{}", drill.stdout, drill.stderr);
+    let report: serde_json::Value = serde_json::from_str(&drill.stdout).unwrap();
+    assert_eq!(report["passed"], true, "{report}");
+    assert_eq!(report["base_backup"], base_name.as_str());
+    assert_eq!(report["row_counts"]["public.pgbench_accounts"], 200_000, "{report}");
+    assert!(report["rpo_seconds"].as_f64().unwrap() <= 900.0, "{report}");
+    assert!(report["rto_seconds"].as_f64().unwrap() > 0.0);
+    let reports: Vec<_> = fs::read_dir(t.join("drill"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("pitr-drill-"))
+        .collect();
+    assert_eq!(reports.len(), 2, "the Markdown and JSON reports");
+
+    // WAL retention: WAL older than the oldest retained base backup's first segment goes
+    // (once past the 7-day floor), WAL it needs stays. Only local-c's copies are made old.
+    let start_wal = listing["start_wal"].as_str().unwrap().to_owned();
+    let wal_on = |sink: &str| -> BTreeSet<String> {
+        fs::read_dir(t.join(sink))
+            .unwrap()
+            .flatten()
+            .filter_map(|e| {
+                e.file_name()
+                    .to_str()?
+                    .strip_prefix("wst-backup.wal.")?
+                    .strip_suffix(".zst.wst")
+                    .map(str::to_owned)
+            })
+            .collect()
+    };
+    let before: BTreeSet<String> = wal_on("C");
+    let old: BTreeSet<String> = before
+        .iter()
+        .filter(|n| n.len() == 24 && n.starts_with("00000001") && n.as_str() < start_wal.as_str())
+        .cloned()
+        .collect();
+    assert!(!old.is_empty(), "WAL archived before the base backup: {before:?}");
+    for n in &before {
+        let path = t.join("C").join(format!("wst-backup.wal.{n}.zst.wst"));
+        assert!(Command::new("touch").args(["-d", "30 days ago"]).arg(&path).status().unwrap().success());
+    }
+    let prune = wst(user, &config, &["--json", "prune"]);
+    assert_eq!(prune.code, 0, "{}", prune.stderr);
+    let after = wal_on("C");
+    assert_eq!(before.difference(&after).cloned().collect::<BTreeSet<_>>(), old, "only WAL before {start_wal} was deleted");
+    assert!(old.is_subset(&wal_on("D")), "local-d's young copies are kept");
+    let pruned: serde_json::Value = serde_json::from_str(&prune.stdout).unwrap();
+    assert_eq!(pruned["wal"][0]["keep_from"], start_wal.as_str(), "{pruned}");
+
     // PITR to the latest point, under break-glass: everything, and archiving goes on.
     let port2 = free_port();
     let pg2 = scratch.join("pg2");
@@ -721,6 +800,9 @@ sync_sinks = ["local-c", "local-d"]
         r.stderr
     );
     assert!(!pg4.exists(), "nothing written");
+    let status = wst(user, &config, &["--json", "status"]);
+    assert_eq!(status.code, 1);
+    assert!(status.stdout.contains(&victim), "status names the gap: {}", status.stdout);
 
     assert_eq!(wst(user, &config, &["audit", "verify"]).code, 0);
     let audit = fs::read_to_string(t.join("state/audit.jsonl")).unwrap();

@@ -127,12 +127,20 @@ pub(crate) fn judge(
     if newest_f.is_empty() {
         return DrillDue::NoSchema;
     }
+    // Only drills of this repository's artifacts: a point-in-time recovery drill restores a
+    // base backup (`{prefix}-base-…`, issue 16), whose schema is not in these catalogs.
+    let prefix = catalogs.iter().flatten().next().map(|c| c.prefix.clone());
+    let ours = |artifact: &str| {
+        prefix.as_deref().is_none_or(|p| {
+            crate::ArtifactName::parse(artifact).is_ok_and(|n| n.prefix() == p)
+        })
+    };
     let drill = records.iter().rev().find_map(|r| match &r.event {
         AuditEvent::RestoreDrill {
             artifact,
             passed: true,
             ..
-        } if r.time.duration_since(now) <= CLOCK_SKEW_TOLERANCE => {
+        } if r.time.duration_since(now) <= CLOCK_SKEW_TOLERANCE && ours(artifact) => {
             Some((r.seq, r.time, artifact.clone()))
         }
         _ => None,
