@@ -17,6 +17,7 @@ pub(crate) mod audit;
 mod backup;
 mod config_check;
 mod drill;
+mod erasure;
 mod init;
 pub(crate) mod keygen;
 mod ls;

@@ -84,15 +84,29 @@ impl Ops {
                 .map_err(|e| usage(e.to_string()))?,
             None => jiff::SignedDuration::ZERO,
         };
+        let now = self.repo.clock().now();
+        // The retention ceiling (issue 18): `now - max_age` in the policy's time zone.
+        let retention_ceiling = match &self.config.retention {
+            Some(r) if r.policy.max_age.is_some() => {
+                let tz =
+                    wst::retention::time_zone(&r.time_zone).map_err(|e| usage(e.to_string()))?;
+                r.policy
+                    .cutoffs(now, &tz)
+                    .map_err(|e| usage(e.to_string()))?
+                    .max_age
+            }
+            _ => None,
+        };
         let options = ComplianceOptions {
             max_backup_age: jiff::SignedDuration::from_hours(
                 self.config.compliance.max_backup_age_hours,
             ),
             retention_min_age: min_age,
             three_two_one: t321,
+            retention_ceiling,
             ..ComplianceOptions::default()
         };
-        let report = self.repo.status(&options, self.repo.clock().now()).await?;
+        let report = self.repo.status(&options, now).await?;
         let sources = self.configured_sources();
         if report.rules.iter().any(|r| r.rule != "audit trail intact") {
             let _ = self.audit.append(AuditEvent::ComplianceCheck {

@@ -25,6 +25,11 @@ pub struct ComplianceOptions {
     pub retention_min_age: SignedDuration,
     /// R3: the 3-2-1 thresholds.
     pub three_two_one: ThreeTwoOneOptions,
+    /// The retention ceiling (issue 18; seeds/003 data minimisation): `now - max_age` of the
+    /// retention policy (UTC). With it, [`Repository::status`](crate::Repository::status)
+    /// adds the rule `retention ceiling`, which fails while any copy on any sink was taken
+    /// before it. Default `None` (no ceiling).
+    pub retention_ceiling: Option<Timestamp>,
 }
 
 impl Default for ComplianceOptions {
@@ -35,6 +40,7 @@ impl Default for ComplianceOptions {
             drill_within: SignedDuration::from_hours(24 * 7),
             retention_min_age: SignedDuration::from_hours(24 * 7),
             three_two_one: ThreeTwoOneOptions::default(),
+            retention_ceiling: None,
         }
     }
 }

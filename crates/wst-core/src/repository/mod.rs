@@ -19,11 +19,13 @@
 pub(crate) mod anchor;
 pub(crate) mod audit;
 pub(crate) mod catalog;
+pub(crate) mod erasure;
 pub(crate) mod evidence;
 pub(crate) mod lock;
 pub(crate) mod marker;
 pub(crate) mod unavailable;
 
+mod ceiling;
 mod copies;
 mod maintain;
 mod status;

@@ -102,6 +102,11 @@ impl Repository {
         )
         .await?;
         report.rules.extend(self.repository_rules(&catalogs).await);
+        if let Some(cutoff) = options.retention_ceiling {
+            report
+                .rules
+                .push(super::ceiling::ceiling_rule(&catalogs, cutoff));
+        }
         let audit = self.check_audit_with(&catalogs).await?;
         report.rules.push(RuleStatus {
             rule: "audit log anchored".into(),
