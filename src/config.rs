@@ -1483,18 +1483,15 @@ fn check_erasure(c: &Config, p: &mut Vec<Problem>) {
             ));
         }
     }
-    match c.erasure_template() {
-        Ok(Some(t)) => {
-            if let Err(err) = t.validate() {
-                p.push(Problem::new("erasure", err.to_string()));
-            } else if t.is_empty() {
-                p.push(Problem::new(
-                    "erasure",
-                    "says nothing to erase: give sql, bucket_prefixes or paths",
-                ));
-            }
+    if let Ok(Some(t)) = c.erasure_template() {
+        if let Err(err) = t.validate() {
+            p.push(Problem::new("erasure", err.to_string()));
+        } else if t.is_empty() {
+            p.push(Problem::new(
+                "erasure",
+                "says nothing to erase: give sql, bucket_prefixes or paths",
+            ));
         }
-        Ok(None) | Err(_) => {}
     }
 }
 

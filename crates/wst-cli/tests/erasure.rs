@@ -1,4 +1,4 @@
-//! The erasure register through the operator binary, on a real PostgreSQL cluster and moto's
+//! The erasure register through the operator binary, on a real `PostgreSQL` cluster and moto's
 //! S3 server (issue 18; seeds/003 GDPR mode: "Erased data must not be restored
 //! unintentionally"): a backup holds subject `u-3`'s rows in three tables, objects in a
 //! `[[bucket]]` and files in a `[[files]]` tree; the erasure is recorded and the subject
@@ -216,14 +216,13 @@ proofs = ["uploads/{subject}/"]
     }
     let artifact = fs::read_dir(t.join("C"))
         .unwrap()
-        .filter_map(|e| {
+        .find_map(|e| {
             e.unwrap()
                 .file_name()
                 .to_str()?
                 .strip_suffix(".tar.zst.wst")
                 .map(ToOwned::to_owned)
         })
-        .next()
         .unwrap();
 
     // The erasure, recorded after the backup; then the subject is erased in production.
@@ -386,11 +385,10 @@ proofs = ["uploads/{subject}/"]
     assert_eq!(total(re, "files") + total(re, "objects"), 4, "{re}");
     let md = fs::read_dir(t.join("drill"))
         .unwrap()
-        .filter_map(|e| {
+        .find_map(|e| {
             let p = e.unwrap().path();
             (p.extension()? == "md").then_some(p)
         })
-        .next()
         .unwrap();
     let md = fs::read_to_string(md).unwrap();
     assert!(
