@@ -222,6 +222,9 @@ pub struct Config {
     /// `[[schedule]]` entries: jobs `wst daemon` runs (issue 17).
     #[serde(default, rename = "schedule")]
     pub schedules: Vec<ScheduleConfig>,
+    /// `[erasure]`: what erasing a subject means (issue 18, `docs/ERASURE.md`). Absent:
+    /// `wst erasure record` is refused; restores still apply the register's entries.
+    pub erasure: Option<ErasureConfig>,
 }
 
 fn default_project() -> String {
@@ -338,6 +341,7 @@ impl Config {
         check_placement(self, &mut p);
         check_bcp(self, &mut p);
         signals::check_signals(self, &mut p);
+        check_erasure(self, &mut p);
         p
     }
 
@@ -1465,6 +1469,83 @@ pub struct WalConfig {
     pub rpo_target_minutes: Option<f64>,
 }
 
+/// `[erasure]`: what erasing one subject (or tenant) means for each source (issue 18; seeds/003
+/// GDPR mode: "Erased data must not be restored unintentionally"). `wst erasure record`
+/// resolves these templates for the subject and stores the result in the register entry, so a
+/// later change here does not change what an old entry erases (`docs/ERASURE.md`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct ErasureConfig {
+    /// SQL statements for the database, each using `$1` for the subject id (bound as `text`,
+    /// never interpolated: cast it, `WHERE id = $1::bigint`), run in this order in one
+    /// transaction per entry.
+    #[serde(default)]
+    pub sql: Vec<String>,
+    /// Object key prefixes per `[[bucket]]` name (relative to the bucket's prefix), each
+    /// holding `{subject}`, e.g. `proofs = ["uploads/{subject}/"]`.
+    #[serde(default)]
+    pub bucket_prefixes: BTreeMap<String, Vec<String>>,
+    /// Archive path globs of `[[files]]` trees, each holding `{subject}`, e.g.
+    /// `"wst-api/uploads/{subject}/**"`.
+    #[serde(default)]
+    pub paths: Vec<String>,
+}
+
+impl Config {
+    /// The `[erasure]` templates with each bucket's archive root filled in; `None` without an
+    /// `[erasure]` section.
+    ///
+    /// # Errors
+    /// [`ConfigError::UnknownBucket`] for a `bucket_prefixes` key that is no `[[bucket]]`.
+    pub fn erasure_template(&self) -> Result<Option<crate::core::ErasureTemplate>, ConfigError> {
+        let Some(e) = &self.erasure else {
+            return Ok(None);
+        };
+        let mut objects = Vec::new();
+        for (bucket, prefixes) in &e.bucket_prefixes {
+            let root = format!("{}/", self.bucket(bucket)?.root());
+            for prefix in prefixes {
+                objects.push(crate::core::ObjectErasure {
+                    bucket: bucket.clone(),
+                    root: root.clone(),
+                    prefix: prefix.clone(),
+                });
+            }
+        }
+        Ok(Some(crate::core::ErasureTemplate {
+            sql: e.sql.clone(),
+            objects,
+            paths: e.paths.clone(),
+        }))
+    }
+}
+
+/// `[erasure]`: known buckets, `$1` in every statement, `{subject}` in every prefix and glob.
+fn check_erasure(c: &Config, p: &mut Vec<Problem>) {
+    let Some(e) = &c.erasure else {
+        return;
+    };
+    for b in e.bucket_prefixes.keys() {
+        if c.bucket(b).is_err() {
+            p.push(Problem::new(
+                format!("erasure.bucket_prefixes.{b}"),
+                "names no [[bucket]]",
+            ));
+        }
+    }
+    if let Ok(Some(t)) = c.erasure_template() {
+        if let Err(err) = t.validate() {
+            p.push(Problem::new("erasure", err.to_string()));
+        } else if t.is_empty() {
+            p.push(Problem::new(
+                "erasure",
+                "says nothing to erase: give sql, bucket_prefixes or paths",
+            ));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1704,6 +1785,35 @@ min_copies = 0
         let e = Config::from_toml_str(conflicting).unwrap_err().to_string();
         assert!(
             e.contains("retention.policy: conflicting retention durations"),
+            "{e}"
+        );
+    }
+
+    /// `[erasure]` (issue 18): bucket roots filled in from `[[bucket]]`; an unknown bucket, a
+    /// statement without `$1` and a glob without `{subject}` are problems, each with its key.
+    #[test]
+    fn erasure_section_resolves_and_is_checked() {
+        let c = Config::from_toml_str(include_str!("../examples/wst.toml")).unwrap();
+        let t = c.erasure_template().unwrap().unwrap();
+        assert_eq!(t.objects[0].root, "buckets/proofs/");
+        assert_eq!(t.objects[0].prefix, "users/{subject}/");
+        let r = t.resolve("4711").unwrap();
+        assert_eq!(r.paths, ["wst-api/uploads/4711/**"]);
+        assert_eq!(r.objects[0].prefix, "users/4711/");
+        assert!(r.sql.iter().all(|s| s.contains("$1")));
+
+        let base = "audit_log = \"/a\"\n[encryption]\nkey_file = \"/k\"\n\
+                    [[sinks]]\nname = \"c\"\nurl = \"/c\"\n";
+        let bad = format!(
+            "{base}[erasure]\nsql = [\"DELETE FROM t\"]\npaths = [\"wst/all/**\"]\n\
+             [erasure.bucket_prefixes]\nnope = [\"u/{{subject}}/\"]\n"
+        );
+        let e = Config::from_toml_str(&bad).unwrap_err().to_string();
+        assert!(e.contains("erasure.bucket_prefixes.nope"), "{e}");
+        let bad = format!("{base}[erasure]\nsql = [\"DELETE FROM t\"]\npaths = [\"wst/all/**\"]\n");
+        let e = Config::from_toml_str(&bad).unwrap_err().to_string();
+        assert!(
+            e.contains("does not use $1") && e.contains("wst/all/**"),
             "{e}"
         );
     }

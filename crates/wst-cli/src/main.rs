@@ -355,6 +355,12 @@ enum Command {
         #[command(subcommand)]
         command: ScheduleCommand,
     },
+    /// The erasure register (issue 18, docs/ERASURE.md): erasure requests every restore and
+    /// drill re-applies, so erased data is not restored unintentionally (seeds/003).
+    Erasure {
+        #[command(subcommand)]
+        command: ErasureCommand,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -424,6 +430,30 @@ impl Command {
             _ => return None,
         })
     }
+}
+
+#[derive(Subcommand, Debug)]
+enum ErasureCommand {
+    /// Record an erasure request: the [erasure] templates resolved for the subject, encrypted
+    /// and sealed, on every sink. Erase the subject in production yourself; wst makes sure
+    /// no restore brings it back.
+    Record {
+        /// The data subject's id (ASCII letters, digits, `._-@+:`).
+        #[arg(long, required_unless_present = "tenant", conflicts_with = "tenant")]
+        subject: Option<String>,
+        /// A tenant's id instead of a subject's.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Who requested the erasure (accountable person or role).
+        #[arg(long)]
+        requested_by: String,
+        /// The request's reference (ticket, Art. 17 request number).
+        #[arg(long)]
+        reason: String,
+    },
+    /// List the register: every authentic entry, and every copy not used (exit 1 when an
+    /// unusable copy may hide an entry).
+    List,
 }
 
 #[derive(Subcommand, Debug)]
@@ -768,6 +798,20 @@ async fn dispatch(cli: Cli, ops: &Ops) -> Out<u8> {
         Command::WalPush { path } => ops.wal_push(&cli.config, &path).await,
         Command::WalFetch { name, dest } => ops.wal_fetch(&name, &dest).await,
         Command::WalDrain => ops.wal_drain().await,
+        Command::Erasure { command } => match command {
+            ErasureCommand::Record {
+                subject,
+                tenant,
+                requested_by,
+                reason,
+            } => {
+                let is_tenant = tenant.is_some();
+                let id = subject.or(tenant).unwrap_or_default();
+                ops.erasure_record(&id, is_tenant, &requested_by, &reason)
+                    .await
+            }
+            ErasureCommand::List => ops.erasure_list().await,
+        },
         Command::Report {
             command: ReportCommand::Bcp { out },
         } => ops.report_bcp(out.as_deref()).await,

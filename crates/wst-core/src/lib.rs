@@ -27,7 +27,7 @@ use ops::placement;
 use ops::{
     compliance, drill, list, pipeline, prune, replicate, report, restore, three_two_one, verify,
 };
-use repository::{anchor, audit, catalog, evidence, lock, marker, unavailable};
+use repository::{anchor, audit, catalog, erasure, evidence, lock, marker, unavailable};
 
 pub use anchor::{AUDIT_HEAD_FORMAT, AuditCheck, AuditHeadObject, audit_head_object};
 pub use artifact::{
@@ -47,6 +47,13 @@ pub use compliance::{
 pub use drill::{
     CheckContext, DrillOptions, DrillReport, DrillSelection, EntryRestorer, PostRestoreCheck,
     ProofReport, RestoredEntry, ScratchAccess, SmokeTest, complete_artifacts, restore_drill,
+};
+pub use erasure::{
+    ERASURE_FORMAT, ERASURE_ITEM_MAX_BYTES, ERASURE_MAX_ITEMS, ERASURE_MAX_OBJECTS,
+    ERASURE_OBJECT_MAX_BYTES, ERASURE_TEXT_MAX_BYTES, ErasureAnomaly, ErasureCatchUp, ErasureEntry,
+    ErasureRecordReport, ErasureRegister, ErasureRequest, ErasureScope, ErasureTemplate,
+    ObjectErasure, ReErasure, SUBJECT_MAX_BYTES, SUBJECT_PLACEHOLDER, StatementCount, erase_tree,
+    erasure_object, erasure_object_prefix, validate_subject,
 };
 pub use error::{BoxError, Error, ErrorKind, Result};
 pub use evidence::{

@@ -138,7 +138,8 @@ pub use objstore::{
 };
 pub use restore::{
     DEFAULT_RESTORE_CONCURRENCY, DEFAULT_RESTORE_PART_SIZE, ObjectRestoreOptions,
-    ObjectRestoreReport, ObjectStoreTarget, ObjectStoreTargetBuilder, restore_objects,
+    ObjectRestoreReport, ObjectStoreTarget, ObjectStoreTargetBuilder, erase_objects,
+    restore_objects,
 };
 pub use source::{
     DEFAULT_PIECE_SIZE, DEFAULT_SOURCE_CONCURRENCY, MIN_PIECE_SIZE, ObjectStoreSource,

@@ -676,3 +676,72 @@ async fn upload(
     }
     Ok(())
 }
+
+/// Re-applies the erasure register to objects of `[[bucket]]` `bucket` restored into `target`
+/// (issue 18; seeds/003 "Erased data must not be restored unintentionally"): for each entry
+/// with a prefix for `bucket`, every object under the target prefix whose key (relative to
+/// the target prefix, i.e. relative to the source bucket's prefix as archived) starts with
+/// the recorded prefix is deleted. Listing goes under the prefix's last `/` and filters by
+/// the whole prefix, so `uploads/u-1` does not take `uploads/u-10`'s objects when written
+/// `uploads/u-1/`. Idempotent. One [`wst_core::ReErasure`] per entry with a prefix for
+/// `bucket` (objects removed, or the entry's error: a failed listing or deletion).
+pub async fn erase_objects(
+    target: &ObjectStoreTarget,
+    bucket: &str,
+    entries: &[wst_core::ErasureEntry],
+) -> Vec<wst_core::ReErasure> {
+    let mut out = Vec::new();
+    for entry in entries {
+        let prefixes: Vec<&str> = entry
+            .objects
+            .iter()
+            .filter(|o| o.bucket == bucket)
+            .map(|o| o.prefix.as_str())
+            .collect();
+        if prefixes.is_empty() {
+            continue;
+        }
+        let mut r = wst_core::ReErasure::new(entry, format!("bucket {}", target.url()));
+        for prefix in prefixes {
+            let dir = prefix.rfind('/').map_or("", |i| &prefix[..i]);
+            let base = target.prefix().trim_end_matches('/');
+            let list_at = match (base.is_empty(), dir.is_empty()) {
+                (true, _) => dir.to_owned(),
+                (false, true) => base.to_owned(),
+                (false, false) => format!("{base}/{dir}"),
+            };
+            let list_path = Path::from(list_at.as_str());
+            let mut listing = target
+                .bucket
+                .store
+                .list((!list_at.is_empty()).then_some(&list_path));
+            let mut doomed = Vec::new();
+            while let Some(item) = listing.next().await {
+                match item {
+                    Ok(meta) => {
+                        let key = meta.location.as_ref();
+                        let rel = relative_key(key, base).unwrap_or(key);
+                        if rel.starts_with(prefix) {
+                            doomed.push(meta.location);
+                        }
+                    }
+                    Err(e) => {
+                        r.error = Some(format!("listing `{list_at}`: {e}"));
+                        break;
+                    }
+                }
+            }
+            for loc in doomed {
+                match target.bucket.store.delete(&loc).await {
+                    Ok(()) => r.objects += 1,
+                    Err(e) => {
+                        r.error = Some(format!("deleting `{loc}`: {e}"));
+                        break;
+                    }
+                }
+            }
+        }
+        out.push(r);
+    }
+    out
+}

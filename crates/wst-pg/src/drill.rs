@@ -227,6 +227,29 @@ impl EntryRestorer for PgDrillRestorer {
         ))
     }
 
+    /// Runs the register's SQL in the scratch database ([`crate::erase_database`]).
+    async fn erase(
+        &self,
+        proof: &ProofReport,
+        entries: &[wst_core::ErasureEntry],
+    ) -> wst_core::Result<Vec<wst_core::ReErasure>> {
+        let Some(database) = &proof.scratch_name else {
+            return Err(wst_core::Error::Config(format!(
+                "the restore of `{}` left no scratch database to apply the erasure register to",
+                proof.source
+            )));
+        };
+        crate::erasure::erase_database(
+            &self.options.server.with_database(database.clone()),
+            entries,
+        )
+        .await
+        .map_err(|e| wst_core::Error::Source {
+            name: proof.source.clone(),
+            source: Box::new(e),
+        })
+    }
+
     async fn cleanup(&self, proof: &ProofReport) -> wst_core::Result<Vec<Check>> {
         let Some(database) = &proof.scratch_name else {
             return Ok(Vec::new());

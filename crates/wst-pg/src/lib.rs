@@ -82,6 +82,7 @@ mod cluster;
 mod config;
 mod connect;
 mod drill;
+mod erasure;
 mod error;
 mod facts;
 mod lsn;
@@ -103,6 +104,7 @@ pub use checks::{Expectation, ObjectKeyCrossCheck, ObjectLocation, ObjectLookup,
 pub use cluster::{DEMO_SQL, TestCluster};
 pub use config::{ConnectionConfig, Password, PasswordSource, SslMode, read_key_file};
 pub use drill::PgDrillRestorer;
+pub use erasure::erase_database;
 pub use error::{Error, Result};
 pub use facts::{DatabaseFacts, table_key};
 pub use lsn::{Lsn, segment_file_name, segment_number};

@@ -529,3 +529,53 @@ fn plan_request_document() {
     };
     assert!(matches!(bad.plan(), Err(Error::UnknownTimeZone { .. })));
 }
+
+/// The retention ceiling (issue 18; seeds/003 "Personal data must not be retained
+/// indefinitely"): a yearly GFS rule that would keep ten years is cut at `max_age` = 7 years
+/// (2555 days): the yearly backups of periods beyond it are deleted although each is the last
+/// backup of its year, and the plan names the rule it overrode. Only the single newest backup
+/// survives the ceiling, and its reasons say why (`last_backup`, `max_age_conflict`).
+#[test]
+fn retention_ceiling_cuts_gfs_yearly_backups_but_not_the_last_backup() {
+    let yearly = run(
+        r#"{"keep_yearly": 10, "max_age": "2555d"}"#,
+        "2026-11-21T12:00:00Z",
+        "Europe/Amsterdam",
+        &[
+            "2026-06-01T01:00:00Z",
+            "2021-06-01T01:00:00Z",
+            "2019-12-01T01:00:00Z",
+            "2018-06-01T01:00:00Z",
+            "2017-06-01T01:00:00Z",
+        ],
+    );
+    assert_eq!(
+        render(&yearly),
+        [
+            "2026-06-01T01:00:00Z keep: yearly #1, last_backup, newest_verified",
+            "2021-06-01T01:00:00Z keep: yearly #2",
+            "2019-12-01T01:00:00Z keep: yearly #3",
+            "2018-06-01T01:00:00Z delete: max_age, yearly #4",
+            "2017-06-01T01:00:00Z delete: max_age, yearly #5",
+        ]
+    );
+    // A sink whose only backup is beyond the ceiling keeps it, and says so.
+    let alone = run(
+        r#"{"keep_yearly": 10, "max_age": "2555d"}"#,
+        "2026-11-21T12:00:00Z",
+        "UTC",
+        &["2018-06-01T01:00:00Z", "2017-06-01T01:00:00Z"],
+    );
+    assert_eq!(
+        render(&alone),
+        [
+            "2018-06-01T01:00:00Z keep: yearly #1, last_backup, newest_verified, max_age_conflict",
+            "2017-06-01T01:00:00Z delete: max_age, yearly #2",
+        ]
+    );
+    assert!(matches!(
+        &alone.flags[..],
+        [Flag::MaxAgeConflict { protected_by, .. }]
+            if protected_by.contains(&Reason::LastBackup)
+    ));
+}

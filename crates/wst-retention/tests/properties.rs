@@ -321,4 +321,29 @@ proptest! {
             }
         }
     }
+
+    /// The retention ceiling (issue 18): a backup taken before `now - max_age` is kept only by
+    /// a protection (the newest backup, the newest verified, no newer verified, future-dated),
+    /// never by a keep rule alone, and its reasons then say `max_age_conflict`; the single
+    /// newest backup is always kept.
+    #[test]
+    fn ceiling_yields_only_to_protections(i in input()) {
+        let p = run(&i);
+        let Some(max) = i.policy.max_age else { return Ok(()); };
+        let cutoff = i.now.to_zoned(i.tz.clone()).checked_sub(max).unwrap().timestamp();
+        for d in p.decisions.iter().filter(|d| d.time < cutoff && d.keep) {
+            prop_assert!(d.reasons.contains(&Reason::MaxAgeConflict), "{}: {:?}", d.name, d.reasons);
+            prop_assert!(
+                d.reasons.iter().any(|r| matches!(
+                    r,
+                    Reason::LastBackup | Reason::NewestVerified | Reason::NoNewerVerified
+                        | Reason::FutureDated | Reason::MinAge
+                )),
+                "{} kept over the ceiling without a protection: {:?}", d.name, d.reasons
+            );
+        }
+        if let Some(newest) = p.decisions.iter().max_by(|a, b| (a.time, &a.name).cmp(&(b.time, &b.name))) {
+            prop_assert!(newest.keep, "the newest backup {} was deleted", newest.name);
+        }
+    }
 }

@@ -19,6 +19,7 @@ mod backup;
 mod config_check;
 pub(crate) mod daemon;
 mod drill;
+mod erasure;
 mod init;
 pub(crate) mod keygen;
 mod ls;

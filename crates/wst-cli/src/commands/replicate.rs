@@ -36,6 +36,19 @@ impl Ops {
                 }
             }
         }
+        // The erasure register too: every sink holds every entry (issue 18).
+        match self.repo.erasure_catch_up().await {
+            Ok(up) => {
+                for f in &up.failed {
+                    crate::output::warn_line!("replicate erasure register: {f}");
+                    code = 3;
+                }
+            }
+            Err(e) => {
+                crate::output::warn_line!("replicate erasure register: {e}");
+                code = 3;
+            }
+        }
         self.print(&reports, || {
             for r in &reports {
                 if !r.copied.is_empty() || !r.failed.is_empty() {

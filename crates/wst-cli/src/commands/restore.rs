@@ -3,8 +3,8 @@
 
 use std::path::PathBuf;
 
-use wst::core::{AuditEvent, BreakGlass, RestoreOptions};
-use wst::objstore::{ObjectRestoreOptions, restore_objects};
+use wst::core::{AuditEvent, BreakGlass, ReErasure, RestoreOptions};
+use wst::objstore::{ObjectRestoreOptions, erase_objects, restore_objects};
 
 use super::{Ops, selection};
 use crate::config::{bucket_target, pg_connection};
@@ -127,6 +127,38 @@ impl Ops {
         for r in &report.rejected_copies {
             warn_line!("restore: rejected copy {r}");
         }
+        // The erasure register, re-applied to what was restored before it is handed over
+        // (issue 18; seeds/003 "Erased data must not be restored unintentionally").
+        let (erasures, anomalies) = self.erasures_for_restore().await?;
+        let files_target = format!("files {}", target.display());
+        let mut re_erasures = match wst::core::erase_tree(target, &erasures) {
+            Ok(done) => done,
+            Err(e) => vec![ReErasure {
+                target: files_target.clone(),
+                error: Some(e.to_string()),
+                ..ReErasure::default()
+            }],
+        };
+        let tree_entries = erasures
+            .iter()
+            .filter(|e| !e.paths.is_empty() || !e.objects.is_empty())
+            .count();
+        if !self.settle_erasures(
+            &name.to_string(),
+            &files_target,
+            tree_entries,
+            &re_erasures,
+            &anomalies,
+            break_glass.as_ref(),
+        )? {
+            // Without break-glass the target was new or empty: nothing of it is handed over.
+            std::fs::remove_dir_all(target).ok();
+            return Err(failed(format!(
+                "restore failed: the erasure register could not be applied to the restored files,                  so they were removed ({}); fix the register or the entry, or go on with                  --break-glass-by WHO --reason WHY",
+                target.display()
+            )));
+        }
+        let mut database_usable = true;
         let audit_restore = |passed: bool, seconds: f64, target: String, error: Option<String>| {
             self.audit.append(AuditEvent::Restore {
                 artifact: name.to_string(),
@@ -205,9 +237,38 @@ impl Ops {
                 None,
             )?;
             code = u8::from(!proof.passed());
+            // The register's SQL in the restored database, before anyone uses it.
+            let conn = pg_connection(db, url)?.with_database(proof.database.clone());
+            let db_target = format!("database {}", proof.database);
+            let db_done = match wst::pg::erase_database(&conn, &erasures).await {
+                Ok(done) => done,
+                Err(e) => vec![ReErasure {
+                    target: db_target.clone(),
+                    error: Some(e.to_string()),
+                    ..ReErasure::default()
+                }],
+            };
+            let sql_entries = erasures.iter().filter(|e| !e.sql.is_empty()).count();
+            if !self.settle_erasures(
+                &name.to_string(),
+                &db_target,
+                sql_entries,
+                &db_done,
+                &[],
+                break_glass.as_ref(),
+            )? {
+                database_usable = false;
+                code = 1;
+            }
+            re_erasures.extend(db_done);
             proof_json = serde_json::to_value(&proof).unwrap_or_default();
         }
-        let out = serde_json::json!({ "files": report, "database": proof_json });
+        let out = serde_json::json!({
+            "files": report,
+            "database": proof_json,
+            "erasures": re_erasures,
+            "database_usable": database.is_some() && database_usable,
+        });
         self.print(&out, || {
             if no_files {
                 say!(
@@ -243,10 +304,16 @@ impl Ops {
                     report.skipped
                 );
             }
+            super::erasure::say_erasures(&re_erasures);
+            if !database_usable {
+                say!(
+                    "database NOT USABLE: the erasure register could not be applied to it (see above); drop it, or restore with --break-glass-by WHO --reason WHY"
+                );
+            }
             if !proof_json.is_null() {
                 say!(
                     "database proof: {}",
-                    if code == 0 { "PASS" } else { "FAIL" }
+                    if proof_json["checks"].as_array().is_some_and(|c| c.iter().all(|c| c["passed"] == true)) { "PASS" } else { "FAIL" }
                 );
                 if proof_json["into_source"] == true {
                     say!(
@@ -319,7 +386,31 @@ impl Ops {
         };
         let passed = report.checks.iter().all(|c| c.passed);
         audit(passed, report.duration_seconds, None)?;
-        self.print(&report, || {
+        // The erasure register's prefixes of this bucket, deleted from the target before it
+        // is handed over (issue 18).
+        let (erasures, anomalies) = self.erasures_for_restore().await?;
+        let done = erase_objects(&target, &bucket.name, &erasures).await;
+        let applies = erasures
+            .iter()
+            .filter(|e| e.objects.iter().any(|o| o.bucket == bucket.name))
+            .count();
+        let erasures_ok = self.settle_erasures(
+            &name.to_string(),
+            &format!("bucket {}", target.url()),
+            applies,
+            &done,
+            &anomalies,
+            break_glass.as_ref(),
+        )?;
+        let mut out = serde_json::to_value(&report).unwrap_or_default();
+        if let Some(o) = out.as_object_mut() {
+            o.insert(
+                "erasures".into(),
+                serde_json::to_value(&done).unwrap_or_default(),
+            );
+            o.insert("target_usable".into(), erasures_ok.into());
+        }
+        self.print(&out, || {
             say!(
                 "restored {} objects ({} bytes) of bucket `{}` from {} into {} in {:.1} s",
                 report.objects,
@@ -353,8 +444,14 @@ impl Ops {
                     c.detail
                 );
             }
+            super::erasure::say_erasures(&done);
+            if !erasures_ok {
+                say!(
+                    "target NOT USABLE: the erasure register could not be applied to it (see above)"
+                );
+            }
         });
-        Ok(u8::from(!passed))
+        Ok(u8::from(!passed || !erasures_ok))
     }
 }
 
@@ -447,9 +544,12 @@ impl Ops {
             .now()
             .strftime("%Y%m%dT%H%M%SZ")
             .to_string();
+        let (erasures, anomalies) = self.erasures_for_restore().await?;
         let mut trees = Vec::new();
         for f in &self.config.files {
-            let tree = self.put_back(f, &name, sink, &bg, &stamp).await;
+            let tree = self
+                .put_back(f, &name, sink, &bg, &stamp, (&erasures, &anomalies))
+                .await;
             let (passed, error) = match &tree {
                 Ok(_) => (true, None),
                 Err(e) => (false, Some(e.message.clone())),
@@ -500,6 +600,7 @@ impl Ops {
         sink: Option<&str>,
         bg: &BreakGlass,
         stamp: &str,
+        (erasures, anomalies): (&[wst::core::ErasureEntry], &[String]),
     ) -> Out<InPlaceTree> {
         let path = f.path.as_path();
         let parent = path
@@ -549,6 +650,30 @@ impl Ops {
                 "restore of `{root}/` failed its check {}: {}; `{}` untouched",
                 c.name,
                 c.detail,
+                path.display()
+            )));
+        }
+        // The erasure register, applied in staging before the swap (issue 18).
+        let staged_target = format!("staging of {}", path.display());
+        let done = match wst::core::erase_tree(&staging, erasures) {
+            Ok(done) => done,
+            Err(e) => vec![ReErasure {
+                target: staged_target.clone(),
+                error: Some(e.to_string()),
+                ..ReErasure::default()
+            }],
+        };
+        if !self.settle_erasures(
+            &name.to_string(),
+            &staged_target,
+            erasures.len(),
+            &done,
+            anomalies,
+            Some(bg),
+        )? {
+            cleanup();
+            return Err(failed(format!(
+                "the erasure register could not be applied to `{root}/`; `{}` untouched",
                 path.display()
             )));
         }

@@ -74,11 +74,23 @@ impl Ops {
     pub(crate) async fn status(&self) -> Out<u8> {
         // The thresholds, R4's minimum age and the placement rules (issue 17), as the
         // library reads them from the configuration.
-        let options = self
+        let mut options = self
             .config
             .compliance_options()
             .map_err(|e| usage(e.to_string()))?;
         let now = self.repo.clock().now();
+        // The retention ceiling (issue 18): `now - max_age` in the policy's time zone.
+        options.retention_ceiling = match &self.config.retention {
+            Some(r) if r.policy.max_age.is_some() => {
+                let tz =
+                    wst::retention::time_zone(&r.time_zone).map_err(|e| usage(e.to_string()))?;
+                r.policy
+                    .cutoffs(now, &tz)
+                    .map_err(|e| usage(e.to_string()))?
+                    .max_age
+            }
+            _ => None,
+        };
         let mut report = self.repo.status(&options, now).await?;
         // Point-in-time recovery (issue 16): continuity, lag and RPO of the WAL archive.
         report.rules.extend(self.wal_rules(now).await);

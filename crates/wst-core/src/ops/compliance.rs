@@ -28,6 +28,11 @@ pub struct ComplianceOptions {
     /// Placement rules (issue 17; seeds/002 anti-patterns 5 and 6): the production system's
     /// and each sink's declared region and jurisdiction. Default: no rule configured.
     pub placement: crate::placement::Placement,
+    /// The retention ceiling (issue 18; seeds/003 data minimisation): `now - max_age` of the
+    /// retention policy (UTC). With it, [`Repository::status`](crate::Repository::status)
+    /// adds the rule `retention ceiling`, which fails while any copy on any sink was taken
+    /// before it. Default `None` (no ceiling).
+    pub retention_ceiling: Option<Timestamp>,
 }
 
 impl Default for ComplianceOptions {
@@ -39,6 +44,7 @@ impl Default for ComplianceOptions {
             retention_min_age: SignedDuration::from_hours(24 * 7),
             three_two_one: ThreeTwoOneOptions::default(),
             placement: crate::placement::Placement::default(),
+            retention_ceiling: None,
         }
     }
 }

@@ -211,6 +211,64 @@ pub enum AuditEvent {
         /// The last attempt's error, when it was not delivered.
         error: Option<String>,
     },
+    /// An erasure request was recorded in the erasure register (issue 18; seeds/003 GDPR
+    /// mode). The subject id is not in the record (it stays in the encrypted register); the
+    /// entry id names it there.
+    ErasureRecorded {
+        /// The entry id (32 hex).
+        id: String,
+        /// Its sequence number.
+        seq: u64,
+        /// `subject` or `tenant`.
+        scope: String,
+        /// Who requested it.
+        requested_by: String,
+        /// The request's reference.
+        reason: String,
+        /// SQL statements recorded.
+        sql_statements: u64,
+        /// Object prefixes recorded.
+        object_prefixes: u64,
+        /// Path globs recorded.
+        paths: u64,
+        /// Sinks the entry was written on.
+        sinks: Vec<String>,
+        /// Sinks it could not be written on, `sink: error`.
+        failed: Vec<String>,
+    },
+    /// The erasure register was read for an operator (`wst erasure list`).
+    ErasureListed {
+        /// Authentic entries.
+        entries: u64,
+        /// Copies not used (not authentic, unreadable), one line each.
+        anomalies: Vec<String>,
+    },
+    /// Register entries were copied to sinks that lacked them.
+    ErasureReplicated {
+        /// `sink: object` copied.
+        copied: Vec<String>,
+        /// `sink: object: error`.
+        failed: Vec<String>,
+    },
+    /// The erasure register was re-applied to a restored target (issue 18: restore, drill).
+    ErasureApplied {
+        /// The artifact restored.
+        artifact: String,
+        /// The target: `files DIR`, `database NAME`, `bucket URL`.
+        target: String,
+        /// Entries applied.
+        entries: u64,
+        /// Rows deleted or changed in total.
+        rows: u64,
+        /// Objects removed.
+        objects: u64,
+        /// Files removed.
+        files: u64,
+        /// Entries that could not be applied, `id: error`, and register anomalies not covered.
+        failed: Vec<String>,
+        /// The break-glass authorization that let the restore go on despite `failed`.
+        break_glass: Option<BreakGlass>,
+    },
 }
 
 /// The record body that is hashed: everything but `hash`.
@@ -364,6 +422,11 @@ impl AuditLog {
     /// The file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The actor its records name.
+    pub fn actor(&self) -> &str {
+        &self.actor
     }
 
     /// Appends `event` durably and returns the record written.

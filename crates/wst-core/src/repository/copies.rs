@@ -115,6 +115,10 @@ impl Repository {
     ) -> Result<crate::drill::DrillReport> {
         let mut options = options.clone();
         options.clock = self.clock.clone();
+        // The erasure register is re-applied to whatever the drill restores (issue 18).
+        let register = self.erasure_register().await?;
+        options.erasure_anomalies = register.uncovered().map(ToString::to_string).collect();
+        options.erasures = register.entries;
         let date = self.clock.now();
         let started = std::time::Instant::now();
         let mut copies: Vec<(&Arc<dyn Sink>, Catalog)> = Vec::new();
@@ -198,6 +202,23 @@ impl Repository {
             name: format!("a usable copy of {name}"),
         })?;
         crate::drill::audit_drill(&self.audit, &report, &options)?;
+        if !options.erasures.is_empty() || !options.erasure_anomalies.is_empty() {
+            self.audit.append(AuditEvent::ErasureApplied {
+                artifact: report.artifact.clone(),
+                target: format!("drill {}", report.restore_target.display()),
+                entries: options.erasures.len() as u64,
+                rows: report.re_erasures.iter().map(|r| r.rows).sum(),
+                objects: report.re_erasures.iter().map(|r| r.objects).sum(),
+                files: report.re_erasures.iter().map(|r| r.files).sum(),
+                failed: report
+                    .re_erasures
+                    .iter()
+                    .filter_map(|r| r.error.as_ref().map(|e| format!("{}: {e}", r.id)))
+                    .chain(options.erasure_anomalies.iter().cloned())
+                    .collect(),
+                break_glass: None,
+            })?;
+        }
         self.anchor().await;
         Ok(report)
     }

@@ -19,11 +19,13 @@
 pub(crate) mod anchor;
 pub(crate) mod audit;
 pub(crate) mod catalog;
+pub(crate) mod erasure;
 pub(crate) mod evidence;
 pub(crate) mod lock;
 pub(crate) mod marker;
 pub(crate) mod unavailable;
 
+mod ceiling;
 mod copies;
 pub(crate) mod drill_due;
 mod maintain;

@@ -110,6 +110,11 @@ impl Repository {
             .push(super::drill_due::rule(&super::drill_due::judge(
                 &catalogs, &records, now,
             )));
+        if let Some(cutoff) = options.retention_ceiling {
+            report
+                .rules
+                .push(super::ceiling::ceiling_rule(&catalogs, cutoff));
+        }
         let audit = self.check_audit_with(&catalogs).await?;
         report.rules.push(RuleStatus {
             rule: "audit log anchored".into(),

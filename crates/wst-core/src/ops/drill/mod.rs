@@ -72,6 +72,15 @@ pub struct DrillOptions {
     /// RPO measured against the artifact's time, the selection window). Default
     /// [`Clock::system`]; RTO is measured with a monotonic clock.
     pub clock: Clock,
+    /// The erasure register's entries, re-applied after the restore and before the
+    /// post-restore checks (issue 18): path globs and bucket prefixes to the restored tree,
+    /// SQL statements through each [`EntryRestorer::erase`]. Each outcome is in the report
+    /// and a failure fails the drill. [`Repository::drill`](crate::Repository::drill) fills
+    /// it from the register. Default none.
+    pub erasures: Vec<crate::erasure::ErasureEntry>,
+    /// Register copies that could not be used and whose entry is not known from another
+    /// sink (`ErasureRegister::uncovered`): each fails the drill (an erasure may be missing).
+    pub erasure_anomalies: Vec<String>,
 }
 
 impl DrillOptions {
@@ -89,6 +98,8 @@ impl DrillOptions {
             rpo_target_seconds: 24.0 * 3600.0,
             checks: Vec::new(),
             clock: Clock::system(),
+            erasures: Vec::new(),
+            erasure_anomalies: Vec::new(),
         }
     }
 
@@ -301,6 +312,13 @@ pub(crate) async fn drill_artifact(
     // 2. Files into an isolated directory.
     // 3. Each restorable source (databases) into its scratch system, with proof.
     let mut restored: Vec<(&Arc<dyn EntryRestorer>, ProofReport)> = Vec::new();
+    let mut re_erasures: Vec<crate::erasure::ReErasure> = Vec::new();
+    for a in &options.erasure_anomalies {
+        checks.push(Check::fail(
+            "erasure_register",
+            format!("a register copy is not usable and its entry is unknown: {a}"),
+        ));
+    }
     let mut restore_opts = RestoreOptions::isolated(&target)
         .protect(options.protected_paths.clone())
         .with_clock(options.clock.clone());
@@ -317,6 +335,25 @@ pub(crate) async fn drill_artifact(
                     target.display()
                 ),
             ));
+            // The register's paths and bucket objects, before anything reads the tree.
+            match crate::erasure::erase_tree(&target, &options.erasures) {
+                Ok(done) => {
+                    let (files, objects) = done
+                        .iter()
+                        .fold((0, 0), |(f, o), r| (f + r.files, o + r.objects));
+                    if !done.is_empty() {
+                        checks.push(Check::pass(
+                            "erasure:files",
+                            format!(
+                                "{} register entries re-applied to the restored tree: {files} files, {objects} bucket objects removed",
+                                done.len()
+                            ),
+                        ));
+                    }
+                    re_erasures.extend(done);
+                }
+                Err(e) => checks.push(Check::fail("erasure:files", e.to_string())),
+            }
             for desc in &rr.sources {
                 let Some(r) = restorers.iter().find(|r| r.source_kind() == desc.kind) else {
                     continue;
@@ -327,6 +364,44 @@ pub(crate) async fn drill_artifact(
                         proof.kind.clone_from(&desc.kind);
                         proof.source.clone_from(&desc.name);
                         checks.extend(proof.checks.iter().cloned());
+                        // The register's SQL, after the proof against the manifest and
+                        // before any check or person sees the scratch system.
+                        if options.erasures.iter().any(|e| !e.sql.is_empty()) {
+                            let name = format!("erasure:db:{}", desc.name);
+                            match r.erase(&proof, &options.erasures).await {
+                                Ok(done) => {
+                                    let rows: u64 = done.iter().map(|d| d.rows).sum();
+                                    let failed: Vec<String> = done
+                                        .iter()
+                                        .filter_map(|d| {
+                                            d.error
+                                                .as_ref()
+                                                .map(|e| format!("#{} {}: {e}", d.seq, d.id))
+                                        })
+                                        .collect();
+                                    checks.push(if failed.is_empty() {
+                                        Check::pass(
+                                            name,
+                                            format!(
+                                                "{} register entries re-applied to {}: {rows} rows",
+                                                done.len(),
+                                                proof.target
+                                            ),
+                                        )
+                                    } else {
+                                        Check::fail(
+                                            name,
+                                            format!(
+                                                "register entries could not be applied: {}",
+                                                failed.join("; ")
+                                            ),
+                                        )
+                                    });
+                                    re_erasures.extend(done);
+                                }
+                                Err(e) => checks.push(Check::fail(name, e.to_string())),
+                            }
+                        }
                         restored.push((r, proof));
                     }
                     Err(e) => {
@@ -421,6 +496,7 @@ pub(crate) async fn drill_artifact(
         passed,
         cleaned_up,
         rejected_copies: Vec::new(),
+        re_erasures,
     };
     if passed {
         tracing::info!(artifact = %name, rto = rto_seconds, "restore drill passed");
@@ -530,6 +606,7 @@ mod tests {
             passed: true,
             cleaned_up: true,
             rejected_copies: Vec::new(),
+            re_erasures: Vec::new(),
         }
     }
 

@@ -61,6 +61,11 @@ pub struct DrillReport {
     /// drill then proved the next sink's copy; issue 14). Empty when the first copy served.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rejected_copies: Vec<String>,
+    /// The erasure register re-applied to the restored files, objects and databases before
+    /// the post-restore checks (issue 18), one outcome per entry and target, with row, object
+    /// and file counts. Empty when the register is empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub re_erasures: Vec<crate::erasure::ReErasure>,
 }
 
 impl DrillReport {
@@ -167,6 +172,28 @@ impl DrillReport {
                     c.name,
                     c.detail
                 );
+            }
+        }
+        if !self.re_erasures.is_empty() {
+            let _ = writeln!(md, "## RE_ERASURES");
+            for r in &self.re_erasures {
+                let _ = writeln!(
+                    md,
+                    "- [{}] entry #{} {} on {}: {} rows, {} objects, {} files{}",
+                    if r.applied() { "PASS" } else { "FAIL" },
+                    r.seq,
+                    r.id,
+                    r.target,
+                    r.rows,
+                    r.objects,
+                    r.files,
+                    r.error
+                        .as_ref()
+                        .map_or_else(String::new, |e| format!(": {e}"))
+                );
+                for st in &r.statements {
+                    let _ = writeln!(md, "  - {} rows: `{}`", st.rows, st.statement);
+                }
             }
         }
         let _ = writeln!(

@@ -53,6 +53,30 @@ pub trait EntryRestorer: Send + Sync + std::fmt::Debug {
         Ok(None)
     }
 
+    /// Re-applies the SQL statements of the erasure register's `entries` to the scratch
+    /// system of `proof` (issue 18), after the proof and before the post-restore checks: each
+    /// entry's statements with the subject id bound as `$1`, all of an entry or nothing.
+    /// Returns one [`ReErasure`](crate::ReErasure) per entry with statements (rows per
+    /// statement, or the entry's error). The default can apply no SQL: it returns an error
+    /// when an entry has statements, and nothing otherwise.
+    ///
+    /// # Errors
+    /// The implementation's error when the scratch system cannot be reached; the drill
+    /// records it as a failed `erasure:db:<source>` check.
+    async fn erase(
+        &self,
+        proof: &ProofReport,
+        entries: &[crate::erasure::ErasureEntry],
+    ) -> Result<Vec<crate::erasure::ReErasure>> {
+        if entries.iter().any(|e| !e.sql.is_empty()) {
+            return Err(crate::error::Error::Config(format!(
+                "the restorer of `{}` cannot apply the erasure register's SQL statements",
+                proof.source
+            )));
+        }
+        Ok(Vec::new())
+    }
+
     /// Removes the scratch system of `proof` when the restorer is configured to (e.g. wst-pg's
     /// `drop_after`), after every post-restore check ran. Returns checks recording what was
     /// done (they join the report's checks). The default does nothing.
