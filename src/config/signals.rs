@@ -58,7 +58,7 @@ pub struct AlertsConfig {
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct ScheduleConfig {
-    /// `backup`, `drill`, `prune`, `status` or `verify`.
+    /// `backup`, `drill`, `prune`, `status`, `verify`, `base-backup` or `drill-pitr` (`wst drill --pitr`).
     pub job: String,
     /// A cron expression: 5 fields (`0 */4 * * *`: every 4 hours) or 6 with leading seconds.
     pub cron: String,

@@ -27,19 +27,25 @@ pub enum Job {
     Status,
     /// `wst verify` (deep verification of the newest artifact on every sink, doctrine R5).
     Verify,
+    /// `wst base-backup` (a physical base backup for point-in-time recovery, issue 16).
+    BaseBackup,
+    /// `wst drill --pitr` (a point-in-time recovery drill, issue 16).
+    PitrDrill,
 }
 
 impl Job {
     /// Every job, in the order above.
-    pub const ALL: [Job; 5] = [
+    pub const ALL: [Job; 7] = [
         Job::Backup,
         Job::Drill,
         Job::Prune,
         Job::Status,
         Job::Verify,
+        Job::BaseBackup,
+        Job::PitrDrill,
     ];
 
-    /// `backup`, `drill`, `prune`, `status`, `verify`.
+    /// `backup`, `drill`, `prune`, `status`, `verify`, `base-backup`, `drill-pitr`.
     pub fn as_str(self) -> &'static str {
         match self {
             Job::Backup => "backup",
@@ -47,6 +53,17 @@ impl Job {
             Job::Prune => "prune",
             Job::Status => "status",
             Job::Verify => "verify",
+            Job::BaseBackup => "base-backup",
+            Job::PitrDrill => "drill-pitr",
+        }
+    }
+
+    /// The `wst` arguments that run the job, e.g. `drill --pitr` for [`Job::PitrDrill`] (what
+    /// systemd units and Windows tasks run after `--config FILE`).
+    pub fn command_line(self) -> &'static str {
+        match self {
+            Job::PitrDrill => "drill --pitr",
+            other => other.as_str(),
         }
     }
 }
@@ -65,7 +82,7 @@ impl FromStr for Job {
             .find(|j| j.as_str() == s)
             .ok_or_else(|| SignalError::Schedule {
                 expression: s.to_owned(),
-                detail: "unknown job: one of backup, drill, prune, status, verify".into(),
+                detail: "unknown job: one of backup, drill, prune, status, verify, base-backup, drill-pitr".into(),
             })
     }
 }

@@ -203,9 +203,10 @@ pub fn systemd_units(
         let _ = writeln!(service, "Type=oneshot");
         let _ = writeln!(
             service,
-            "ExecStart={} --config {} {job}",
+            "ExecStart={} --config {} {}",
             systemd_word(program),
-            systemd_word(config)
+            systemd_word(config),
+            job.command_line()
         );
         let _ = writeln!(
             service,
@@ -388,7 +389,11 @@ pub fn windows_task_xml(
         let _ = writeln!(
             x,
             "      <Arguments>{}</Arguments>",
-            xml(&format!("--config {} {job}", windows_word(config)))
+            xml(&format!(
+                "--config {} {}",
+                windows_word(config),
+                job.command_line()
+            ))
         );
         x.push_str("    </Exec>\n  </Actions>\n</Task>\n");
         out.push((format!("wst-{job}.xml"), x));

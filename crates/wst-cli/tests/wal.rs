@@ -444,6 +444,9 @@ freshness_column = "public.marks.at"
 [drill]
 scratch_dir = "{t}/drill"
 
+[erasure]
+sql = ["DELETE FROM public.marks WHERE batch = $1"]
+
 [retention]
 time_zone = "UTC"
 [retention.policy]
@@ -632,7 +635,10 @@ sync_sinks = ["local-c", "local-d"]
     let report: serde_json::Value = serde_json::from_str(&drill.stdout).unwrap();
     assert_eq!(report["passed"], true, "{report}");
     assert_eq!(report["base_backup"], base_name.as_str());
-    assert_eq!(report["row_counts"]["public.pgbench_accounts"], 200_000, "{report}");
+    assert_eq!(
+        report["row_counts"]["public.pgbench_accounts"], 200_000,
+        "{report}"
+    );
     assert!(report["rpo_seconds"].as_f64().unwrap() <= 900.0, "{report}");
     assert!(report["rto_seconds"].as_f64().unwrap() > 0.0);
     let reports: Vec<_> = fs::read_dir(t.join("drill"))
@@ -664,18 +670,39 @@ sync_sinks = ["local-c", "local-d"]
         .filter(|n| n.len() == 24 && n.starts_with("00000001") && n.as_str() < start_wal.as_str())
         .cloned()
         .collect();
-    assert!(!old.is_empty(), "WAL archived before the base backup: {before:?}");
+    assert!(
+        !old.is_empty(),
+        "WAL archived before the base backup: {before:?}"
+    );
     for n in &before {
         let path = t.join("C").join(format!("wst-backup.wal.{n}.zst.wst"));
-        assert!(Command::new("touch").args(["-d", "30 days ago"]).arg(&path).status().unwrap().success());
+        assert!(
+            Command::new("touch")
+                .args(["-d", "30 days ago"])
+                .arg(&path)
+                .status()
+                .unwrap()
+                .success()
+        );
     }
     let prune = wst(user, &config, &["--json", "prune"]);
     assert_eq!(prune.code, 0, "{}", prune.stderr);
     let after = wal_on("C");
-    assert_eq!(before.difference(&after).cloned().collect::<BTreeSet<_>>(), old, "only WAL before {start_wal} was deleted");
-    assert!(old.is_subset(&wal_on("D")), "local-d's young copies are kept");
+    assert_eq!(
+        before.difference(&after).cloned().collect::<BTreeSet<_>>(),
+        old,
+        "only WAL before {start_wal} was deleted"
+    );
+    assert!(
+        old.is_subset(&wal_on("D")),
+        "local-d's young copies are kept"
+    );
     let pruned: serde_json::Value = serde_json::from_str(&prune.stdout).unwrap();
-    assert_eq!(pruned["wal"][0]["keep_from"], start_wal.as_str(), "{pruned}");
+    assert_eq!(
+        pruned["wal"][0]["keep_from"],
+        start_wal.as_str(),
+        "{pruned}"
+    );
 
     // PITR to the latest point, under break-glass: everything, and archiving goes on.
     let port2 = free_port();
@@ -755,6 +782,65 @@ sync_sinks = ["local-c", "local-d"]
     );
     pg_ctl_stop(&cluster, user, &pg3);
 
+    // Erased data stays erased after a point-in-time recovery (issue 18): the register's SQL
+    // runs in the recovered database before it is handed over.
+    let r = wst(
+        user,
+        &config,
+        &[
+            "erasure",
+            "record",
+            "--subject",
+            "after",
+            "--requested-by",
+            "dpo",
+            "--reason",
+            "GDPR-17",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let port6 = free_port();
+    let pg6 = scratch.join("pg6");
+    let r = wst(
+        user,
+        &config,
+        &[
+            "--json",
+            "restore",
+            "--pitr",
+            "--pgdata",
+            pg6.to_str().unwrap(),
+            "--latest",
+            "--port",
+            &port6.to_string(),
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let out: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(
+        out["erasures"][0]["rows"], 50,
+        "the 50 'after' rows were re-erased: {out}"
+    );
+    assert_eq!(
+        psql_at(
+            &cluster,
+            &scratch,
+            port6,
+            "SELECT count(*) FROM marks WHERE batch = 'after';"
+        ),
+        "0"
+    );
+    assert_eq!(
+        psql_at(
+            &cluster,
+            &scratch,
+            port6,
+            "SELECT count(*) FROM marks WHERE batch = 'before';"
+        ),
+        "100"
+    );
+    pg_ctl_stop(&cluster, user, &pg6);
+
     // A deleted segment after the base backup (timeline 1 goes on past it): named as a gap,
     // nothing written.
     let newest_tl1: String = cluster
@@ -802,7 +888,11 @@ sync_sinks = ["local-c", "local-d"]
     assert!(!pg4.exists(), "nothing written");
     let status = wst(user, &config, &["--json", "status"]);
     assert_eq!(status.code, 1);
-    assert!(status.stdout.contains(&victim), "status names the gap: {}", status.stdout);
+    assert!(
+        status.stdout.contains(&victim),
+        "status names the gap: {}",
+        status.stdout
+    );
 
     assert_eq!(wst(user, &config, &["audit", "verify"]).code, 0);
     let audit = fs::read_to_string(t.join("state/audit.jsonl")).unwrap();

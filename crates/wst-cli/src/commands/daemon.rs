@@ -66,7 +66,17 @@ async fn stop_requested() {
 
 fn command_of(job: Job) -> Command {
     match job {
-        Job::Drill => Command::Drill { sink: None },
+        Job::Drill => Command::Drill {
+            sink: None,
+            pitr: false,
+            port: None,
+        },
+        Job::PitrDrill => Command::Drill {
+            sink: None,
+            pitr: true,
+            port: None,
+        },
+        Job::BaseBackup => Command::BaseBackup,
         Job::Prune => Command::Prune {
             dry_run: false,
             allow_listing_drop: false,
@@ -115,6 +125,26 @@ async fn record_cancelled(config_path: &Path, job: Job, seconds: f64) {
         )
         .await;
     ops.anchor().await;
+}
+
+/// Whether the schema trigger calls for a drill now: `[drill]` is configured and the newest
+/// artifact's database schema differs from the one of the last passing drill
+/// ([`wst::core::Repository::drill_due`]). Any error reading the evidence: no (status reports
+/// it; the daemon does not drill on doubt).
+async fn schema_drill_due(config_path: &Path) -> bool {
+    let Ok(config) = load_config(config_path) else {
+        return false;
+    };
+    if config.drill.is_none() {
+        return false;
+    }
+    let Ok(ops) = Ops::new(config, false, false).await else {
+        return false;
+    };
+    matches!(
+        ops.repo.drill_due(ops.now()).await,
+        Ok(wst::core::DrillDue::SchemaChanged { .. })
+    )
 }
 
 impl Ops {
@@ -262,6 +292,33 @@ pub(crate) async fn daemon(config_path: PathBuf, json: bool) -> Out<u8> {
                 }
             }
             scheduler.finish(&ticket);
+            // seeds/004 "run restore drills after any change to the database schema" (issue
+            // 17): a backup whose schema differs from the last passing drill's is drilled now.
+            if ticket.job == Job::Backup && schema_drill_due(&config_path).await {
+                say!(
+                    "wst daemon: the database schema changed since the last passing drill: running drill"
+                );
+                let cli = Cli {
+                    config: config_path.clone(),
+                    json,
+                    command: command_of(Job::Drill),
+                };
+                let t0 = Instant::now();
+                tokio::select! {
+                    code = crate::run(cli) => {
+                        match code {
+                            Ok(c) => say!("wst daemon: drill (schema change) ended, exit {c}"),
+                            Err(f) => warn_line!("wst daemon: drill (schema change) failed (exit {}): {}", f.code, f.message),
+                        }
+                    }
+                    () = &mut stop => {
+                        let seconds = t0.elapsed().as_secs_f64();
+                        warn_line!("wst daemon: stopping; drill cancelled after {seconds:.1} s");
+                        record_cancelled(&config_path, Job::Drill, seconds).await;
+                        break 'run;
+                    }
+                }
+            }
         }
     }
     say!("wst daemon: stopped");

@@ -63,6 +63,10 @@ struct PitrReport {
     continuity: Continuity,
     restore_seconds: f64,
     recovery: Option<RecoveryOutcome>,
+    /// The erasure register re-applied to the recovered database (issue 18).
+    erasures: Vec<wst::core::ReErasure>,
+    /// Whether the recovered database may be used: the register applied, or break-glass.
+    database_usable: bool,
 }
 
 impl Ops {
@@ -379,8 +383,16 @@ impl Ops {
             continuity,
             restore_seconds: report.duration_seconds,
             recovery: None,
+            erasures: Vec::new(),
+            database_usable: false,
         };
         let mut code = 0;
+        // The erasure register (issue 18, seeds/003 "erased data must not be restored
+        // unintentionally"): its SQL runs in the recovered, promoted database before anyone
+        // uses it; a server not started here cannot take it, so that restore is not usable
+        // unless break-glass says otherwise.
+        let (erasures, anomalies) = self.erasures_for_restore().await?;
+        let sql_entries = erasures.iter().filter(|e| !e.sql.is_empty()).count();
         if let Some(port) = req.start_port {
             let host = socket_dir
                 .as_ref()
@@ -399,11 +411,63 @@ impl Ops {
             match run_recovery(pgdata, &tools, &conn, Duration::from_secs(3600)).await {
                 Ok((server, outcome)) => {
                     server.keep_running();
+                    let db_target = format!("database {} recovered on port {port}", conn.database);
+                    let done = if outcome.promoted {
+                        let mut c = conn.clone();
+                        c.database = pg_connection(db, &db.url)?.database;
+                        match wst::pg::erase_database(&c, &erasures).await {
+                            Ok(done) => done,
+                            Err(e) => vec![wst::core::ReErasure {
+                                target: db_target.clone(),
+                                error: Some(e.to_string()),
+                                ..wst::core::ReErasure::default()
+                            }],
+                        }
+                    } else if sql_entries > 0 {
+                        vec![wst::core::ReErasure {
+                            target: db_target.clone(),
+                            error: Some("the server is not promoted (read-only): promote it, then restore again or apply the register's statements".into()),
+                            ..wst::core::ReErasure::default()
+                        }]
+                    } else {
+                        Vec::new()
+                    };
+                    pitr.database_usable = self.settle_erasures(
+                        &chosen.name.to_string(),
+                        &db_target,
+                        sql_entries,
+                        &done,
+                        &anomalies,
+                        req.break_glass.as_ref(),
+                    )?;
+                    if !pitr.database_usable {
+                        code = 1;
+                        warn_line!(
+                            "restore --pitr: the erasure register could not be applied to the recovered database: it is NOT USABLE (see the erasure lines; or go on with --break-glass-by WHO --reason WHY)"
+                        );
+                    }
+                    pitr.erasures = done;
                     pitr.recovery = Some(outcome);
                 }
                 Err(e) => {
                     code = 1;
                     warn_line!("restore --pitr: {e}");
+                }
+            }
+        }
+        if req.start_port.is_none() {
+            // Not started here: the register cannot be applied by wst.
+            pitr.database_usable = sql_entries == 0 && anomalies.is_empty();
+            if !pitr.database_usable {
+                if req.break_glass.is_some() {
+                    warn_line!(
+                        "restore --pitr: the erasure register ({sql_entries} entries with SQL) is not applied without --port; apply it before the database is used (break-glass given)"
+                    );
+                } else {
+                    code = 1;
+                    warn_line!(
+                        "restore --pitr: the erasure register has {sql_entries} entries with SQL that wst applies only to a server it starts: give --port (or --break-glass-by WHO --reason WHY)"
+                    );
                 }
             }
         }
@@ -444,6 +508,9 @@ impl Ops {
                     }
                 );
             }
+            if !pitr.erasures.is_empty() {
+                super::erasure::say_erasures(&pitr.erasures);
+            }
             match &pitr.recovery {
                 Some(r) => {
                     say!(
@@ -456,7 +523,7 @@ impl Ops {
                     );
                     say!("  the server runs on port {}; stop it with pg_ctl stop -D {}", req.start_port.unwrap_or_default(), pitr.pgdata.display());
                 }
-                None if code == 0 => say!(
+                None if code == 0 || req.start_port.is_none() => say!(
                     "  configured for recovery (recovery.signal, postgresql.auto.conf); start it with pg_ctl start -D {}",
                     pitr.pgdata.display()
                 ),
@@ -1020,6 +1087,38 @@ impl Ops {
                 };
                 c
             };
+            // The erasure register first (issue 18): the drill proves what a restore hands over.
+            match self.erasures_for_restore().await {
+                Ok((erasures, anomalies)) => {
+                    let sql_entries = erasures.iter().filter(|e| !e.sql.is_empty()).count();
+                    let done = match wst::pg::erase_database(&conn, &erasures).await {
+                        Ok(d) => d,
+                        Err(e) => vec![wst::core::ReErasure {
+                            target: format!("database {}", conn.database),
+                            error: Some(e.to_string()),
+                            ..wst::core::ReErasure::default()
+                        }],
+                    };
+                    let failures: Vec<String> = done
+                        .iter()
+                        .filter_map(|r| r.error.clone())
+                        .chain(anomalies)
+                        .collect();
+                    checks.push((
+                        "erasure register re-applied".to_owned(),
+                        failures.is_empty(),
+                        if failures.is_empty() {
+                            format!(
+                                "{sql_entries} entries with SQL, {} rows erased",
+                                done.iter().map(|r| r.rows).sum::<u64>()
+                            )
+                        } else {
+                            failures.join("; ")
+                        },
+                    ));
+                }
+                Err(e) => checks.push(("erasure register re-applied".to_owned(), false, e.message)),
+            }
             let probe =
                 wst::pg::probe_tables(&conn, &db.expected_tables, db.freshness_column.as_deref())
                     .await;

@@ -131,9 +131,9 @@ pub(crate) fn judge(
     // base backup (`{prefix}-base-…`, issue 16), whose schema is not in these catalogs.
     let prefix = catalogs.iter().flatten().next().map(|c| c.prefix.clone());
     let ours = |artifact: &str| {
-        prefix.as_deref().is_none_or(|p| {
-            crate::ArtifactName::parse(artifact).is_ok_and(|n| n.prefix() == p)
-        })
+        prefix
+            .as_deref()
+            .is_none_or(|p| crate::ArtifactName::parse(artifact).is_ok_and(|n| n.prefix() == p))
     };
     let drill = records.iter().rev().find_map(|r| match &r.event {
         AuditEvent::RestoreDrill {
