@@ -77,7 +77,7 @@ impl PreparedSource for MemSource {
             name: "memory".into(),
             root: "mem".into(),
             details: serde_json::Value::Null,
-            listing: Default::default(),
+            listing: std::collections::BTreeMap::new(),
         }
     }
 

@@ -87,7 +87,7 @@ impl PreparedSource for TestSource {
             name: self.name.clone(),
             root: self.name.clone(),
             details: serde_json::Value::Null,
-            listing: Default::default(),
+            listing: std::collections::BTreeMap::new(),
         }
     }
 
@@ -429,7 +429,7 @@ impl PreparedSource for Trickle {
             name: "files".into(),
             root: "files".into(),
             details: serde_json::Value::Null,
-            listing: Default::default(),
+            listing: std::collections::BTreeMap::new(),
         }
     }
     fn write_entries(&mut self, out: &mut dyn EntryWriter) -> wst::core::Result<()> {

@@ -840,7 +840,7 @@ async fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     let result = if matches!(cli.command, Command::Daemon) {
-        commands::daemon::daemon(cli.config, cli.json).await
+        Box::pin(commands::daemon::daemon(cli.config, cli.json)).await
     } else {
         run(cli).await
     };

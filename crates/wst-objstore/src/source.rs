@@ -707,7 +707,7 @@ impl PreparedSource for PreparedObjects {
                 "folder_markers": self.folder_markers,
                 "objects": self.records,
             }),
-            listing: Default::default(),
+            listing: std::collections::BTreeMap::new(),
         }
     }
 

@@ -1,6 +1,6 @@
 //! `BaseBackupSource`: a physical base backup of a whole cluster (`pg_basebackup`) streamed
 //! into a wst artifact, the starting point of point-in-time recovery (issue 16; seeds/002
-//! "pg_basebackup for databases over 10 GB or RTO under 30 minutes").
+//! "`pg_basebackup` for databases over 10 GB or RTO under 30 minutes").
 
 use std::collections::BTreeMap;
 use std::io::{BufReader, Read};
@@ -162,14 +162,14 @@ impl BaseBackupRange {
     }
 }
 
-/// A PostgreSQL cluster as a backup [`Source`]: a physical base backup taken with
+/// A `PostgreSQL` cluster as a backup [`Source`]: a physical base backup taken with
 /// `pg_basebackup --format=tar --pgdata=- --wal-method=fetch`, whose tar stream is read entry
 /// by entry and written into the artifact under [`BASE_ROOT`] as it arrives (no spool, no
 /// copy on the host's disk), with [`BaseBackupFacts`] in the manifest.
 ///
 /// Needs: a role with the `REPLICATION` attribute (or a superuser) and a `replication` line in
 /// `pg_hba.conf` for it, `wal_level = replica` (the default), a free WAL sender
-/// (`max_wal_senders`), PostgreSQL 13 or later (for `backup_manifest`), and one tablespace
+/// (`max_wal_senders`), `PostgreSQL` 13 or later (for `backup_manifest`), and one tablespace
 /// (`pg_basebackup` cannot write several to one stream; clusters with tablespaces are refused
 /// with its message). For point-in-time recovery past the backup, WAL archiving
 /// (`archive_mode = on`, `archive_command` = `wst wal-push %p`). The password reaches
@@ -203,7 +203,7 @@ impl BaseBackupSource {
         self
     }
 
-    /// Uses the PostgreSQL programs in `tools`.
+    /// Uses the `PostgreSQL` programs in `tools`.
     #[must_use]
     pub fn with_tools(mut self, tools: PgTools) -> Self {
         self.tools = tools;
@@ -233,7 +233,7 @@ impl BaseBackupSource {
     /// The password's errors (R6), [`Error::AuthenticationFailed`],
     /// [`Error::ServerUnreachable`], [`Error::ToolMissing`]/[`Error::ToolTooOld`] for
     /// `pg_basebackup`, [`Error::BaseBackup`] when `wal_level` is `minimal` or the server is
-    /// older than PostgreSQL 13.
+    /// older than `PostgreSQL` 13.
     pub async fn check(&self) -> Result<PreparedBaseBackup> {
         let password = self.conn.password.load()?;
         let tool_version = self.tools.version("pg_basebackup")?;
@@ -643,7 +643,7 @@ fn stream_tar(stdout: impl Read, out: &mut dyn EntryWriter) -> Result<Streamed> 
                     });
                 }
                 let mut text = Vec::new();
-                (&mut entry).read_to_end(&mut text).map_err(read_err)?;
+                entry.read_to_end(&mut text).map_err(read_err)?;
                 let o = out.add(&meta, &mut text.as_slice()).map_err(Error::Core)?;
                 streamed.label = Some(String::from_utf8_lossy(&text).into_owned());
                 o

@@ -331,7 +331,7 @@ mod tests {
             name: "db".into(),
             root: "wst_dev_database.backup".into(),
             details: serde_json::to_value(&facts).unwrap(),
-            listing: Default::default(),
+            listing: std::collections::BTreeMap::new(),
         };
         assert_eq!(DatabaseFacts::from_description(&desc).unwrap(), facts);
         let wrong = wst_core::SourceDescription {

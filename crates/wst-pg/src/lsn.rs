@@ -1,4 +1,4 @@
-//! Log sequence numbers and the WAL segment that holds one (PostgreSQL's `pg_lsn`,
+//! Log sequence numbers and the WAL segment that holds one (`PostgreSQL`'s `pg_lsn`,
 //! `XLogFileName`).
 
 use std::fmt;
@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Error;
 
-/// A WAL location, PostgreSQL's `pg_lsn`: a 64-bit byte position in the WAL stream, written
+/// A WAL location, `PostgreSQL`'s `pg_lsn`: a 64-bit byte position in the WAL stream, written
 /// `X/Y` (the high and low 32 bits in upper-case hex without leading zeros, as the server
 /// prints it, e.g. `0/2000028`). Ordered by position.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -21,7 +21,7 @@ impl Lsn {
         self.0 / segment_bytes.max(1)
     }
 
-    /// The name of the WAL segment file holding this position on `timeline`, as PostgreSQL's
+    /// The name of the WAL segment file holding this position on `timeline`, as `PostgreSQL`'s
     /// `XLogFileName` writes it: timeline ‖ log ‖ segment, 8 upper-case hex digits each, where
     /// log = segment number / segments per 4 GiB and segment = the remainder.
     pub fn wal_file_name(self, timeline: u32, segment_bytes: u64) -> String {
@@ -29,7 +29,7 @@ impl Lsn {
     }
 }
 
-/// The WAL file name of segment number `segno` on `timeline` (PostgreSQL's `XLogFileName`).
+/// The WAL file name of segment number `segno` on `timeline` (`PostgreSQL`'s `XLogFileName`).
 pub fn segment_file_name(timeline: u32, segno: u64, segment_bytes: u64) -> String {
     let per_log = 0x1_0000_0000u64 / segment_bytes.max(1);
     format!(

@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 use crate::lsn::Lsn;
 use crate::tools::PgTools;
 
-/// How far to recover (PostgreSQL's `recovery_target_*` settings).
+/// How far to recover (`PostgreSQL`'s `recovery_target_*` settings).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "type", content = "value", rename_all = "snake_case")]
 #[non_exhaustive]
@@ -96,7 +96,7 @@ pub fn choose_base_backup<'a, N: Ord>(
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct RecoveryConfig {
-    /// The shell command PostgreSQL runs to fetch each WAL file (`%f`, `%p`), e.g. from
+    /// The shell command `PostgreSQL` runs to fetch each WAL file (`%f`, `%p`), e.g. from
     /// [`wal_fetch_command`].
     pub restore_command: String,
     /// How far to recover.
@@ -158,7 +158,7 @@ impl RecoveryConfig {
 
 /// The `restore_command` that runs `wst wal-fetch` with the configuration file `config`:
 /// `'<wst>' --config '<config>' wal-fetch %f %p`, quoted for `/bin/sh` (on Windows, for
-/// `cmd.exe`: double quotes). Both paths should be absolute: PostgreSQL runs the command in
+/// `cmd.exe`: double quotes). Both paths should be absolute: `PostgreSQL` runs the command in
 /// the data directory.
 pub fn wal_fetch_command(wst: &Path, config: &Path) -> String {
     if cfg!(windows) {
@@ -189,7 +189,7 @@ fn conf_quote(text: &str) -> String {
 /// Configures the restored data directory `pgdata` (a base backup, with its `backup_label`)
 /// for recovery: appends the recovery settings to `postgresql.auto.conf` (which the server
 /// reads last, so they win over `postgresql.conf`), writes `recovery.signal`, and gives the
-/// directory mode 0700 (Unix; PostgreSQL refuses a group- or world-accessible data directory.
+/// directory mode 0700 (Unix; `PostgreSQL` refuses a group- or world-accessible data directory.
 /// On Windows the directory keeps the ACL it was created with).
 ///
 /// # Errors
@@ -346,8 +346,8 @@ impl Drop for RecoveredServer {
     }
 }
 
-/// Starts PostgreSQL on the recovered `pgdata` (configured by [`configure_recovery`]) with
-/// `pg_ctl start`, as the current OS user (who must own `pgdata`; PostgreSQL refuses to run
+/// Starts `PostgreSQL` on the recovered `pgdata` (configured by [`configure_recovery`]) with
+/// `pg_ctl start`, as the current OS user (who must own `pgdata`; `PostgreSQL` refuses to run
 /// as root), and waits until recovery ended: promoted, paused at the target, or shut down.
 /// The client session uses `conn`: the recovered server's socket directory (or `127.0.0.1`)
 /// and port, and a role of the backed-up cluster with its password source (the data
@@ -523,6 +523,57 @@ fn log_summary(log_file: &Path) -> Vec<String> {
     lines
 }
 
+/// Row counts of `tables` (`schema.table`; a table that does not exist is absent from the map)
+/// and the newest value of `freshness` (`schema.table.column`, a timestamp) in the database
+/// `conn` reaches: what a point-in-time recovery drill proves about the data at its target.
+///
+/// # Errors
+/// Connection errors; [`Error::Config`] for a malformed name; [`Error::Query`] when the
+/// freshness column cannot be read.
+pub async fn probe_tables(
+    conn: &ConnectionConfig,
+    tables: &[String],
+    freshness: Option<&str>,
+) -> Result<(std::collections::BTreeMap<String, i64>, Option<Timestamp>)> {
+    let password = conn.password.load()?;
+    let session = connect(conn, password.as_ref()).await?;
+    let client = &session.client;
+    let ident = crate::connect::quote_ident;
+    let mut counts = std::collections::BTreeMap::new();
+    for t in tables {
+        let Some((schema, table)) = t.split_once('.') else {
+            return Err(Error::Config(format!("table `{t}` is not `schema.table`")));
+        };
+        let sql = format!("SELECT count(*) FROM {}.{}", ident(schema), ident(table));
+        if let Ok(row) = client.query_one(&sql, &[]).await {
+            counts.insert(t.clone(), row.get::<_, i64>(0));
+        }
+    }
+    let fresh = match freshness {
+        None => None,
+        Some(spec) => {
+            let parts: Vec<&str> = spec.split('.').collect();
+            let [schema, table, column] = parts[..] else {
+                return Err(Error::Config(format!(
+                    "freshness column `{spec}` is not `schema.table.column`"
+                )));
+            };
+            let sql = format!(
+                "SELECT (extract(epoch FROM max({})::timestamptz) * 1000000)::int8 FROM {}.{}",
+                ident(column),
+                ident(schema),
+                ident(table)
+            );
+            let row = client.query_one(&sql, &[]).await.map_err(|e| {
+                crate::connect::query_error("reading the freshness column", &e, password.as_ref())
+            })?;
+            row.get::<_, Option<i64>>(0)
+                .and_then(|m| Timestamp::from_microsecond(m).ok())
+        }
+    };
+    Ok((counts, fresh))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -597,55 +648,4 @@ mod tests {
         assert!(auto.contains("port = 55432"));
         assert!(pgdata.join("recovery.signal").is_file());
     }
-}
-
-/// Row counts of `tables` (`schema.table`; a table that does not exist is absent from the map)
-/// and the newest value of `freshness` (`schema.table.column`, a timestamp) in the database
-/// `conn` reaches: what a point-in-time recovery drill proves about the data at its target.
-///
-/// # Errors
-/// Connection errors; [`Error::Config`] for a malformed name; [`Error::Query`] when the
-/// freshness column cannot be read.
-pub async fn probe_tables(
-    conn: &ConnectionConfig,
-    tables: &[String],
-    freshness: Option<&str>,
-) -> Result<(std::collections::BTreeMap<String, i64>, Option<Timestamp>)> {
-    let password = conn.password.load()?;
-    let session = connect(conn, password.as_ref()).await?;
-    let client = &session.client;
-    let ident = crate::connect::quote_ident;
-    let mut counts = std::collections::BTreeMap::new();
-    for t in tables {
-        let Some((schema, table)) = t.split_once('.') else {
-            return Err(Error::Config(format!("table `{t}` is not `schema.table`")));
-        };
-        let sql = format!("SELECT count(*) FROM {}.{}", ident(schema), ident(table));
-        if let Ok(row) = client.query_one(&sql, &[]).await {
-            counts.insert(t.clone(), row.get::<_, i64>(0));
-        }
-    }
-    let fresh = match freshness {
-        None => None,
-        Some(spec) => {
-            let parts: Vec<&str> = spec.split('.').collect();
-            let [schema, table, column] = parts[..] else {
-                return Err(Error::Config(format!(
-                    "freshness column `{spec}` is not `schema.table.column`"
-                )));
-            };
-            let sql = format!(
-                "SELECT (extract(epoch FROM max({})::timestamptz) * 1000000)::int8 FROM {}.{}",
-                ident(column),
-                ident(schema),
-                ident(table)
-            );
-            let row = client.query_one(&sql, &[]).await.map_err(|e| {
-                crate::connect::query_error("reading the freshness column", &e, password.as_ref())
-            })?;
-            row.get::<_, Option<i64>>(0)
-                .and_then(|m| Timestamp::from_microsecond(m).ok())
-        }
-    };
-    Ok((counts, fresh))
 }

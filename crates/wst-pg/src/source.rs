@@ -507,7 +507,7 @@ impl PreparedDump {
             name: self.name.clone(),
             root: self.entry.clone(),
             details: serde_json::to_value(&self.facts).unwrap_or_default(),
-            listing: Default::default(),
+            listing: std::collections::BTreeMap::new(),
         }
     }
 }

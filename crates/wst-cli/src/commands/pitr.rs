@@ -227,26 +227,24 @@ impl Ops {
         let repo = self.base_repository()?;
         let sink = self.sink(req.sink.as_deref())?;
         let bases = self.base_backups(&repo, &*sink).await?;
-        let chosen = match &req.base_backup {
-            Some(n) => {
-                let name = ArtifactName::parse(n).map_err(|e| usage(e.to_string()))?;
-                bases
-                    .iter()
-                    .find(|b| b.name == name)
-                    .cloned()
-                    .ok_or_else(|| {
-                        failed(format!(
-                            "sink `{}` holds no verified base backup `{name}`",
-                            sink.info().name
-                        ))
-                    })?
-            }
-            None => {
-                let pairs: Vec<(ArtifactName, BaseBackupRange)> = bases
-                    .iter()
-                    .map(|b| (b.name.clone(), b.range.clone()))
-                    .collect();
-                let (name, range) = choose_base_backup(&pairs, &req.target).ok_or_else(|| {
+        let chosen = if let Some(n) = &req.base_backup {
+            let name = ArtifactName::parse(n).map_err(|e| usage(e.to_string()))?;
+            bases
+                .iter()
+                .find(|b| b.name == name)
+                .cloned()
+                .ok_or_else(|| {
+                    failed(format!(
+                        "sink `{}` holds no verified base backup `{name}`",
+                        sink.info().name
+                    ))
+                })?
+        } else {
+            let pairs: Vec<(ArtifactName, BaseBackupRange)> = bases
+                .iter()
+                .map(|b| (b.name.clone(), b.range.clone()))
+                .collect();
+            let (name, range) = choose_base_backup(&pairs, &req.target).ok_or_else(|| {
                     failed(format!(
                         "no verified base backup on `{}` can reach {} ({} base backups; the oldest is consistent at {}): take `wst base-backup` before the point you need",
                         sink.info().name,
@@ -255,10 +253,9 @@ impl Ops {
                         bases.first().map_or_else(|| "-".to_owned(), |b| b.range.stop_time.to_string())
                     ))
                 })?;
-                BaseBackupEntry {
-                    name: name.clone(),
-                    range: range.clone(),
-                }
+            BaseBackupEntry {
+                name: name.clone(),
+                range: range.clone(),
             }
         };
         // Continuity first: a gap found now costs nothing; found by the server it costs a
@@ -1206,7 +1203,7 @@ impl Ops {
     }
 
     /// Restores `base` into `pgdata` and recovers it to `target` on `port`; when the archive
-    /// holds no commit after the target (a quiet database), PostgreSQL stops with "recovery
+    /// holds no commit after the target (a quiet database), `PostgreSQL` stops with "recovery
     /// ended before configured recovery target was reached" — the state at the target is then
     /// the end of the archive, and recovery continues to it.
     async fn drill_recover(

@@ -212,7 +212,7 @@ pub struct SourceCounts {
     /// Content bytes the source wrote (the sum of its files' sizes).
     pub bytes: u64,
     /// The source's listing facts ([`SourceDescription::listing`](crate::SourceDescription)),
-    /// e.g. a PostgreSQL base backup's timeline and WAL range (issue 16). Absent when empty.
+    /// e.g. a `PostgreSQL` base backup's timeline and WAL range (issue 16). Absent when empty.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub listing: std::collections::BTreeMap<String, String>,
     /// The source's schema fingerprint (a `PostgreSQL` source: SHA-256 hex of its canonical

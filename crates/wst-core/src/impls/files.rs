@@ -461,7 +461,7 @@ impl PreparedSource for PreparedTree {
                 "min_entries": self.source.min_entries,
                 "max_shrink": self.source.max_shrink,
             }),
-            listing: Default::default(),
+            listing: std::collections::BTreeMap::new(),
         }
     }
 
@@ -773,7 +773,7 @@ mod tests {
             kind: "files".into(),
             entries,
             bytes,
-            listing: Default::default(),
+            listing: std::collections::BTreeMap::new(),
             schema_fingerprint: None,
         };
         let guarded = |prev| {
