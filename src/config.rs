@@ -321,7 +321,9 @@ impl Config {
     ///   `production_jurisdiction` and `allowed_jurisdictions` entries not empty, no
     ///   jurisdiction listed twice (a sink that does not declare what a configured placement
     ///   rule needs is a finding of `status`, not a problem here: backups still run);
-    /// - **`[bcp]`**: contacts with a role and a name, `review_interval_months` 1–36.
+    /// - **`[bcp]`**: contacts with a role and a name, `review_interval_months` 1–36;
+    /// - **`[wal]`** (issue 16): `sync_sinks` naming configured sinks once each,
+    ///   `rpo_target_minutes` positive, `zstd_level` 1–19, `queue_max_bytes` above 0.
     ///
     /// Files are not opened (a key file may not exist before `wst keygen`); environment
     /// variables are not read.
@@ -342,6 +344,7 @@ impl Config {
         check_bcp(self, &mut p);
         signals::check_signals(self, &mut p);
         check_erasure(self, &mut p);
+        check_wal(self, &mut p);
         p
     }
 
@@ -1240,6 +1243,45 @@ fn check_retention(c: &Config, p: &mut Vec<Problem>) {
     }
 }
 
+/// `[wal]` (issue 16): `sync_sinks` name configured sinks, once each; the RPO target and the
+/// zstd level are in range.
+fn check_wal(c: &Config, p: &mut Vec<Problem>) {
+    let Some(w) = &c.wal else {
+        return;
+    };
+    let mut seen = std::collections::BTreeSet::new();
+    for (i, n) in w.sync_sinks.iter().enumerate() {
+        if !c.sinks.iter().any(|s| &s.name == n) {
+            p.push(Problem::new(
+                format!("wal.sync_sinks[{i}]"),
+                format!("`{n}` is not a [[sinks]] name"),
+            ));
+        } else if !seen.insert(n) {
+            p.push(Problem::new(
+                format!("wal.sync_sinks[{i}]"),
+                format!("`{n}` is listed twice"),
+            ));
+        }
+    }
+    if w.rpo_target_minutes
+        .is_some_and(|m| !(m > 0.0 && m.is_finite()))
+    {
+        p.push(Problem::new(
+            "wal.rpo_target_minutes",
+            "must be a positive number of minutes (seeds/004: 15)",
+        ));
+    }
+    if w.zstd_level.is_some_and(|l| !(1..=19).contains(&l)) {
+        p.push(Problem::new("wal.zstd_level", "must be 1–19"));
+    }
+    if w.queue_max_bytes == Some(0) {
+        p.push(Problem::new(
+            "wal.queue_max_bytes",
+            "must be above 0: a zero queue drops every copy for the asynchronous sinks",
+        ));
+    }
+}
+
 fn check_verify(v: &VerifyConfig, p: &mut Vec<Problem>) {
     for (i, r) in v.required.iter().enumerate() {
         if r.trim().is_empty() || r.trim() == "/" {
@@ -1549,6 +1591,33 @@ fn check_erasure(c: &Config, p: &mut Vec<Problem>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wal_section_problems_name_their_keys() {
+        let base = "audit_log = \"/a\"\n[encryption]\nkey_file = \"/k\"\n\
+                    [[sinks]]\nname = \"c\"\nurl = \"/c\"\n[wal]\n";
+        let keys = |wal: &str| -> Vec<String> {
+            Config::from_toml_str(&format!("{base}{wal}"))
+                .unwrap()
+                .problems()
+                .into_iter()
+                .map(|p| p.key)
+                .collect()
+        };
+        assert!(keys("sync_sinks = [\"c\"]\nrpo_target_minutes = 15.0\n").is_empty());
+        assert_eq!(
+            keys(
+                "sync_sinks = [\"c\", \"d\", \"c\"]\nrpo_target_minutes = 0.0\nzstd_level = 22\nqueue_max_bytes = 0\n"
+            ),
+            [
+                "wal.sync_sinks[1]",
+                "wal.sync_sinks[2]",
+                "wal.rpo_target_minutes",
+                "wal.zstd_level",
+                "wal.queue_max_bytes"
+            ]
+        );
+    }
 
     /// The shipped sample parses, with every section present.
     #[test]

@@ -848,7 +848,7 @@ async fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(f) => {
             // Messages may quote names from artifacts and sinks: escaped line by line.
-            eprintln!("wst: {}", output::escape_lines(&f.message));
+            output::err(&format!("wst: {}\n", output::escape_lines(&f.message)));
             ExitCode::from(f.code)
         }
     }

@@ -16,18 +16,34 @@ use crate::Out;
 /// Prints one human-readable line, its control characters escaped ([`escape`]).
 macro_rules! say {
     ($($arg:tt)*) => {
-        println!("{}", $crate::output::escape(&format!($($arg)*)))
+        $crate::output::out(&format!("{}\n", $crate::output::escape(&format!($($arg)*))))
     };
 }
 
 /// Prints one human-readable line on standard error, its control characters escaped.
 macro_rules! warn_line {
     ($($arg:tt)*) => {
-        eprintln!("{}", $crate::output::escape(&format!($($arg)*)))
+        $crate::output::err(&format!("{}\n", $crate::output::escape(&format!($($arg)*))))
     };
 }
 
 pub(crate) use {say, warn_line};
+
+/// Writes `text` to standard output. A closed or broken standard output (`wst backup |
+/// head`, a cron mailer that went away) is ignored: what a run prints is a report of what it
+/// did, and losing it must not stop the run half-way (its outcome is in the exit status, the
+/// audit log and the metrics). `println!` would panic there.
+pub(crate) fn out(text: &str) {
+    use std::io::Write as _;
+    let mut o = std::io::stdout().lock();
+    let _ = o.write_all(text.as_bytes()).and_then(|()| o.flush());
+}
+
+/// Writes `text` to standard error, ignoring a closed standard error as [`out`] does.
+pub(crate) fn err(text: &str) {
+    use std::io::Write as _;
+    let _ = std::io::stderr().lock().write_all(text.as_bytes());
+}
 
 /// Whether `c` must not reach a terminal raw: C0 controls (ESC, CR, LF, TAB, …), DEL, C1
 /// controls, and the invisible format characters that reorder or hide text (bidirectional
@@ -73,10 +89,10 @@ pub(crate) fn escape_lines(text: &str) -> String {
 /// Prints `value` as pretty JSON when `json`, otherwise runs `human`, which prints the text.
 pub(crate) fn print<T: Serialize>(json: bool, value: &T, human: impl FnOnce()) {
     if json {
-        println!(
-            "{}",
+        out(&format!(
+            "{}\n",
             serde_json::to_string_pretty(value).unwrap_or_default()
-        );
+        ));
     } else {
         human();
     }
@@ -84,7 +100,7 @@ pub(crate) fn print<T: Serialize>(json: bool, value: &T, human: impl FnOnce()) {
 
 /// Prints `value` as pretty JSON on standard output.
 pub(crate) fn print_json<T: Serialize + ?Sized>(value: &T) -> Out {
-    println!("{}", serde_json::to_string_pretty(value)?);
+    out(&format!("{}\n", serde_json::to_string_pretty(value)?));
     Ok(())
 }
 

@@ -16,7 +16,7 @@ pub(crate) async fn verify(config: Config, json: bool) -> Out<u8> {
     let ops = match Ops::new(config, json, false).await {
         Ok(ops) => ops,
         Err(e) => {
-            eprintln!(
+            crate::output::warn_line!(
                 "wst: audit verify: the repository cannot be opened ({}); checking the hash chain only, without the key and the sinks' anchors",
                 e.message
             );

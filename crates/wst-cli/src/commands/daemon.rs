@@ -370,8 +370,8 @@ pub(crate) fn schedule_print(
         }
         None => {
             for (name, text) in &files {
-                println!("# ---- {name}");
-                print!("{text}");
+                crate::output::out(&format!("# ---- {name}\n"));
+                crate::output::out(text);
             }
         }
     }

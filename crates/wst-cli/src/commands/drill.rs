@@ -181,8 +181,11 @@ impl Ops {
             serde_json::to_vec_pretty(&report)?,
         )?;
         self.print(&report, || {
-            print!("{}", crate::output::escape_lines(&report.to_markdown()));
-            println!("report: {}", stem.with_extension("md").display());
+            crate::output::out(&crate::output::escape_lines(&report.to_markdown()));
+            crate::output::out(&format!(
+                "report: {}\n",
+                stem.with_extension("md").display()
+            ));
         });
         Ok(u8::from(!report.passed))
     }

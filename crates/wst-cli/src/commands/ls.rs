@@ -148,7 +148,7 @@ impl Ops {
             print_json(&value)?;
         } else {
             match std::fs::read_to_string(path.with_extension("md")) {
-                Ok(md) => print!("{}", crate::output::escape_lines(&md)),
+                Ok(md) => crate::output::out(&crate::output::escape_lines(&md)),
                 Err(_) => print_json(&value)?,
             }
             say!("report: {}", path.display());

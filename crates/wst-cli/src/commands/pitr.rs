@@ -1196,8 +1196,11 @@ impl Ops {
             })
             .map_err(|e| failed(format!("cannot audit the drill: {e}")))?;
         self.print(&report, || {
-            print!("{}", crate::output::escape_lines(&report.to_markdown()));
-            println!("report: {}", stem.with_extension("md").display());
+            crate::output::out(&crate::output::escape_lines(&report.to_markdown()));
+            crate::output::out(&format!(
+                "report: {}\n",
+                stem.with_extension("md").display()
+            ));
         });
         Ok(u8::from(!passed))
     }

@@ -55,7 +55,7 @@ impl Ops {
             .await?;
         if out.is_none() {
             // The plan quotes names from the configuration: escaped line by line.
-            print!("{}", crate::output::escape_lines(&text));
+            crate::output::out(&crate::output::escape_lines(&text));
         } else if self.json {
             crate::output::print_json(&serde_json::json!({ "report": "bcp", "out": destination }))?;
         } else {
