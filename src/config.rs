@@ -1596,13 +1596,16 @@ mod tests {
     fn wal_section_problems_name_their_keys() {
         let base = "audit_log = \"/a\"\n[encryption]\nkey_file = \"/k\"\n\
                     [[sinks]]\nname = \"c\"\nurl = \"/c\"\n[wal]\n";
+        // Loading refuses a configuration with problems and lists them all.
         let keys = |wal: &str| -> Vec<String> {
-            Config::from_toml_str(&format!("{base}{wal}"))
-                .unwrap()
-                .problems()
-                .into_iter()
-                .map(|p| p.key)
-                .collect()
+            match Config::from_toml_str(&format!("{base}{wal}")) {
+                Ok(c) => c.problems(),
+                Err(ConfigError::Invalid { problems, .. }) => problems,
+                Err(e) => panic!("{e}"),
+            }
+            .into_iter()
+            .map(|p| p.key)
+            .collect()
         };
         assert!(keys("sync_sinks = [\"c\"]\nrpo_target_minutes = 15.0\n").is_empty());
         assert_eq!(
