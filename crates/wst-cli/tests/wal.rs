@@ -886,6 +886,30 @@ sync_sinks = ["local-c", "local-d"]
         r.stderr
     );
     assert!(!pg4.exists(), "nothing written");
+    // Every copy of an archived segment corrupt: exit 126, which PostgreSQL takes as fatal
+    // (not as the end of the archive, which would promote early and lose what follows).
+    for sink in ["C", "D"] {
+        let object = t
+            .join(sink)
+            .join(format!("wst-backup.wal.{stop_wal}.zst.wst"));
+        let mut sealed = fs::read(&object).unwrap();
+        let mid = sealed.len() / 2;
+        sealed[mid] ^= 0x01;
+        fs::write(&object, &sealed).unwrap();
+    }
+    let dest = scratch.join("RECOVERYXLOG");
+    let r = wst(
+        user,
+        &config,
+        &["wal-fetch", &stop_wal, dest.to_str().unwrap()],
+    );
+    assert_eq!(r.code, 126, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("local-c") && r.stderr.contains("local-d"),
+        "{}",
+        r.stderr
+    );
+    assert!(!dest.exists());
     let status = wst(user, &config, &["--json", "status"]);
     assert_eq!(status.code, 1);
     assert!(

@@ -10,8 +10,9 @@
 //! dropped for an asynchronous sink is reported on standard error, audited, and still 0: the
 //! offsite store must not stop archiving), 1 otherwise (`PostgreSQL` keeps the file and
 //! retries). `wal-fetch` 0 with the file at its destination; 1 **without a message** when no
-//! sink has it (`PostgreSQL` probes for files that do not exist); 1 with a message naming every
-//! sink's problem when no good copy could be read. `wal-drain` 0 when the queue is empty (or
+//! sink has it (`PostgreSQL` probes for files that do not exist); 126 with a message naming
+//! every sink's problem when no good copy could be read (`PostgreSQL` then stops recovery: a
+//! corrupt archive must not look like its end). `wal-drain` 0 when the queue is empty (or
 //! another drainer runs), 3 when a backlog remains.
 
 use std::path::{Path, PathBuf};
@@ -32,6 +33,11 @@ fn default_queue_dir(audit_log: &Path) -> PathBuf {
         .unwrap_or_else(|| Path::new("."))
         .join("wal-queue")
 }
+
+/// The exit status of `wal-fetch` when the file exists but no good copy could be read: above
+/// 125, so `PostgreSQL`'s startup process treats it as a fatal error (as for a shell's "cannot
+/// execute") and stops recovery instead of taking it for the end of the archive.
+const RESTORE_COMMAND_FATAL: u8 = 126;
 
 /// A configuration mistake is exit 2; everything else exit 1.
 fn wal_failure(e: &WalError) -> crate::Failure {
@@ -127,7 +133,14 @@ impl Ops {
             // PostgreSQL asks for files past the end of the archive and for history files
             // that never existed: exit 1 without noise in the server log.
             Err(e) if e.is_not_found() => Ok(1),
-            Err(e) => Err(wal_failure(&e)),
+            // Every copy is bad, or no sink could be read: exit 126, which PostgreSQL treats
+            // as a fatal `restore_command` failure and stops recovery. Exit 1 would read as
+            // "the end of the archive": recovery to the latest point would promote before the
+            // file, losing everything after it without a word.
+            Err(e) => Err(crate::Failure {
+                code: RESTORE_COMMAND_FATAL,
+                message: e.to_string(),
+            }),
         }
     }
 
