@@ -240,15 +240,7 @@ impl BaseBackupSource {
         let session = connect(&self.conn, password.as_ref()).await?;
         let client = &session.client;
         let pw = password.as_ref();
-        let system_identifier = client
-            .query_one(
-                "SELECT CASE WHEN pg_catalog.has_function_privilege('pg_catalog.pg_control_system()', 'EXECUTE') \
-                 THEN (SELECT system_identifier::text FROM pg_catalog.pg_control_system()) END",
-                &[],
-            )
-            .await
-            .ok()
-            .and_then(|r| r.get::<_, Option<String>>(0));
+        let system_identifier = crate::facts::system_identifier(client).await;
         let row = client
             .query_one(
                 "SELECT current_setting('server_version'), current_setting('server_version_num')::int4, \

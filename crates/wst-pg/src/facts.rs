@@ -274,6 +274,21 @@ fn fingerprint(mut lines: Vec<String>) -> (String, BTreeMap<String, u64>) {
     (hex::encode(hasher.finalize()), kinds)
 }
 
+/// The cluster's system identifier (`pg_control_system()`, decimal), which every WAL segment
+/// of the cluster carries; `None` when the role may not call the function or the query fails
+/// (it never aborts the caller's transaction: run it outside one).
+pub(crate) async fn system_identifier(client: &tokio_postgres::Client) -> Option<String> {
+    client
+        .query_one(
+            "SELECT CASE WHEN pg_catalog.has_function_privilege('pg_catalog.pg_control_system()', 'EXECUTE') \
+             THEN (SELECT system_identifier::text FROM pg_catalog.pg_control_system()) END",
+            &[],
+        )
+        .await
+        .ok()
+        .and_then(|r| r.get::<_, Option<String>>(0))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -167,15 +167,7 @@ impl PgDumpSource {
         let pw = password.as_ref();
 
         // Outside the transaction: an error here (no privilege) must not abort the snapshot.
-        let system_identifier = client
-            .query_one(
-                "SELECT CASE WHEN pg_catalog.has_function_privilege('pg_catalog.pg_control_system()', 'EXECUTE') \
-                 THEN (SELECT system_identifier::text FROM pg_catalog.pg_control_system()) END",
-                &[],
-            )
-            .await
-            .ok()
-            .and_then(|r| r.get::<_, Option<String>>(0));
+        let system_identifier = crate::facts::system_identifier(client).await;
         client
             .batch_execute(
                 "SET search_path = pg_catalog; SET idle_in_transaction_session_timeout = 0; \

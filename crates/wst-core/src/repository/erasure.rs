@@ -968,9 +968,8 @@ fn new_entry_id(now: jiff::Timestamp, subject: &str, key: &EvidenceKey) -> Strin
     h.update(std::process::id().to_le_bytes());
     h.update(n.to_le_bytes());
     h.update(key.mac("wst erasure id", subject.as_bytes()));
-    if let Ok(t) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
-        h.update(t.as_nanos().to_le_bytes());
-    }
+    // Uniqueness across hosts: 128 random bits (not the wall clock; `now` is the caller's).
+    h.update(rand::random::<[u8; 16]>());
     hex::encode(&h.finalize()[..16])
 }
 
