@@ -1,6 +1,6 @@
 //! [`WalArchive`]: `wal-push`, `wal-fetch` and the queue drain over wst-core's sinks and cipher.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -649,18 +649,64 @@ impl WalArchive {
     /// on. One drainer runs at a time: when another holds the queue's lock, returns at once
     /// with [`DrainReport::busy`].
     ///
+    /// After each round the lock is released and the queue looked at again: a push that
+    /// queued an object while this round ran found the lock held and left its object to this
+    /// drainer, so a new round starts while a sink that did not stop has objects this drain
+    /// has not yet failed on. (Without it such an object waited for the next push.)
+    ///
     /// # Errors
     /// [`WalError::Read`] / [`WalError::Write`] when the queue directory cannot be used.
     pub async fn drain(&self) -> Result<DrainReport, WalError> {
         let Some(queue) = &self.queue else {
             return Ok(DrainReport::default());
         };
-        let Some(_lock) = queue.try_lock()? else {
-            return Ok(DrainReport {
-                busy: true,
-                sinks: Vec::new(),
+        let mut report: Option<DrainReport> = None;
+        loop {
+            let Some(lock) = queue.try_lock()? else {
+                // Another drainer took over after our last round: it sees what is left.
+                return Ok(report.unwrap_or(DrainReport {
+                    busy: true,
+                    sinks: Vec::new(),
+                }));
+            };
+            let round = self.drain_round(queue).await?;
+            drop(lock);
+            let mut again = false;
+            for s in &round.sinks {
+                if s.stopped.is_some() {
+                    continue;
+                }
+                let failed: BTreeSet<&str> = s
+                    .failed
+                    .iter()
+                    .filter_map(|f| f.split(": ").next())
+                    .collect();
+                again |= queue
+                    .items(&s.sink)?
+                    .iter()
+                    .any(|(i, _)| !failed.contains(i.object.as_str()));
+            }
+            report = Some(match report.take() {
+                None => round,
+                Some(mut total) => {
+                    for (t, r) in total.sinks.iter_mut().zip(round.sinks) {
+                        t.copied.extend(r.copied);
+                        t.already_present.extend(r.already_present);
+                        t.failed = r.failed;
+                        t.stopped = r.stopped;
+                        t.remaining = r.remaining;
+                    }
+                    total
+                }
             });
-        };
+            if !again {
+                return Ok(report.unwrap_or_default());
+            }
+        }
+    }
+
+    /// One pass over every asynchronous sink's queue, under the drain lock.
+    async fn drain_round(&self, queue: &WalQueue) -> Result<DrainReport, WalError> {
         let mut report = DrainReport::default();
         for sink in self.async_sinks() {
             let sink_name = sink.info().name.clone();
@@ -1308,6 +1354,91 @@ mod tests {
             .store(false, std::sync::atomic::Ordering::SeqCst);
         let r = archive().push(&f.wal(SEG, 1)).await.unwrap();
         assert_eq!(r.already_archived, ["racing"]);
+    }
+
+    /// An asynchronous sink that, while the drainer writes its first WAL object to it, lets
+    /// another push queue a later segment and try to drain (it finds the lock held).
+    #[derive(Debug)]
+    struct PushingSink {
+        inner: Arc<MemorySink>,
+        during: tokio::sync::Mutex<Option<(WalArchive, PathBuf)>>,
+    }
+
+    #[async_trait::async_trait]
+    impl Sink for PushingSink {
+        fn info(&self) -> &wst_core::SinkInfo {
+            self.inner.info()
+        }
+        async fn put(&self, name: &str) -> wst_core::Result<Box<dyn wst_core::SinkUpload>> {
+            self.inner.put(name).await
+        }
+        async fn get(&self, name: &str) -> wst_core::Result<wst_core::ByteStream> {
+            self.inner.get(name).await
+        }
+        async fn head(&self, name: &str) -> wst_core::Result<wst_core::ObjectMeta> {
+            self.inner.head(name).await
+        }
+        async fn list(&self, prefix: &str) -> wst_core::Result<Vec<wst_core::ObjectMeta>> {
+            self.inner.list(prefix).await
+        }
+        async fn delete(&self, name: &str) -> wst_core::Result<()> {
+            self.inner.delete(name).await
+        }
+        async fn create(&self, name: &str, data: Bytes) -> wst_core::Result<wst_core::ObjectMeta> {
+            if name.contains(".wal.")
+                && let Some((other, path)) = self.during.lock().await.take()
+            {
+                other.push(&path).await.unwrap();
+                let busy = other.drain().await.unwrap();
+                assert!(busy.busy, "the first drainer holds the lock: {busy:?}");
+            }
+            self.inner.create(name, data).await
+        }
+    }
+
+    #[tokio::test]
+    async fn an_object_queued_during_a_drain_is_drained_by_it() {
+        let f = fixture().await;
+        // The repository's own offsite sink, seen through the wrapper by the first drainer.
+        let slow = Arc::new(PushingSink {
+            inner: f.b.clone(),
+            during: tokio::sync::Mutex::new(None),
+        });
+        let queue = || WalQueue::new(f.dir.path().join("queue"), 1 << 30);
+        // The archive whose drain runs, and a second process's (same queue, same sink name).
+        let first = WalArchive::builder(Arc::clone(&f.cipher))
+            .sync_sink(f.a.clone())
+            .async_sink(slow.clone())
+            .queue(queue())
+            .audit(f.audit.clone())
+            .build()
+            .unwrap();
+        let second = WalArchive::builder(Arc::clone(&f.cipher))
+            .sync_sink(f.a.clone())
+            .async_sink(f.b.clone())
+            .queue(queue())
+            .audit(f.audit.clone())
+            .build()
+            .unwrap();
+        first.push(&f.wal(SEG, 1)).await.unwrap();
+        let later = "000000010000000000000004";
+        *slow.during.lock().await = Some((second, f.wal(later, 2)));
+
+        let d = first.drain().await.unwrap();
+        assert!(
+            slow.during.lock().await.is_none(),
+            "the later push ran mid-drain"
+        );
+        assert!(d.complete(), "{d:?}");
+        let both: Vec<String> = [SEG, later]
+            .iter()
+            .map(|n| first.object_name(&WalFileName::parse(n).unwrap()))
+            .collect();
+        assert_eq!(d.sinks[0].copied, both, "both in one drain");
+        for object in &both {
+            assert!(slow.inner.exists(object).await.unwrap(), "{object}");
+        }
+        assert_eq!(first.queue_status().unwrap()[0].objects, 0);
     }
 
     #[tokio::test]
