@@ -3,7 +3,9 @@
 #   1. WAL archiving: N real segments (pgbench WAL) wait in pg_wal while archive_command fails;
 #      then archive_command is set to the tool and the time until PostgreSQL's archiver has
 #      archived all of them is measured (segments per second), for `wst wal-push`,
-#      `pgbackrest archive-push` (synchronous) and `pgbackrest archive-push` (archive-async).
+#      `pgbackrest archive-push` (synchronous), and asynchronously: `wst wal-push` with
+#      `[wal] archive_async = true` and `pgbackrest archive-push` (archive-async), both with
+#      2 processes.
 #   2. Base backup of the pgbench database: `wst base-backup` and `pgbackrest backup --type=full`.
 #   3. Point-in-time recovery from an empty directory to a server promoted at a target time:
 #      `wst restore --pitr --target-time T --port P` and `pgbackrest restore --type=time` +
@@ -64,7 +66,11 @@ pg1-path=$B/data
 pg1-port=$PORT
 pg1-socket-path=$B/sock
 EOF
-chown postgres:postgres "$B/wst.toml" "$B/pgbackrest.conf"
+# The same repository, archived asynchronously ([wal] archive_async: a worker pushes the
+# ready files process_max at a time and wal-push answers from its acknowledgements).
+sed -e "s#^\[wal\]#[wal]\narchive_async = true\nprocess_max = 2\nspool_dir = \"$B/wst-state/spool\"#" \
+  "$B/wst.toml" > "$B/wst-async.toml"
+chown postgres:postgres "$B/wst.toml" "$B/wst-async.toml" "$B/pgbackrest.conf"
 chmod 600 "$B/pgbackrest.conf"
 PGBR="pgbackrest --config=$B/pgbackrest.conf --stanza=bench"
 
@@ -106,6 +112,7 @@ result() { printf '| %-58s | %9s | %10s |\n' "$1" "$2" "$3"; }
 echo "# archive: $N segments of pgbench WAL (scale $SCALE) per tool"
 fill; read -r n_wst s_wst < <(drain "RUST_LOG=warn $B/wst --config $B/wst.toml wal-push %p")
 fill; read -r n_sync s_sync < <(drain "$PGBR --no-archive-async archive-push %p")
+fill; read -r n_wst_async s_wst_async < <(drain "RUST_LOG=warn $B/wst --config $B/wst-async.toml wal-push %p")
 fill; read -r n_async s_async < <(drain "$PGBR --archive-async archive-push %p")
 
 # From now on every segment goes to both archives.
@@ -153,7 +160,7 @@ echo "wst $(git -C "$ROOT" rev-parse --short HEAD), $(pgbackrest version), Postg
 result "measure" "wst" "pgBackRest"
 result "---" "---:" "---:"
 result "WAL archived, segments/s (archiver, $n_wst/$n_sync segments, sync)" "$(rate "$n_wst" "$s_wst")" "$(rate "$n_sync" "$s_sync")"
-result "WAL archived, segments/s (pgBackRest archive-async, $n_async)" "-" "$(rate "$n_async" "$s_async")"
+result "WAL archived, segments/s (async: wst archive_async $n_wst_async, pgBackRest archive-async $n_async)" "$(rate "$n_wst_async" "$s_wst_async")" "$(rate "$n_async" "$s_async")"
 result "base backup, s" "$(printf %.2f "$s_wst_base")" "$(printf %.2f "$s_pgbr_base")"
 result "PITR: empty dir → promoted at target time, s" "$(printf %.2f "$s_wst_pitr")" "$(printf %.2f "$s_pgbr_pitr")"
 result "rows at the target (1000 expected)" "$rows_wst" "$rows_pgbr"

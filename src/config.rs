@@ -323,7 +323,8 @@ impl Config {
     ///   rule needs is a finding of `status`, not a problem here: backups still run);
     /// - **`[bcp]`**: contacts with a role and a name, `review_interval_months` 1–36;
     /// - **`[wal]`** (issue 16): `sync_sinks` naming configured sinks once each,
-    ///   `rpo_target_minutes` positive, `zstd_level` 1–19, `queue_max_bytes` above 0.
+    ///   `rpo_target_minutes` positive, `zstd_level` 1–19, `queue_max_bytes` above 0,
+    ///   `process_max` 1–64, `async_timeout_seconds` 1–3600.
     ///
     /// Files are not opened (a key file may not exist before `wst keygen`); environment
     /// variables are not read.
@@ -1280,6 +1281,17 @@ fn check_wal(c: &Config, p: &mut Vec<Problem>) {
             "must be above 0: a zero queue drops every copy for the asynchronous sinks",
         ));
     }
+    if w.process_max.is_some_and(|n| !(1..=64).contains(&n)) {
+        p.push(Problem::new("wal.process_max", "must be 1–64"));
+    }
+    if w.async_timeout_seconds
+        .is_some_and(|n| !(1..=3600).contains(&n))
+    {
+        p.push(Problem::new(
+            "wal.async_timeout_seconds",
+            "must be 1–3600 seconds (pgBackRest's archive-timeout default: 60)",
+        ));
+    }
 }
 
 fn check_verify(v: &VerifyConfig, p: &mut Vec<Problem>) {
@@ -1509,6 +1521,21 @@ pub struct WalConfig {
     /// the newest archived WAL file is older, and its "WAL archive lag" rule when a sink is
     /// further behind the newest archived file (seeds/004: RPO ≤ 15 minutes). Default 15.
     pub rpo_target_minutes: Option<f64>,
+    /// Asynchronous archiving (pgBackRest's `archive-async`): `wal-push` answers `PostgreSQL`
+    /// from an acknowledgement a background worker leaves in `spool_dir` after it pushed the
+    /// file exactly as a synchronous `wal-push` would (durable on the synchronous sinks); the
+    /// worker pushes every ready file, `process_max` at a time, ahead of `PostgreSQL`'s calls
+    /// (`docs/WAL.md` §9). Default false.
+    pub archive_async: Option<bool>,
+    /// The acknowledgement spool of asynchronous archiving (local disk). Default `wal-spool`
+    /// in the audit log's directory.
+    pub spool_dir: Option<PathBuf>,
+    /// WAL files the asynchronous worker pushes at a time (1–64). Default 2.
+    pub process_max: Option<usize>,
+    /// Seconds `wal-push` waits for the asynchronous worker's acknowledgement before it fails
+    /// (`PostgreSQL` then retries the file), 1–3600. Default 60 (pgBackRest's
+    /// `archive-timeout`).
+    pub async_timeout_seconds: Option<u64>,
 }
 
 /// `[erasure]`: what erasing one subject (or tenant) means for each source (issue 18; seeds/003
@@ -1610,14 +1637,16 @@ mod tests {
         assert!(keys("sync_sinks = [\"c\"]\nrpo_target_minutes = 15.0\n").is_empty());
         assert_eq!(
             keys(
-                "sync_sinks = [\"c\", \"d\", \"c\"]\nrpo_target_minutes = 0.0\nzstd_level = 22\nqueue_max_bytes = 0\n"
+                "sync_sinks = [\"c\", \"d\", \"c\"]\nrpo_target_minutes = 0.0\nzstd_level = 22\nqueue_max_bytes = 0\nprocess_max = 0\nasync_timeout_seconds = 0\n"
             ),
             [
                 "wal.sync_sinks[1]",
                 "wal.sync_sinks[2]",
                 "wal.rpo_target_minutes",
                 "wal.zstd_level",
-                "wal.queue_max_bytes"
+                "wal.queue_max_bytes",
+                "wal.process_max",
+                "wal.async_timeout_seconds"
             ]
         );
     }

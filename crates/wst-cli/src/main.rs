@@ -316,8 +316,13 @@ enum Command {
     /// Archive one WAL file (`archive_command = 'wst --config F wal-push %p'`): durable on the
     /// synchronous sinks ([wal] `sync_sinks`) before exit 0, queued for the others (issue 16).
     WalPush {
-        /// The WAL file to archive (%p).
+        /// The WAL file to archive (%p); with `--worker`, the `pg_wal` directory.
         path: PathBuf,
+        /// Run as the asynchronous archiving worker ([wal] `archive_async`): push every
+        /// ready file in the `pg_wal` directory PATH and acknowledge each in the spool
+        /// (`wal-push` starts it; not for operators).
+        #[arg(long, hide = true)]
+        worker: bool,
     },
     /// Restore one WAL file (`restore_command = 'wst --config F wal-fetch %f %p'`): from the
     /// first sink with a good copy, authenticated before DEST appears; exit 1 quietly when no
@@ -572,6 +577,38 @@ async fn run(cli: Cli) -> Out<u8> {
     let operation = cli.command.signal_name();
     let signals = signals::Signals::of(&config);
     let started = std::time::Instant::now();
+    // Asynchronous archiving: `wal-push` answers from the worker's acknowledgement, without
+    // opening the repository (the worker does; issue 16). A file PostgreSQL has not marked
+    // ready (a push by hand) is pushed synchronously: no worker would look at it.
+    if let Command::WalPush {
+        path,
+        worker: false,
+    } = &cli.command
+        && let Some(wal) = config
+            .wal
+            .as_ref()
+            .filter(|w| w.archive_async == Some(true))
+        && commands::wal::marked_ready(path)
+    {
+        let code = commands::wal::wal_push_async(&cli.config, &config, wal, path, cli.json).await;
+        let (c, message) = match &code {
+            Ok(c) => (*c, None),
+            Err(f) => (f.code, Some(f.message.as_str())),
+        };
+        signals
+            .after(
+                "wal-push",
+                c,
+                message,
+                started.elapsed().as_secs_f64(),
+                wst::core::Clock::system().now(),
+                None,
+                None,
+                None,
+            )
+            .await;
+        return code;
+    }
     let ops = match Ops::new(config, cli.json, creating).await {
         Ok(ops) => ops.with_config_path(&cli.config),
         Err(f) => {
@@ -795,7 +832,11 @@ async fn dispatch(cli: Cli, ops: &Ops) -> Out<u8> {
         } => ops.prune(dry_run, allow_listing_drop).await,
         Command::Replicate => ops.replicate().await,
         Command::Status => ops.status().await,
-        Command::WalPush { path } => ops.wal_push(&cli.config, &path).await,
+        Command::WalPush {
+            path,
+            worker: false,
+        } => ops.wal_push(&cli.config, &path).await,
+        Command::WalPush { path, worker: true } => ops.wal_push_worker(&path).await,
         Command::WalFetch { name, dest } => ops.wal_fetch(&name, &dest).await,
         Command::WalDrain => ops.wal_drain().await,
         Command::Erasure { command } => match command {

@@ -480,6 +480,7 @@ sync_sinks = ["local-c", "local-d"]
             "postgres",
             &format!(
                 "ALTER SYSTEM SET archive_mode = on; \
+                 ALTER SYSTEM SET archive_timeout = '60s'; \
                  ALTER SYSTEM SET archive_command = 'RUST_LOG=warn {WST} --config {} wal-push %p';",
                 config.display()
             ),
@@ -641,6 +642,20 @@ sync_sinks = ["local-c", "local-d"]
     );
     assert!(report["rpo_seconds"].as_f64().unwrap() <= 900.0, "{report}");
     assert!(report["rto_seconds"].as_f64().unwrap() > 0.0);
+    // The RPO bound: the server's archive_timeout plus the last push's measured latency.
+    assert_eq!(report["archive_timeout_seconds"], 60, "{report}");
+    let latency = report["push_latency_seconds"].as_f64().unwrap();
+    assert!(latency > 0.0, "{report}");
+    let bound = report["rpo_bound_seconds"].as_f64().unwrap();
+    assert!((bound - (60.0 + latency)).abs() < 1e-6, "{report}");
+    assert!(
+        report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c[0] == "archive_timeout bounds the RPO" && c[1] == true),
+        "{report}"
+    );
     let reports: Vec<_> = fs::read_dir(t.join("drill"))
         .unwrap()
         .flatten()
@@ -922,4 +937,181 @@ sync_sinks = ["local-c", "local-d"]
     let audit = fs::read_to_string(t.join("state/audit.jsonl")).unwrap();
     assert!(audit.contains("INC-16"), "break-glass audited");
     assert!(audit.contains("recovered to time"), "{audit}");
+}
+
+/// `[wal] archive_async = true`: `PostgreSQL`'s archiver calls `wal-push`, which starts the
+/// worker and answers from its acknowledgements; every segment ends up on the synchronous
+/// sink byte for byte, `PostgreSQL` records no failure, a push by hand of a file not marked
+/// ready goes the synchronous way, and a failed push in the worker reaches the waiting
+/// `wal-push` as exit 1 naming the segment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn asynchronous_archiving_with_a_real_cluster() {
+    let Some(mut cluster) = TestCluster::start_or_skip() else {
+        return;
+    };
+    let user = server_user(&cluster);
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let config = t.join("wst.toml");
+    fs::write(
+        &config,
+        format!(
+            r#"
+actor = "postgres@test"
+audit_log = "{t}/state/audit.jsonl"
+
+[encryption]
+key_file = "{t}/control/backup.key"
+
+[[sinks]]
+name = "local-c"
+url = "{t}/C"
+
+[wal]
+archive_async = true
+spool_dir = "{t}/spool"
+process_max = 2
+async_timeout_seconds = 30
+"#,
+            t = t.display()
+        ),
+    )
+    .unwrap();
+    fs::create_dir_all(t.join("state")).unwrap();
+    fs::create_dir_all(t.join("control")).unwrap();
+    chown_tree(t, user);
+    assert_eq!(wst(user, &config, &["keygen"]).code, 0);
+    assert_eq!(wst(user, &config, &["init"]).code, 0);
+
+    // Segments pile up while archive_command fails, then the worker takes them in a batch.
+    cluster
+        .psql(
+            "postgres",
+            "ALTER SYSTEM SET archive_mode = on; ALTER SYSTEM SET archive_command = 'false'; \
+             ALTER SYSTEM SET wal_keep_size = '2GB';",
+        )
+        .unwrap();
+    cluster.restart().unwrap();
+    cluster
+        .psql("postgres", "CREATE TABLE t (id int, body text);")
+        .unwrap();
+    for round in 0..5 {
+        cluster
+            .psql(
+                "postgres",
+                &format!(
+                    "INSERT INTO t SELECT g, repeat('async {round} ' || g, 20) \
+                     FROM generate_series(1, 20000) g; SELECT pg_switch_wal();"
+                ),
+            )
+            .unwrap();
+    }
+    let last: String = cluster
+        .psql(
+            "postgres",
+            "SELECT pg_walfile_name(pg_current_wal_lsn() - 1);",
+        )
+        .unwrap()
+        .trim()
+        .to_owned();
+    cluster
+        .psql(
+            "postgres",
+            &format!(
+                "ALTER SYSTEM SET archive_command = 'RUST_LOG=warn {WST} --config {} wal-push %p'; \
+                 SELECT pg_reload_conf();",
+                config.display()
+            ),
+        )
+        .unwrap();
+    let archiver = || {
+        cluster
+            .psql(
+                "postgres",
+                "SELECT archived_count || ' ' || coalesce(last_archived_wal, '') \
+                 FROM pg_stat_archiver;",
+            )
+            .unwrap()
+    };
+    wait_for("the archiver", Duration::from_secs(120), || {
+        archiver().contains(&last)
+    });
+
+    let pg_wal = cluster.data_dir().join("pg_wal");
+    let archived: BTreeSet<String> = fs::read_dir(pg_wal.join("archive_status"))
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            e.file_name()
+                .to_str()
+                .and_then(|n| n.strip_suffix(".done"))
+                .map(str::to_owned)
+        })
+        .collect();
+    assert!(archived.len() >= 5, "{archived:?}");
+    // The worker ran (its lock file) and every segment is on the sink, byte for byte.
+    assert!(t.join("spool").join("worker.lock").is_file());
+    let restore = t.join("restore");
+    fs::create_dir(&restore).unwrap();
+    chown_tree(&restore, user);
+    for name in &archived {
+        let dest = restore.join("RECOVERYXLOG");
+        let r = wst(user, &config, &["wal-fetch", name, dest.to_str().unwrap()]);
+        assert_eq!(r.code, 0, "{name}: {}", r.stderr);
+        assert_eq!(
+            fs::read(&dest).unwrap(),
+            fs::read(pg_wal.join(name)).unwrap(),
+            "{name} restored byte for byte"
+        );
+        fs::remove_file(&dest).unwrap();
+    }
+
+    // By hand, a file PostgreSQL is done with: the synchronous path, idempotent.
+    let name = archived.iter().next().unwrap().clone();
+    let again = wst(
+        user,
+        &config,
+        &["--json", "wal-push", pg_wal.join(&name).to_str().unwrap()],
+    );
+    assert_eq!(again.code, 0, "{}", again.stderr);
+    let report: serde_json::Value = serde_json::from_str(&again.stdout).unwrap();
+    assert_eq!(report["already_archived"], serde_json::json!(["local-c"]));
+
+    // A file marked ready whose content differs from the archived copy: the worker's push
+    // fails, and the waiting wal-push exits 1 naming the segment.
+    let other = t.join("other-wal");
+    fs::create_dir_all(other.join("archive_status")).unwrap();
+    let mut bytes = fs::read(pg_wal.join(&name)).unwrap();
+    bytes[100] ^= 0xFF;
+    fs::write(other.join(&name), &bytes).unwrap();
+    fs::write(
+        other.join("archive_status").join(format!("{name}.ready")),
+        "",
+    )
+    .unwrap();
+    chown_tree(&other, user);
+    let conflict = wst(
+        user,
+        &config,
+        &["wal-push", other.join(&name).to_str().unwrap()],
+    );
+    assert_eq!(conflict.code, 1, "{}", conflict.stderr);
+    assert!(
+        conflict.stderr.contains(&name)
+            && conflict.stderr.contains("asynchronous worker")
+            && conflict.stderr.contains("different content"),
+        "{}",
+        conflict.stderr
+    );
+    // And the archived copy is untouched.
+    let dest = restore.join("RECOVERYXLOG");
+    assert_eq!(
+        wst(user, &config, &["wal-fetch", &name, dest.to_str().unwrap()]).code,
+        0
+    );
+    assert_eq!(
+        fs::read(&dest).unwrap(),
+        fs::read(pg_wal.join(&name)).unwrap()
+    );
+    cluster.stop().unwrap();
 }

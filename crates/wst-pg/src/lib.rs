@@ -110,7 +110,8 @@ pub use facts::{DatabaseFacts, table_key};
 pub use lsn::{Lsn, segment_file_name, segment_number};
 pub use pitr::{
     RecoveredServer, RecoveryConfig, RecoveryOutcome, RecoveryTarget, TargetAction,
-    choose_base_backup, configure_recovery, probe_tables, run_recovery, wal_fetch_command,
+    archive_timeout_seconds, choose_base_backup, configure_recovery, probe_tables, run_recovery,
+    wal_fetch_command,
 };
 pub use restore::{DatabaseSelection, RestoreOptions, RestoreProof, compare, restore_dump};
 pub use source::{DEFAULT_ENTRY, DumpCompression, PgDumpSource, PreparedDump, SOURCE_KIND};

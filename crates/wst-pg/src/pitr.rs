@@ -574,6 +574,29 @@ pub async fn probe_tables(
     Ok((counts, fresh))
 }
 
+/// The server's `archive_timeout` in seconds (0 = off): the longest a segment with new WAL
+/// stays open before the server switches it and hands it to `archive_command`, so on a quiet
+/// server the RPO is bounded by it plus the push latency (PostgreSQL documentation, 'Continuous
+/// Archiving'; issue 16's drill goal).
+///
+/// # Errors
+/// Connection and query errors (the password never appears in them).
+pub async fn archive_timeout_seconds(conn: &ConnectionConfig) -> Result<u64> {
+    let password = conn.password.load()?;
+    let session = connect(conn, password.as_ref()).await?;
+    let row = session
+        .client
+        .query_one(
+            "SELECT setting::int8 FROM pg_settings WHERE name = 'archive_timeout'",
+            &[],
+        )
+        .await
+        .map_err(|e| {
+            crate::connect::query_error("reading archive_timeout", &e, password.as_ref())
+        })?;
+    Ok(u64::try_from(row.get::<_, i64>(0)).unwrap_or(0))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

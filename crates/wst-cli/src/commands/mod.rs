@@ -30,7 +30,7 @@ mod report;
 pub(crate) mod restore;
 mod status;
 mod verify;
-mod wal;
+pub(crate) mod wal;
 
 /// One process's wiring: the configuration, its cipher, sinks and audit log.
 pub(crate) struct Ops {

@@ -873,6 +873,15 @@ struct PitrDrillReport {
     /// the newest WAL file archived at or before it reached the archive.
     rpo_seconds: f64,
     rpo_target_seconds: f64,
+    /// The production server's `archive_timeout`, seconds (0 = off); `None` when it could not
+    /// be read.
+    archive_timeout_seconds: Option<u64>,
+    /// The last successful `wal-push`'s duration, seconds (the signals state file), as the
+    /// push latency; `None` when no push was recorded.
+    push_latency_seconds: Option<f64>,
+    /// `archive_timeout + push latency`, seconds: the most a quiet server can lose when
+    /// `archive_timeout` is on (issue 16); `None` when `archive_timeout` is off or unknown.
+    rpo_bound_seconds: Option<f64>,
     checks: Vec<(String, bool, String)>,
     passed: bool,
 }
@@ -925,6 +934,21 @@ impl PitrDrillReport {
                 "no"
             }
         );
+        if let Some(bound) = self.rpo_bound_seconds {
+            let _ = writeln!(
+                s,
+                "RPO bound: archive_timeout {} s + push latency {:.2} s = {:.1} s; the measured \
+                 RPO is {} it.\n",
+                self.archive_timeout_seconds.unwrap_or(0),
+                self.push_latency_seconds.unwrap_or(0.0),
+                bound,
+                if self.rpo_seconds <= bound {
+                    "within"
+                } else {
+                    "above (the server wrote no WAL to switch, or archiving lagged)"
+                }
+            );
+        }
         let _ = writeln!(s, "## Checks\n\n| check | result | detail |\n|---|---|---|");
         for (name, ok, detail) in &self.checks {
             let _ = writeln!(
@@ -961,7 +985,11 @@ impl Ops {
     /// `[database] freshness_column` at or before it); every `[database] expected_tables` table
     /// is there, with its row count in the report. RTO = restore + replay; RPO = what a
     /// disaster at the target would have lost (target − arrival of the newest WAL archived by
-    /// then), against `[drill] rto_target_minutes` and `[wal] rpo_target_minutes`. The report
+    /// then), against `[drill] rto_target_minutes` and `[wal] rpo_target_minutes`. Check
+    /// "`archive_timeout` bounds the RPO": the production server's `archive_timeout` (0 = off
+    /// fails it) plus the last successful `wal-push`'s duration is within the RPO target —
+    /// the most a quiet server can lose (issue 16); skipped with a warning when the server
+    /// cannot be asked. The report
     /// (`pitr-drill-YYYYMMDD-HHMMSS.md`/`.json` in the scratch directory) is audited as a
     /// restore drill. Exit 1 on FAIL.
     pub(crate) async fn drill_pitr(&self, sink: Option<&str>, port: Option<u16>) -> Out<u8> {
@@ -1153,6 +1181,53 @@ impl Ops {
             .and_then(|w| w.rpo_target_minutes)
             .unwrap_or(DEFAULT_WAL_RPO_MINUTES)
             * 60.0;
+        // The RPO bound (issue 16): archive_timeout + push latency, and whether it keeps a
+        // quiet server within the RPO target.
+        let archive_timeout_seconds =
+            match wst::pg::archive_timeout_seconds(&pg_connection(db, &db.url)?).await {
+                Ok(t) => Some(t),
+                Err(e) => {
+                    warn_line!("drill --pitr: cannot read archive_timeout on the server: {e}");
+                    None
+                }
+            };
+        let state_file = self
+            .config
+            .metrics
+            .as_ref()
+            .and_then(|m| m.state_file.clone())
+            .unwrap_or_else(|| wst::signals::state_path(&self.config.audit_log));
+        let push_latency_seconds =
+            wst::signals::SignalState::load(&state_file)
+                .ok()
+                .and_then(|st| {
+                    st.operations
+                        .get("wal-push")
+                        .filter(|o| o.last_success.is_some())
+                        .map(|o| o.last_duration_seconds)
+                });
+        let rpo_bound_seconds = archive_timeout_seconds
+            .filter(|t| *t > 0)
+            .map(|t| t as f64 + push_latency_seconds.unwrap_or(0.0));
+        if let Some(t) = archive_timeout_seconds {
+            let (ok, detail) = match rpo_bound_seconds {
+                Some(b) => (
+                    b <= rpo_target_seconds,
+                    format!(
+                        "archive_timeout {t} s + push latency {:.2} s = {b:.1} s, RPO target \
+                         {rpo_target_seconds:.0} s",
+                        push_latency_seconds.unwrap_or(0.0)
+                    ),
+                ),
+                None => (
+                    false,
+                    "archive_timeout is off: a segment with a few writes stays open until it \
+                     fills, however long that takes; set archive_timeout below the RPO target"
+                        .to_owned(),
+                ),
+            };
+            checks.push(("archive_timeout bounds the RPO".to_owned(), ok, detail));
+        }
         let passed = checks.iter().all(|c| c.1)
             && rto_seconds <= rto_target_seconds
             && rpo_seconds <= rpo_target_seconds;
@@ -1171,6 +1246,9 @@ impl Ops {
             rto_target_seconds,
             rpo_seconds,
             rpo_target_seconds,
+            archive_timeout_seconds,
+            push_latency_seconds,
+            rpo_bound_seconds,
             checks,
             passed,
         };

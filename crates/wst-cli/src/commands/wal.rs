@@ -19,7 +19,12 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::Arc;
 
-use wst::pg::wal::{DEFAULT_QUEUE_MAX_BYTES, WalArchive, WalError, WalFileName, WalQueue};
+use std::time::{Duration, Instant};
+
+use wst::config::{Config, WalConfig};
+use wst::pg::wal::{
+    Ack, DEFAULT_QUEUE_MAX_BYTES, WalArchive, WalError, WalFileName, WalQueue, WalSpool,
+};
 
 use super::Ops;
 use crate::output::{say, warn_line};
@@ -32,6 +37,120 @@ fn default_queue_dir(audit_log: &Path) -> PathBuf {
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or_else(|| Path::new("."))
         .join("wal-queue")
+}
+
+/// The spool directory when `[wal] spool_dir` is not set: `wal-spool` beside the audit log.
+fn default_spool_dir(audit_log: &Path) -> PathBuf {
+    audit_log
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or_else(|| Path::new("."))
+        .join("wal-spool")
+}
+
+/// The spool of asynchronous archiving of this configuration.
+fn spool_of(config: &Config, wal: &WalConfig) -> WalSpool {
+    WalSpool::new(
+        wal.spool_dir
+            .clone()
+            .unwrap_or_else(|| default_spool_dir(&config.audit_log)),
+    )
+}
+
+/// `[wal] process_max` default: WAL files the asynchronous worker pushes at a time.
+const DEFAULT_PROCESS_MAX: usize = 2;
+/// `[wal] async_timeout_seconds` default (pgBackRest's `archive-timeout`).
+const DEFAULT_ASYNC_TIMEOUT_SECONDS: u64 = 60;
+/// How often a waiting `wal-push` checks that a worker runs (and starts one if none does).
+const WORKER_CHECK: Duration = Duration::from_millis(100);
+
+/// Whether `PostgreSQL` marked the WAL file at `path` ready for archiving
+/// (`archive_status/{name}.ready` beside it): the files the asynchronous worker pushes.
+pub(crate) fn marked_ready(path: &Path) -> bool {
+    match (path.parent(), path.file_name().and_then(|n| n.to_str())) {
+        (Some(dir), Some(name)) => dir
+            .join("archive_status")
+            .join(format!("{name}.ready"))
+            .is_file(),
+        _ => false,
+    }
+}
+
+/// `wal-push PATH` with `[wal] archive_async = true`: answers `PostgreSQL` from the worker's
+/// acknowledgement of PATH in the spool, starting the worker when none runs and waiting up
+/// to `async_timeout_seconds`. Exit 0 only for an acknowledgement the worker wrote after the
+/// file was durable on every synchronous sink; 1 when the worker's push failed (its message)
+/// or no acknowledgement came in time (`PostgreSQL` keeps the file and retries).
+pub(crate) async fn wal_push_async(
+    config_path: &Path,
+    config: &Config,
+    wal: &WalConfig,
+    path: &Path,
+    json: bool,
+) -> Out<u8> {
+    let file_name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| usage(format!("wal-push: `{}` names no WAL file", path.display())))?;
+    let name = WalFileName::parse(file_name).map_err(|e| wal_failure(&e))?;
+    let path = std::path::absolute(path)
+        .map_err(|e| failed(format!("wal-push: `{}`: {e}", path.display())))?;
+    let pg_wal = path
+        .parent()
+        .map(Path::to_owned)
+        .ok_or_else(|| usage("wal-push: the WAL file has no directory"))?;
+    let spool = spool_of(config, wal);
+    let timeout = Duration::from_secs(
+        wal.async_timeout_seconds
+            .unwrap_or(DEFAULT_ASYNC_TIMEOUT_SECONDS),
+    );
+    let started = Instant::now();
+    let mut next_check = started;
+    let mut pause = Duration::from_millis(1);
+    loop {
+        match spool.take_ack(&name, &path).map_err(|e| wal_failure(&e))? {
+            Some(Ack::Archived { sha256 }) => {
+                #[derive(serde::Serialize)]
+                struct PushAcknowledged<'a> {
+                    name: String,
+                    sha256: &'a str,
+                    acknowledged_by: &'static str,
+                }
+                let report = PushAcknowledged {
+                    name: name.to_string(),
+                    sha256: &sha256,
+                    acknowledged_by: "asynchronous worker",
+                };
+                crate::output::print(json, &report, || {
+                    say!("wal-push {name}: archived (acknowledged by the asynchronous worker)");
+                });
+                return Ok(0);
+            }
+            Some(Ack::Failed(message)) => {
+                return Err(failed(format!(
+                    "wal-push {name} (asynchronous worker): {message}"
+                )));
+            }
+            _ => {}
+        }
+        let now = Instant::now();
+        if now >= next_check {
+            if !spool.worker_running().map_err(|e| wal_failure(&e))? {
+                spawn_wst(config_path, &["wal-push", "--worker"], Some(&pg_wal));
+            }
+            next_check = now + WORKER_CHECK;
+        }
+        if now.duration_since(started) >= timeout {
+            return Err(failed(format!(
+                "wal-push {name}: no acknowledgement from the asynchronous worker within {} s                  (spool `{}`); PostgreSQL retries the file. Run `wst wal-push --worker {}` by                  hand to see why, or set [wal] archive_async = false",
+                timeout.as_secs(),
+                spool.dir().display(),
+                pg_wal.display()
+            )));
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(20));
+    }
 }
 
 /// The exit status of `wal-fetch` when the file exists but no good copy could be read: above
@@ -115,6 +234,61 @@ impl Ops {
         Ok(0)
     }
 
+    /// `wal-push --worker PG_WAL`: the asynchronous archiving worker. Pushes every ready WAL
+    /// file of `pg_wal` (`[wal] process_max` at a time), acknowledging each in the spool,
+    /// until none waits; then drains the asynchronous sinks' queue in this process. Exit 0
+    /// (also when another worker runs), 1 when a push failed (its `.error` acknowledgement
+    /// tells the waiting `wal-push`).
+    pub(crate) async fn wal_push_worker(&self, pg_wal: &Path) -> Out<u8> {
+        let Some(wal) = self.config.wal.as_ref() else {
+            return Err(usage("wal-push --worker needs a [wal] section"));
+        };
+        let spool = spool_of(&self.config, wal);
+        let Some(lock) = spool.try_lock_worker().map_err(|e| wal_failure(&e))? else {
+            return Ok(0);
+        };
+        let archive = self.wal_archive()?;
+        let process_max = wal.process_max.unwrap_or(DEFAULT_PROCESS_MAX);
+        let report = spool
+            .run_worker(&lock, &archive, pg_wal, process_max)
+            .await
+            .map_err(|e| wal_failure(&e))?;
+        drop(lock);
+        for p in &report.pushed {
+            for d in &p.dropped {
+                warn_line!(
+                    "wst: WAL {} DROPPED for sink `{}` (audited): {}",
+                    p.name,
+                    d.sink,
+                    d.reason
+                );
+            }
+        }
+        for f in &report.failed {
+            warn_line!("wst: wal-push (asynchronous worker) {f}");
+        }
+        // The queued copies go to the asynchronous sinks from this background process.
+        let drained = archive.drain().await.map_err(|e| wal_failure(&e))?;
+        self.print(&report, || {
+            say!(
+                "wal-push worker: {} pushed, {} failed; asynchronous sinks: {}",
+                report.pushed.len(),
+                report.failed.len(),
+                if drained.busy {
+                    "another drainer runs".to_owned()
+                } else {
+                    drained
+                        .sinks
+                        .iter()
+                        .map(|s| format!("{} backlog {}", s.sink, s.remaining.objects))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                }
+            );
+        });
+        Ok(u8::from(!report.failed.is_empty()))
+    }
+
     /// `wal-fetch NAME DEST`: restore one WAL file (`restore_command`).
     pub(crate) async fn wal_fetch(&self, name: &str, dest: &Path) -> Out<u8> {
         let name = WalFileName::parse(name).map_err(|e| wal_failure(&e))?;
@@ -180,24 +354,30 @@ impl Ops {
     }
 }
 
-/// Starts `wst --config CONFIG wal-drain` in the background (its own process group on Unix, so
-/// a signal to the archiver's group does not stop it mid-upload). It is not waited for: it
-/// outlives this push and is reaped by init. Its standard error stays the archiver's, so its
-/// errors reach the server log.
+/// Starts `wst --config CONFIG wal-drain` in the background (see [`spawn_wst`]).
 fn spawn_drainer(config: &Path) {
+    spawn_wst(config, &["wal-drain"], None);
+}
+
+/// Starts `wst --config CONFIG ARGS… [PATH]` in the background (its own process group on
+/// Unix, so a signal to the archiver's group does not stop it mid-upload). It is not waited
+/// for: it outlives this process and is reaped by init. Its standard error stays ours, so
+/// its errors reach the server log.
+fn spawn_wst(config: &Path, args: &[&str], path: Option<&Path>) {
+    let what = args.join(" ");
     let exe = match std::env::current_exe() {
         Ok(e) => e,
         Err(e) => {
-            warn_line!("wst: cannot start the WAL queue drain ({e}); run `wst wal-drain`");
+            warn_line!("wst: cannot start `wst {what}` ({e}); run it by hand");
             return;
         }
     };
     let mut cmd = std::process::Command::new(exe);
-    cmd.arg("--config")
-        .arg(config)
-        .arg("wal-drain")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null());
+    cmd.arg("--config").arg(config).args(args);
+    if let Some(p) = path {
+        cmd.arg(p);
+    }
+    cmd.stdin(Stdio::null()).stdout(Stdio::null());
     #[cfg(unix)]
     {
         use std::os::unix::process::CommandExt;
@@ -206,6 +386,6 @@ fn spawn_drainer(config: &Path) {
     // Not waited for on purpose (see above).
     #[allow(clippy::zombie_processes)]
     if let Err(e) = cmd.spawn() {
-        warn_line!("wst: cannot start the WAL queue drain ({e}); run `wst wal-drain`");
+        warn_line!("wst: cannot start `wst {what}` ({e}); run it by hand");
     }
 }

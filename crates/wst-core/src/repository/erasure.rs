@@ -566,6 +566,20 @@ impl ReErasure {
     }
 }
 
+/// Removes one non-directory entry of a tree (a file or a symlink, never its target). On
+/// Windows a symlink to a directory (or a junction) is a directory entry that `remove_file`
+/// refuses: it is removed with `remove_dir`, which removes the link, not the directory it
+/// points to.
+fn remove_entry(path: &Path) -> std::io::Result<()> {
+    match std::fs::remove_file(path) {
+        #[cfg(windows)]
+        Err(e) if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) => {
+            std::fs::remove_dir(path).map_err(|_| e)
+        }
+        r => r,
+    }
+}
+
 /// Re-applies the path globs and bucket object prefixes of `entries` to a restored tree
 /// `dir` (a drill's restore target, an isolated restore's target, a staging directory before
 /// promotion): every non-directory entry whose archive path (relative to `dir`, `/`-separated)
@@ -635,7 +649,7 @@ pub fn erase_tree(dir: &Path, entries: &[ErasureEntry]) -> Result<Vec<ReErasure>
             if !(by_object || by_path) {
                 continue;
             }
-            std::fs::remove_file(path)
+            remove_entry(path)
                 .map_err(|e| Error::io(format!("erasing `{}`", path.display()), e))?;
             removed.insert(rel.clone());
             if by_object {

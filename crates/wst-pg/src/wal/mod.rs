@@ -30,6 +30,7 @@ mod error;
 mod format;
 mod name;
 mod queue;
+mod spool;
 
 pub use archive::{
     DEFAULT_WAL_ZSTD_LEVEL, DrainReport, DroppedCopy, FetchReport, PushReport, SinkDrain,
@@ -45,6 +46,7 @@ pub use name::{
     WAL_OBJECT_EXTENSION, WAL_OBJECT_INFIX, WalFileKind, WalFileName, wal_object_prefix,
 };
 pub use queue::{DEFAULT_QUEUE_MAX_BYTES, QueueStatus, WalQueue};
+pub use spool::{Ack, WalSpool, WorkerLock, WorkerReport};
 
 /// A name as quoted in errors: at most 200 characters, control characters and backticks
 /// escaped, so hostile text from a sink or an argument stays one bounded line.
