@@ -191,17 +191,54 @@ async fn erase_tree_on_a_restored_artifact() {
     assert_eq!(run.outcome, RunOutcome::Success);
     let entry = repo.record_erasure(&request("u-1")).await.unwrap().entry;
     let target = root.join("restored");
-    repo.restore(&run.artifact, &RestoreOptions::isolated(&target), None)
+    // The repository re-applies its register to the staged tree before promotion.
+    let report = repo
+        .restore(&run.artifact, &RestoreOptions::isolated(&target), None)
         .await
         .unwrap();
-    let done = erase_tree(&target, std::slice::from_ref(&entry)).unwrap();
+    let done = &report.re_erasures;
     assert_eq!((done[0].files, done[0].objects), (2, 0));
     assert_eq!(done[0].id, entry.id);
+    assert!(report.erasure_failures.is_empty());
     assert!(!target.join("wst/uploads/u-1").exists());
     assert!(target.join("wst/uploads/u-10/d.txt").exists());
     assert!(target.join("wst/index.html").exists());
     let again = erase_tree(&target, &[entry]).unwrap();
     assert_eq!((again[0].files, again[0].objects), (0, 0));
+    // Audited, with the counts.
+    let records = AuditLog::new(root.join("audit.jsonl"), "tester")
+        .records()
+        .unwrap();
+    assert!(records.iter().any(|r| matches!(&r.event,
+        AuditEvent::ErasureApplied { files: 2, entries: 1, failed, .. } if failed.is_empty())));
+
+    // A caller that applies the register itself passes `Some(vec![])`: nothing is erased.
+    let mine = root.join("mine");
+    let mut options = RestoreOptions::isolated(&mine);
+    options.erasures = Some(Vec::new());
+    let r = repo.restore(&run.artifact, &options, None).await.unwrap();
+    assert!(r.re_erasures.is_empty());
+    assert!(mine.join("wst/uploads/u-1/a.txt").exists());
+
+    // A register entry that may be missing (an unusable copy, known from no other sink)
+    // fails the restore before promotion; break-glass lets it through, named in the report.
+    let refused = root.join("refused");
+    let mut options = RestoreOptions::isolated(&refused);
+    options.erasures = Some(Vec::new());
+    options.erasure_anomalies = vec!["local-c: erasure object 7: authentication failed".into()];
+    let e = repo.restore(&run.artifact, &options, None).await.unwrap_err();
+    assert!(
+        matches!(&e, wst::core::Error::ErasureNotApplied { detail, .. } if detail.contains("object 7")),
+        "{e}"
+    );
+    assert!(!refused.exists(), "nothing promoted");
+    options.break_glass = Some(wst::core::BreakGlass {
+        authorized_by: "cto".into(),
+        reason: "outage #9".into(),
+    });
+    let r = repo.restore(&run.artifact, &options, None).await.unwrap();
+    assert_eq!(r.erasure_failures.len(), 1, "{:?}", r.erasure_failures);
+    assert!(refused.join("wst/index.html").exists());
 }
 
 /// Four backups 8 days apart on two sinks; `max_age` 20 days. Status fails on the over-age

@@ -120,6 +120,8 @@ impl Ops {
         // size and SHA-256, its manifest's name) before anything is promoted; it audits the
         // file restore itself.
         let from = sink_name.as_deref();
+        // This command applies the erasure register itself (below, with its report lines).
+        options.erasures = Some(Vec::new());
         let report = match self.repo.restore(&name, &options, from).await {
             Ok(r) => r,
             Err(e) => return Err(failed(format!("restore failed, target untouched: {e}"))),
@@ -631,6 +633,8 @@ impl Ops {
         let root = f.root.trim_end_matches('/');
         let mut options = RestoreOptions::isolated(&staging).include([format!("{root}/")]);
         options.break_glass = Some(bg.clone());
+        // Applied by this command in staging, below.
+        options.erasures = Some(Vec::new());
         let report = match self.repo.restore(name, &options, sink).await {
             Ok(r) => r,
             Err(e) => {

@@ -166,6 +166,19 @@ pub enum Error {
         /// The link's target (an archive path outside the selection).
         target: String,
     },
+    /// The erasure register could not be applied to a restored tree (an entry failed, or a
+    /// register copy was unusable and its entry is known from no other sink), and no
+    /// break-glass let the restore go on: nothing was promoted into the target (issue 18;
+    /// seeds/003 "Erased data must not be restored unintentionally").
+    #[error(
+        "restore of {artifact} refused: the erasure register could not be applied to the restored files ({detail}); nothing was promoted into the target. Fix the register (`wst erasure list`) or restore with break-glass (audited)"
+    )]
+    ErasureNotApplied {
+        /// The artifact.
+        artifact: String,
+        /// What could not be applied, `#SEQ ID: error`, and the register anomalies.
+        detail: String,
+    },
     /// An object that must be created fresh already exists on the sink (create-if-absent):
     /// another run, possibly on another host, claimed or wrote that name first. Nothing of the
     /// existing object was changed.
@@ -285,7 +298,9 @@ impl Error {
             | Self::RestoreTarget { .. }
             | Self::SelectionUnmatched { .. }
             | Self::SelectionIncomplete { .. } => ErrorKind::Configuration,
-            Self::Retention(_) | Self::ListingDrop { .. } => ErrorKind::Refused,
+            Self::Retention(_) | Self::ListingDrop { .. } | Self::ErasureNotApplied { .. } => {
+                ErrorKind::Refused
+            }
             Self::Io { .. } => ErrorKind::Io,
         }
     }

@@ -59,6 +59,23 @@ pub struct RestoreOptions {
     /// ciphertext that differs fails the restore before anything is promoted
     /// ([`Error::Substituted`]). The repository always sets it. Default `None`.
     pub expected_ciphertext: Option<(u64, String)>,
+    /// The erasure register's entries re-applied to the staged tree before promotion (issue
+    /// 18; seeds/003 "Erased data must not be restored unintentionally"): path globs and
+    /// bucket object prefixes, as [`erase_tree`](crate::erase_tree). `None` (the default):
+    /// [`Repository::restore`](crate::Repository::restore) reads the repository's register
+    /// and applies all of it; the free [`restore`] function applies nothing. `Some(entries)`:
+    /// exactly these (`Some(vec![])`: none, for a caller that applies the register itself).
+    /// Outcomes are in [`RestoreReport::re_erasures`]. An entry that cannot be applied, or an
+    /// [`erasure_anomalies`](Self::erasure_anomalies) item, fails the restore before
+    /// promotion with [`Error::ErasureNotApplied`] unless [`break_glass`](Self::break_glass)
+    /// is set (then the report's [`erasure_failures`](RestoreReport::erasure_failures) says
+    /// what was let through).
+    pub erasures: Option<Vec<crate::erasure::ErasureEntry>>,
+    /// Register copies that could not be used and whose entry is known from no other sink
+    /// ([`ErasureRegister::uncovered`](crate::ErasureRegister::uncovered)): an erasure may be
+    /// missing, so each fails the restore as an entry that cannot be applied. Filled by
+    /// [`Repository::restore`](crate::Repository::restore). Default none.
+    pub erasure_anomalies: Vec<String>,
 }
 
 impl RestoreOptions {
@@ -74,6 +91,8 @@ impl RestoreOptions {
             exclude: Vec::new(),
             clock: Clock::system(),
             expected_ciphertext: None,
+            erasures: None,
+            erasure_anomalies: Vec::new(),
         }
     }
 
@@ -162,6 +181,14 @@ pub struct RestoreReport {
     /// [`Repository::restore`](crate::Repository::restore) fell back to another sink's copy.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rejected_copies: Vec<String>,
+    /// The erasure register's entries re-applied to the staged tree before promotion, one per
+    /// entry with paths or bucket objects ([`RestoreOptions::erasures`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub re_erasures: Vec<crate::erasure::ReErasure>,
+    /// What of the register could not be applied and break-glass let through (`#SEQ ID:
+    /// error`, anomalies). Empty without break-glass: the restore fails instead.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub erasure_failures: Vec<String>,
 }
 
 /// Most warnings a [`RestoreReport`] names one by one; the rest are counted in a last line.
@@ -332,6 +359,45 @@ pub async fn restore(
             extract.dropped_bits - warnings.len() as u64
         ));
     }
+    // The erasure register, on the staged tree: erased data never reaches the target.
+    let (re_erasures, erasure_failures) = if options.erasures.is_some()
+        || !options.erasure_anomalies.is_empty()
+    {
+        let root = staging.path().to_path_buf();
+        let entries = options.erasures.clone().unwrap_or_default();
+        let done = tokio::task::spawn_blocking(move || crate::erasure::erase_tree(&root, &entries))
+            .await
+            .map_err(|e| crate::bridge::join_error(&e))?;
+        let (done, mut failures) = match done {
+            Ok(d) => {
+                let f: Vec<String> = d
+                    .iter()
+                    .filter_map(|r| {
+                        r.error
+                            .as_ref()
+                            .map(|e| format!("#{} {}: {e}", r.seq, r.id))
+                    })
+                    .collect();
+                (d, f)
+            }
+            Err(e) => (Vec::new(), vec![e.to_string()]),
+        };
+        failures.extend(
+            options
+                .erasure_anomalies
+                .iter()
+                .map(|a| format!("a register copy is not usable and its entry is unknown: {a}")),
+        );
+        if !failures.is_empty() && options.break_glass.is_none() {
+            return Err(Error::ErasureNotApplied {
+                artifact: name.to_string(),
+                detail: failures.join("; "),
+            });
+        }
+        (done, failures)
+    } else {
+        (Vec::new(), Vec::new())
+    };
     let staged = staging.keep();
     let promote = tokio::task::spawn_blocking({
         let target = options.target.clone();
@@ -368,6 +434,8 @@ pub async fn restore(
         break_glass: options.break_glass.clone(),
         warnings,
         rejected_copies: Vec::new(),
+        re_erasures,
+        erasure_failures,
     };
     tracing::info!(artifact = %name, target = %options.target.display(), entries = report.entries, "restore complete");
     Ok(report)
@@ -631,6 +699,10 @@ impl Extract {
         self.dirs
             .sort_by_key(|d| std::cmp::Reverse(d.0.components().count()));
         for (dir, mode, mtime) in &self.dirs {
+            // A directory the erasure register removed (issue 18) is not restored.
+            if fs::symlink_metadata(dir).is_err_and(|e| e.kind() == io::ErrorKind::NotFound) {
+                continue;
+            }
             set_mode(dir, *mode)?;
             let t = filetime::FileTime::from_unix_time(*mtime, 0);
             filetime::set_file_mtime(dir, t)

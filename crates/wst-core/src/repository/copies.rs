@@ -13,6 +13,12 @@ impl Repository {
     /// rejected copy's failure is recorded on it (it no longer counts as verified). The report
     /// names the copies rejected; the restore is audited.
     ///
+    /// The erasure register (issue 18) is read and re-applied to the staged tree before
+    /// promotion, unless [`RestoreOptions::erasures`] is given: the outcomes are in
+    /// [`RestoreReport::re_erasures`] and audited (`erasure_applied`); an entry that cannot be
+    /// applied fails the restore with [`Error::ErasureNotApplied`], target untouched, unless
+    /// break-glass is given.
+    ///
     /// # Errors
     /// [`Error::NotFound`] when no sink holds a complete copy; otherwise the last copy's error
     /// (restore target refused, every copy rejected, …), after auditing it.
@@ -24,6 +30,13 @@ impl Repository {
     ) -> Result<RestoreReport> {
         let mut rejected = Vec::new();
         let mut last_error = None;
+        // The erasure register, re-applied to the staged tree before promotion (issue 18).
+        let mut base = options.clone();
+        if base.erasures.is_none() {
+            let register = self.erasure_register().await?;
+            base.erasure_anomalies = register.uncovered().map(ToString::to_string).collect();
+            base.erasures = Some(register.entries);
+        }
         for sink in &self.sinks {
             if from.is_some_and(|f| f != sink.info().name) {
                 continue;
@@ -42,12 +55,13 @@ impl Repository {
                 rejected.push(format!("{}: incomplete copy: {why}", sink.info().name));
                 continue;
             }
-            let mut opts = options.clone();
+            let mut opts = base.clone();
             opts.clock = self.clock.clone();
             opts.expected_ciphertext = copy.expected();
             match crate::restore::restore(&**sink, name, &*self.cipher, &opts).await {
                 Ok(mut report) => {
                     report.rejected_copies = rejected;
+                    self.audit_erasures(name, &base, &report)?;
                     self.audit_restore(
                         name,
                         &sink.info().name,
@@ -274,6 +288,35 @@ impl Repository {
             sink: from.unwrap_or("any sink").to_owned(),
             name: format!("a complete copy of {name}"),
         }))
+    }
+
+    /// Audits the register's re-application to a restored tree (`erasure_applied`), when
+    /// the register has entries with paths or bucket objects or something was let through.
+    fn audit_erasures(
+        &self,
+        name: &ArtifactName,
+        options: &RestoreOptions,
+        report: &RestoreReport,
+    ) -> Result<()> {
+        let entries = options.erasures.as_deref().unwrap_or_default();
+        let relevant = entries
+            .iter()
+            .filter(|e| !e.paths.is_empty() || !e.objects.is_empty())
+            .count();
+        if relevant == 0 && report.erasure_failures.is_empty() {
+            return Ok(());
+        }
+        self.audit.append(AuditEvent::ErasureApplied {
+            artifact: name.to_string(),
+            target: format!("files {}", options.target.display()),
+            entries: relevant as u64,
+            rows: 0,
+            objects: report.re_erasures.iter().map(|r| r.objects).sum(),
+            files: report.re_erasures.iter().map(|r| r.files).sum(),
+            failed: report.erasure_failures.clone(),
+            break_glass: options.break_glass.clone(),
+        })?;
+        Ok(())
     }
 
     async fn audit_restore(
