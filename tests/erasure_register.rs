@@ -226,7 +226,10 @@ async fn erase_tree_on_a_restored_artifact() {
     let mut options = RestoreOptions::isolated(&refused);
     options.erasures = Some(Vec::new());
     options.erasure_anomalies = vec!["local-c: erasure object 7: authentication failed".into()];
-    let e = repo.restore(&run.artifact, &options, None).await.unwrap_err();
+    let e = repo
+        .restore(&run.artifact, &options, None)
+        .await
+        .unwrap_err();
     assert!(
         matches!(&e, wst::core::Error::ErasureNotApplied { detail, .. } if detail.contains("object 7")),
         "{e}"

@@ -51,6 +51,12 @@ pub struct AlertsConfig {
     /// Runs in a row that find the repository locked (exit 4) before `lock_contention`
     /// alerts, at least 1. Default 3.
     pub lock_contention_limit: Option<u32>,
+    /// Minutes before a condition that is still failing alerts again, 1–10080 (a week).
+    /// Between repeats its failing runs are counted, not sent; a new condition or a change of
+    /// reason alerts at once. Default 60 (a `wal-push` retried every few seconds by
+    /// `PostgreSQL` pages once an hour, not every few seconds; Prometheus Alertmanager calls
+    /// this `repeat_interval`).
+    pub repeat_minutes: Option<u64>,
 }
 
 /// One `[[schedule]]`: a job run by `wst daemon` (and rendered by `wst schedule print`).
@@ -166,6 +172,12 @@ pub(super) fn check_signals(c: &Config, p: &mut Vec<Problem>) {
                 "is outside 1–300 seconds",
             ));
         }
+        if a.repeat_minutes.is_some_and(|m| !(1..=10080).contains(&m)) {
+            p.push(Problem::new(
+                "alerts.repeat_minutes",
+                "must be 1–10080 minutes (a week)",
+            ));
+        }
         if a.lock_contention_limit == Some(0) {
             p.push(Problem::new(
                 "alerts.lock_contention_limit",
@@ -239,7 +251,7 @@ mod tests {
         .is_empty());
         let p = problems(
             "[metrics]\nlisten = \"0.0.0.0:9187\"\n\
-             [alerts]\nwebhook = \"https://ops:hunter2@hooks.example/x\"\nlock_contention_limit = 0\n\
+             [alerts]\nwebhook = \"https://ops:hunter2@hooks.example/x\"\nlock_contention_limit = 0\nrepeat_minutes = 0\n\
              [[schedule]]\njob = \"backups\"\ncron = \"0 2 * * *\"\n\
              [[schedule]]\njob = \"backup\"\ncron = \"0 26 * * *\"\n\
              [[schedule]]\njob = \"prune\"\ncron = \"0 3 * * 0\"\ntime_zone = \"Mars/Base\"\n",
@@ -249,6 +261,7 @@ mod tests {
             "metrics.listen: `0.0.0.0:9187` is not a loopback address",
             "alerts.webhook: carries credentials",
             "alerts.lock_contention_limit",
+            "alerts.repeat_minutes: must be 1–10080",
             "schedule[0].job: `backups`",
             "schedule[1].cron",
             "schedule[2].time_zone: `Mars/Base`",

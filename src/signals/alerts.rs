@@ -37,6 +37,10 @@ pub struct AlertSettings {
     pub lock_contention_limit: u32,
     /// The `host` field of notices (default: the `HOSTNAME` environment variable, else empty).
     pub host: String,
+    /// How long a condition that is still failing stays quiet before it alerts again
+    /// (default 1 hour; `[alerts] repeat_minutes`): a new condition or a change of reason
+    /// alerts at once, a recovery notice always goes.
+    pub repeat_interval: Duration,
 }
 
 impl std::fmt::Debug for AlertSettings {
@@ -48,6 +52,7 @@ impl std::fmt::Debug for AlertSettings {
             .field("backoff", &self.backoff)
             .field("timeout", &self.timeout)
             .field("lock_contention_limit", &self.lock_contention_limit)
+            .field("repeat_interval", &self.repeat_interval)
             .finish_non_exhaustive()
     }
 }
@@ -62,6 +67,7 @@ impl Default for AlertSettings {
             timeout: Duration::from_secs(10),
             lock_contention_limit: 3,
             host: std::env::var("HOSTNAME").unwrap_or_default(),
+            repeat_interval: Duration::from_secs(3600),
         }
     }
 }
@@ -186,8 +192,10 @@ fn reason(
 /// Decides the notices `observation` calls for and updates `state`'s active alerts (the
 /// operation must already be recorded with [`SignalState::record_operation`], for the lock
 /// count). A failed, degraded or (past `settings.lock_contention_limit` runs in a row) locked
-/// run fires an alert for the condition named after the operation, every time it happens; the
-/// first successful run after one sends one recovery notice and clears it. A locked run below
+/// run fires an alert for the condition named after the operation: when the condition is new,
+/// when its reason changes, and otherwise at most once per `settings.repeat_interval` (the
+/// runs between are counted in its [`ActiveAlert::count`]); the first successful run after
+/// one sends one recovery notice and clears it. A locked run below
 /// the limit changes nothing.
 ///
 /// Source: issue 17 (conditions: failure, degraded run, failed verification or drill,
@@ -237,9 +245,19 @@ pub fn evaluate_alerts(
                 since: observation.at,
                 reason: reason.clone(),
                 count: 0,
+                last_sent: None,
+            });
+            let changed = active.reason != reason;
+            let due = active.last_sent.is_none_or(|t| {
+                observation.at.duration_since(t).unsigned_abs() >= settings.repeat_interval
             });
             active.reason.clone_from(&reason);
             active.count += 1;
+            if !(changed || due) {
+                // Still failing the same way within the repeat interval: counted, not sent.
+                return Vec::new();
+            }
+            active.last_sent = Some(observation.at);
             let since = active.since;
             let summary = match (&observation.message, reason.as_str()) {
                 (Some(m), _) => format!("wst {op}: {m}"),
@@ -255,7 +273,7 @@ pub fn evaluate_alerts(
         (None, Outcome::Success) => match state.alerts.remove(op) {
             Some(was) => {
                 let summary = format!(
-                    "wst {op}: recovered (succeeded again after {} alert(s) since {})",
+                    "wst {op}: recovered (succeeded again after {} failing run(s) since {})",
                     was.count, was.since
                 );
                 vec![notice(
@@ -463,6 +481,39 @@ mod tests {
         assert_eq!(
             observe(&mut s, "verify", 1, t1)[0].reason,
             "verification_failed"
+        );
+    }
+
+    #[test]
+    fn a_condition_still_failing_alerts_again_only_after_the_repeat_interval() {
+        let t0: Timestamp = "2026-02-01T00:00:00Z".parse().unwrap();
+        let at = |s: i64| t0 + jiff::SignedDuration::from_secs(s);
+        let mut s = SignalState::default();
+        // wal-push retried every few seconds by PostgreSQL: one alert, then quiet.
+        assert_eq!(observe(&mut s, "wal-push", 1, at(0)).len(), 1);
+        for secs in [5, 10, 60, 1800, 3599] {
+            assert!(
+                observe(&mut s, "wal-push", 1, at(secs)).is_empty(),
+                "quiet at +{secs} s"
+            );
+        }
+        assert_eq!(s.alerts["wal-push"].count, 6, "every failing run counted");
+        // An hour after the last alert: again.
+        let again = observe(&mut s, "wal-push", 1, at(3600));
+        assert_eq!(again.len(), 1);
+        assert_eq!(again[0].since, t0, "the same condition");
+        assert!(observe(&mut s, "wal-push", 1, at(3700)).is_empty());
+        // A change of reason alerts at once.
+        let changed = observe(&mut s, "wal-push", 3, at(3710));
+        assert_eq!(changed.len(), 1);
+        assert_eq!(changed[0].reason, "wal-push_degraded");
+        // The recovery notice always goes, and counts the failing runs.
+        let r = observe(&mut s, "wal-push", 0, at(3720));
+        assert_eq!(r[0].kind, NoticeKind::Recovery);
+        assert!(
+            r[0].summary.contains("9 failing run(s)"),
+            "{}",
+            r[0].summary
         );
     }
 

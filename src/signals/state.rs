@@ -163,8 +163,13 @@ pub struct ActiveAlert {
     pub since: Timestamp,
     /// The latest reason, e.g. `backup_failed`.
     pub reason: String,
-    /// Alerts sent for it so far.
+    /// Failing runs observed for it so far (an alert is sent for the first, on a change of
+    /// reason, and once per repeat interval; the others are counted only).
     pub count: u64,
+    /// When an alert for it was last sent (UTC); `None` in state files written before
+    /// repeats were limited (the next failure then alerts).
+    #[serde(default)]
+    pub last_sent: Option<Timestamp>,
 }
 
 /// Everything signals remember across processes (the state file's document).

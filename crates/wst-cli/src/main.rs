@@ -883,7 +883,7 @@ async fn main() -> ExitCode {
     let result = if matches!(cli.command, Command::Daemon) {
         Box::pin(commands::daemon::daemon(cli.config, cli.json)).await
     } else {
-        run(cli).await
+        Box::pin(run(cli)).await
     };
     match result {
         Ok(code) => ExitCode::from(code),

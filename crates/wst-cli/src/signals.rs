@@ -54,6 +54,9 @@ impl Signals {
             if let Some(l) = a.lock_contention_limit {
                 alerts.lock_contention_limit = l;
             }
+            if let Some(m) = a.repeat_minutes {
+                alerts.repeat_interval = Duration::from_secs(m.saturating_mul(60));
+            }
         }
         Self {
             state: metrics

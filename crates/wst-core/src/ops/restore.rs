@@ -360,44 +360,43 @@ pub async fn restore(
         ));
     }
     // The erasure register, on the staged tree: erased data never reaches the target.
-    let (re_erasures, erasure_failures) = if options.erasures.is_some()
-        || !options.erasure_anomalies.is_empty()
-    {
-        let root = staging.path().to_path_buf();
-        let entries = options.erasures.clone().unwrap_or_default();
-        let done = tokio::task::spawn_blocking(move || crate::erasure::erase_tree(&root, &entries))
-            .await
-            .map_err(|e| crate::bridge::join_error(&e))?;
-        let (done, mut failures) = match done {
-            Ok(d) => {
-                let f: Vec<String> = d
-                    .iter()
-                    .filter_map(|r| {
-                        r.error
-                            .as_ref()
-                            .map(|e| format!("#{} {}: {e}", r.seq, r.id))
-                    })
-                    .collect();
-                (d, f)
+    let (re_erasures, erasure_failures) =
+        if options.erasures.is_some() || !options.erasure_anomalies.is_empty() {
+            let root = staging.path().to_path_buf();
+            let entries = options.erasures.clone().unwrap_or_default();
+            let done =
+                tokio::task::spawn_blocking(move || crate::erasure::erase_tree(&root, &entries))
+                    .await
+                    .map_err(|e| crate::bridge::join_error(&e))?;
+            let (done, mut failures) = match done {
+                Ok(d) => {
+                    let f: Vec<String> = d
+                        .iter()
+                        .filter_map(|r| {
+                            r.error
+                                .as_ref()
+                                .map(|e| format!("#{} {}: {e}", r.seq, r.id))
+                        })
+                        .collect();
+                    (d, f)
+                }
+                Err(e) => (Vec::new(), vec![e.to_string()]),
+            };
+            failures.extend(
+                options.erasure_anomalies.iter().map(|a| {
+                    format!("a register copy is not usable and its entry is unknown: {a}")
+                }),
+            );
+            if !failures.is_empty() && options.break_glass.is_none() {
+                return Err(Error::ErasureNotApplied {
+                    artifact: name.to_string(),
+                    detail: failures.join("; "),
+                });
             }
-            Err(e) => (Vec::new(), vec![e.to_string()]),
+            (done, failures)
+        } else {
+            (Vec::new(), Vec::new())
         };
-        failures.extend(
-            options
-                .erasure_anomalies
-                .iter()
-                .map(|a| format!("a register copy is not usable and its entry is unknown: {a}")),
-        );
-        if !failures.is_empty() && options.break_glass.is_none() {
-            return Err(Error::ErasureNotApplied {
-                artifact: name.to_string(),
-                detail: failures.join("; "),
-            });
-        }
-        (done, failures)
-    } else {
-        (Vec::new(), Vec::new())
-    };
     let staged = staging.keep();
     let promote = tokio::task::spawn_blocking({
         let target = options.target.clone();
