@@ -453,6 +453,26 @@ proofs = ["tenants/{tenant}/"]
             r.stderr
         );
     }
+    // A tenant the artifact holds nothing of: its templates match no file or object (not an
+    // error by themselves), so a file restore selects nothing and fails, restoring nothing.
+    let r = wst(
+        &config,
+        &[
+            "restore",
+            "--tenant",
+            "hooli",
+            "--target",
+            r2.to_str().unwrap(),
+            &artifact,
+        ],
+    );
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains("holds no file or object of this tenant"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r2.exists(), "nothing handed over");
     let plain = t.join("plain.toml");
     fs::write(&plain, &base).unwrap();
     let r = wst(
