@@ -509,6 +509,53 @@ proofs = ["tenants/{tenant}/"]
             .collect()
     };
     let initech_before = initech("wst_dev");
+    // Refused before production is written: a table without the tenant column that hangs off
+    // a tenant-owned one with ON DELETE CASCADE would lose rows the copy does not put back.
+    cluster
+        .psql(
+            "wst_dev",
+            "CREATE TABLE app.notes (customer_id int REFERENCES app.customers ON DELETE CASCADE, body text); \
+             INSERT INTO app.notes SELECT id, 'n' FROM app.customers;",
+        )
+        .unwrap();
+    let r = wst(
+        &config,
+        &[
+            "restore",
+            "--tenant",
+            "globex",
+            "--target",
+            t.join("r-cascade").to_str().unwrap(),
+            "--database",
+            "wst_tenant_cascade",
+            "--into-production",
+            "--break-glass-by",
+            "L6 on-call",
+            "--reason",
+            "INC-7",
+            &artifact,
+        ],
+    );
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr
+            .contains("`app.notes` (not tenant-owned) references `app.customers`")
+            && r.stderr.contains("NOT copied into production"),
+        "{}",
+        r.stderr
+    );
+    assert_ne!(
+        globex_rows("wst_dev"),
+        globex_at_backup,
+        "production unchanged"
+    );
+    assert_eq!(
+        cluster
+            .psql("wst_dev", "SELECT count(*) FROM app.notes")
+            .unwrap(),
+        "7"
+    );
+    cluster.psql("wst_dev", "DROP TABLE app.notes").unwrap();
     let r = wst(
         &config,
         &[
