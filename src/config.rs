@@ -107,6 +107,14 @@ pub enum ConfigError {
         /// The variable's name.
         var: String,
     },
+    /// A tenant id (`restore --tenant`) that breaks the subject-id rule of the erasure
+    /// register (issue 18; `docs/TENANTS.md`). The id itself is not repeated: it may be
+    /// personal.
+    #[error("--tenant: {reason}")]
+    TenantId {
+        /// The rule broken.
+        reason: String,
+    },
 }
 
 fn invalid(path: Option<&Path>, problems: &[Problem]) -> String {
@@ -225,6 +233,9 @@ pub struct Config {
     /// `[erasure]`: what erasing a subject means (issue 18, `docs/ERASURE.md`). Absent:
     /// `wst erasure record` is refused; restores still apply the register's entries.
     pub erasure: Option<ErasureConfig>,
+    /// `[tenant]`: the tenant key per source, for `restore --tenant ID` (issue 18,
+    /// `docs/TENANTS.md`). Absent: `--tenant` is refused.
+    pub tenant: Option<TenantConfig>,
 }
 
 fn default_project() -> String {
@@ -346,6 +357,7 @@ impl Config {
         signals::check_signals(self, &mut p);
         check_erasure(self, &mut p);
         check_wal(self, &mut p);
+        tenant::check_tenant(self, &mut p);
         p
     }
 
@@ -1492,6 +1504,8 @@ fn check_roots(c: &Config, p: &mut Vec<Problem>) {
 // ---- [metrics], [alerts], [[schedule]]: signals (issue 17) --------------------------------
 mod signals;
 pub use signals::{AlertsConfig, MetricsConfig, ScheduleConfig};
+mod tenant;
+pub use tenant::{ALL_BUCKETS, TENANT_PLACEHOLDER, TenantConfig, TenantSelection};
 
 // ---- [wal]: continuous WAL archiving (issue 16) -------------------------------------------
 // Additive and self-contained: the `wst wal-push` / `wal-fetch` / `wal-drain` commands read it.

@@ -276,6 +276,29 @@ enum Command {
         /// Break-glass: why (incident or change number).
         #[arg(long)]
         reason: Option<String>,
+        /// Tenant restore (issue 18, [tenant] in wst.toml, docs/TENANTS.md): only this
+        /// tenant's files (the `paths` templates) and objects (`bucket_prefixes`) into --target,
+        /// and with --database its rows: the dump restored into that scratch database, then
+        /// every other tenant's rows deleted from the tenant-owned tables (shared tables kept
+        /// whole), with per-table counts. With --bucket NAME --to-bucket URL: only the tenant's
+        /// prefixes of that bucket.
+        #[arg(
+            long,
+            value_name = "ID",
+            conflicts_with_all = ["pitr", "in_place", "include", "table", "schema", "clean", "server", "prefix"]
+        )]
+        tenant: Option<String>,
+        /// With --tenant, --database SCRATCH and break-glass: then copy the tenant's rows from
+        /// the scratch database into the production database ([database] url) in one
+        /// transaction (the tenant's current rows deleted, the restored ones inserted); no
+        /// other tenant's rows are touched.
+        #[arg(
+            long,
+            requires = "tenant",
+            requires = "database",
+            requires = "break_glass_by"
+        )]
+        into_production: bool,
         /// The artifact name (default: the newest complete one).
         artifact: Option<String>,
     },
@@ -690,6 +713,7 @@ async fn dispatch(cli: Cli, ops: &Ops) -> Out<u8> {
             break_glass_by,
             reason,
             artifact,
+            tenant,
             ..
         } => {
             let break_glass = break_glass_by.map(|by| BreakGlass {
@@ -697,6 +721,10 @@ async fn dispatch(cli: Cli, ops: &Ops) -> Out<u8> {
                 reason: reason.unwrap_or_default(),
             });
             let to = to_bucket.ok_or_else(|| usage("--bucket needs --to-bucket URL"))?;
+            let prefix = match tenant.as_deref() {
+                Some(t) => commands::tenant_bucket_prefixes(ops, t, &bucket)?,
+                None => prefix,
+            };
             ops.restore_bucket(
                 &bucket,
                 &to,
@@ -796,6 +824,8 @@ async fn dispatch(cli: Cli, ops: &Ops) -> Out<u8> {
             break_glass_by,
             reason,
             artifact,
+            tenant,
+            into_production,
             ..
         } => {
             let break_glass = break_glass_by.map(|by| BreakGlass {
@@ -803,6 +833,8 @@ async fn dispatch(cli: Cli, ops: &Ops) -> Out<u8> {
                 reason: reason.unwrap_or_default(),
             });
             ops.restore(RestoreRequest {
+                tenant,
+                into_production,
                 clean,
                 server,
                 target: target.ok_or_else(|| usage("restore needs --target DIR (or --bucket)"))?,

@@ -89,6 +89,7 @@ mod lsn;
 mod pitr;
 mod restore;
 mod source;
+mod tenant;
 mod tls;
 mod toc;
 mod tools;
@@ -115,6 +116,7 @@ pub use pitr::{
 };
 pub use restore::{DatabaseSelection, RestoreOptions, RestoreProof, compare, restore_dump};
 pub use source::{DEFAULT_ENTRY, DumpCompression, PgDumpSource, PreparedDump, SOURCE_KIND};
+pub use tenant::{TenantRestore, TenantTable, copy_tenant, keep_tenant};
 pub use tools::{PgTools, ToolVersion, passfile_dir};
 pub use verify::PgRestoreListCheck;
 /// The break-glass authorization record (doctrine 026 L6), shared with wst-core's restore.

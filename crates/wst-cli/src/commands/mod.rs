@@ -13,6 +13,7 @@ use crate::{Out, failed, usage};
 
 pub(crate) use config_check::config_check;
 pub(crate) use pitr::PitrRequest;
+pub(crate) use tenant::tenant_bucket_prefixes;
 
 pub(crate) mod audit;
 mod backup;
@@ -29,6 +30,7 @@ mod replicate;
 mod report;
 pub(crate) mod restore;
 mod status;
+mod tenant;
 mod verify;
 pub(crate) mod wal;
 

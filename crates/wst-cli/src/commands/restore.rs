@@ -28,6 +28,10 @@ pub(crate) struct RestoreRequest {
     pub(crate) sink: Option<String>,
     pub(crate) break_glass: Option<BreakGlass>,
     pub(crate) artifact: Option<String>,
+    /// `--tenant ID`: only that tenant's files, objects and rows (issue 18).
+    pub(crate) tenant: Option<String>,
+    /// `--into-production`: the tenant's rows copied into production (with break-glass).
+    pub(crate) into_production: bool,
 }
 
 impl Ops {
@@ -48,8 +52,12 @@ impl Ops {
             sink,
             break_glass,
             artifact,
+            tenant,
+            into_production,
         } = req;
         let target = target.as_path();
+        // A tenant restore selects by the [tenant] templates (issue 18), checked first.
+        let tenant = self.tenant_plan(tenant.as_deref(), database.as_deref(), into_production)?;
         let sink_name = sink;
         let sink = self.sink(sink_name.as_deref())?;
         let name = self.artifact(&*sink, artifact.as_deref()).await?;
@@ -65,6 +73,14 @@ impl Ops {
         // The database restore reads the dump from the restored files: add its entry to a file
         // selection (and remove it afterwards when the operator did not select it).
         let mut patterns = include.clone();
+        if let Some(t) = &tenant {
+            if t.include.is_empty() && (database.is_none() || no_files) {
+                return Err(usage(
+                    "--tenant: [tenant] names no paths or bucket_prefixes, so only rows can be restored: give --database SCRATCH",
+                ));
+            }
+            patterns.clone_from(&t.include);
+        }
         let mut drop_dump = false;
         if database.is_some() {
             let e = db_entry()?;
@@ -73,9 +89,10 @@ impl Ops {
                     "--exclude leaves out `{e}`, the dump --database restores"
                 )));
             }
-            if no_files || !include.is_empty() {
-                let selected =
-                    !no_files && selection(&include, &[])?.is_some_and(|s| s.matches(&e));
+            if no_files || !patterns.is_empty() || tenant.is_some() {
+                let selected = !no_files
+                    && !patterns.is_empty()
+                    && selection(&patterns, &[])?.is_some_and(|s| s.matches(&e));
                 if !selected {
                     patterns.push(e);
                     drop_dump = true;
@@ -94,6 +111,16 @@ impl Ops {
                     if clean { " --clean" } else { "" },
                     if server.is_some() { " --server" } else { "" }
                 );
+            }
+            if tenant.is_some() {
+                operation.push_str(" --tenant");
+                if into_production && let Some(db) = &self.config.database {
+                    let prod = wst::pg::ConnectionConfig::from_url(&db.url)
+                        .map(|c| c.database)
+                        .unwrap_or_default();
+                    operation.push_str(" --into-production");
+                    targets.push(format!("production database {prod} (one tenant's rows)"));
+                }
             }
             self.repo
                 .record(AuditEvent::BreakGlassAuthorized {
@@ -114,6 +141,8 @@ impl Ops {
             .include(patterns)
             .exclude(exclude.clone());
         options.allow_non_empty = break_glass.is_some();
+        // A tenant without files under one template is no error (its rows may be all it has).
+        options.allow_unmatched = tenant.is_some();
         options.break_glass.clone_from(&break_glass);
         // The repository restores from the chosen sink (`--sink`), or from the first sink whose
         // copy passes, rejecting a copy whose content is not the artifact named (its sidecar's
@@ -128,6 +157,14 @@ impl Ops {
         };
         for r in &report.rejected_copies {
             warn_line!("restore: rejected copy {r}");
+        }
+        if tenant.is_some() && database.is_none() && report.entries == 0 {
+            if break_glass.is_none() {
+                std::fs::remove_dir_all(target).ok();
+            }
+            return Err(failed(
+                "restore --tenant: the artifact holds no file or object of this tenant under the [tenant] paths and bucket_prefixes; nothing restored",
+            ));
         }
         // The erasure register, re-applied to what was restored before it is handed over
         // (issue 18; seeds/003 "Erased data must not be restored unintentionally").
@@ -173,6 +210,7 @@ impl Ops {
             })
         };
         let mut proof_json = serde_json::Value::Null;
+        let mut tenant_json = serde_json::Value::Null;
         let mut code = 0;
         let mut dump_bytes = 0;
         if let Some(db_name) = database.as_deref() {
@@ -235,7 +273,14 @@ impl Ops {
             audit_restore(
                 proof.passed(),
                 proof.total_seconds,
-                format!("database {db_name}"),
+                format!(
+                    "database {db_name}{}",
+                    if tenant.is_some() {
+                        " (tenant restore)"
+                    } else {
+                        ""
+                    }
+                ),
                 None,
             )?;
             code = u8::from(!proof.passed());
@@ -264,12 +309,34 @@ impl Ops {
             }
             re_erasures.extend(db_done);
             proof_json = serde_json::to_value(&proof).unwrap_or_default();
+            // Tenant restore: the scratch database reduced to the tenant's rows (after the
+            // proof against the manifest and the erasure register), then, with break-glass,
+            // those rows copied into production (issue 18).
+            if let Some(t) = &tenant
+                && database_usable
+            {
+                let (value, ok) = self
+                    .tenant_rows(
+                        t,
+                        &conn,
+                        into_production,
+                        (name.to_string().as_str(), report.sink.as_str()),
+                        break_glass.as_ref(),
+                    )
+                    .await?;
+                tenant_json = value;
+                if !ok {
+                    database_usable = false;
+                    code = 1;
+                }
+            }
         }
         let out = serde_json::json!({
             "files": report,
             "database": proof_json,
             "erasures": re_erasures,
             "database_usable": database.is_some() && database_usable,
+            "tenant": tenant_json,
         });
         self.print(&out, || {
             if no_files {
@@ -307,6 +374,7 @@ impl Ops {
                 );
             }
             super::erasure::say_erasures(&re_erasures);
+            super::tenant::say_tenant(&tenant_json);
             if !database_usable {
                 say!(
                     "database NOT USABLE: the erasure register could not be applied to it (see above); drop it, or restore with --break-glass-by WHO --reason WHY"

@@ -76,6 +76,10 @@ pub struct RestoreOptions {
     /// missing, so each fails the restore as an entry that cannot be applied. Filled by
     /// [`Repository::restore`](crate::Repository::restore). Default none.
     pub erasure_anomalies: Vec<String>,
+    /// Let include patterns match nothing (a tenant restore's templates: a tenant without
+    /// files under one of them is not an error; issue 18). Default `false`: an include pattern
+    /// that selects no entry fails the restore ([`Error::SelectionUnmatched`]).
+    pub allow_unmatched: bool,
 }
 
 impl RestoreOptions {
@@ -93,6 +97,7 @@ impl RestoreOptions {
             expected_ciphertext: None,
             erasures: None,
             erasure_anomalies: Vec::new(),
+            allow_unmatched: false,
         }
     }
 
@@ -229,8 +234,8 @@ pub const MAX_RESTORE_WARNINGS: usize = 100;
 /// still waits for the whole stream to authenticate. The report's `manifest_entries` check
 /// covers the selected entries; the integrity of the rest gates promotion. Rules:
 /// - an include pattern that selects no entry fails the restore with
-///   [`Error::SelectionUnmatched`] naming it (never a silent empty restore); an exclude
-///   pattern may match nothing;
+///   [`Error::SelectionUnmatched`] naming it (never a silent empty restore), unless
+///   [`RestoreOptions::allow_unmatched`]; an exclude pattern may match nothing;
 /// - a selected hard link whose target is not selected fails with
 ///   [`Error::SelectionIncomplete`] naming both: the target's content passed earlier in the
 ///   stream and was not kept, so the link can be neither made nor copied (GNU `tar -x member`
@@ -320,7 +325,7 @@ pub async fn restore(
         None => (manifest_check, out.entries.len() as u64, 0),
         Some(sel) => {
             let unmatched = sel.unmatched_of(&extract.hit);
-            if !unmatched.is_empty() {
+            if !unmatched.is_empty() && !options.allow_unmatched {
                 return Err(Error::SelectionUnmatched {
                     artifact: name.to_string(),
                     patterns: unmatched,
