@@ -75,11 +75,12 @@ use crate::config::load_config;
 
 mod commands;
 mod config;
+mod jobs;
 mod output;
 mod progress;
 mod signals;
 
-#[derive(Parser, Debug)]
+#[derive(Parser, Debug, Clone)]
 #[command(
     name = "wst",
     about = "Encrypted, verified 3-2-1 backups of PostgreSQL, file trees and buckets",
@@ -97,13 +98,18 @@ struct Cli {
     /// Print machine-readable JSON on standard output.
     #[arg(long, global = true)]
     json: bool,
+    /// The `[[job]]` to work on (issue 18). Without it, a configuration with jobs runs init,
+    /// backup, verify, prune, replicate, status, report, audit verify and config check for
+    /// every job in turn (the worst exit status wins) and refuses the other commands.
+    #[arg(long, global = true, value_name = "NAME")]
+    job: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
 
 // Parsed once per process: the size of the largest variant (`restore`'s flags) costs nothing.
 #[allow(clippy::large_enum_variant)]
-#[derive(Subcommand, Debug)]
+#[derive(Subcommand, Debug, Clone)]
 enum Command {
     /// Generate an encryption key file (mode 0600, never overwritten).
     Keygen {
@@ -363,7 +369,7 @@ enum Command {
     },
 }
 
-#[derive(Subcommand, Debug)]
+#[derive(Subcommand, Debug, Clone)]
 enum ReportCommand {
     /// The business continuity plan (seeds/002 template) as Markdown: scope, recovery
     /// objectives with the measured RTO/RPO, backup inventory, recovery procedures, contacts
@@ -388,7 +394,7 @@ enum ReportCommand {
     },
 }
 
-#[derive(Subcommand, Debug)]
+#[derive(Subcommand, Debug, Clone)]
 enum ScheduleCommand {
     /// Render the [[schedule]] entries for the host's scheduler instead of `wst daemon`.
     Print {
@@ -432,7 +438,7 @@ impl Command {
     }
 }
 
-#[derive(Subcommand, Debug)]
+#[derive(Subcommand, Debug, Clone)]
 enum ErasureCommand {
     /// Record an erasure request: the [erasure] templates resolved for the subject, encrypted
     /// and sealed, on every sink. Erase the subject in production yourself; wst makes sure
@@ -456,14 +462,14 @@ enum ErasureCommand {
     List,
 }
 
-#[derive(Subcommand, Debug)]
+#[derive(Subcommand, Debug, Clone)]
 enum ConfigCommand {
     /// Check the whole configuration without doing anything: exit 0 and a one-line summary
     /// when it is valid, exit 2 with every problem (each naming its TOML key) when not.
     Check,
 }
 
-#[derive(Subcommand, Debug)]
+#[derive(Subcommand, Debug, Clone)]
 enum AuditCommand {
     /// Verify the hash chain; names the first broken record.
     Verify,
@@ -534,10 +540,43 @@ pub(crate) type Out<T = ()> = Result<T, Failure>;
 
 async fn run(cli: Cli) -> Out<u8> {
     if let Command::Keygen { out } = &cli.command {
+        // With [[job]], the configured key is the selected job's (issue 18).
+        if out.is_none() && (cli.job.is_some() || !load_config(&cli.config)?.jobs.is_empty()) {
+            let config = jobs::select(cli.job.as_deref(), &cli.command, load_config(&cli.config)?)?;
+            return commands::keygen::keygen(&cli.config, Some(&config[0].encryption.key_file));
+        }
         return commands::keygen::keygen(&cli.config, out.as_ref());
     }
     // The whole configuration is checked before any command does work (issue 15).
     let config = load_config(&cli.config)?;
+    // One repository per [[job]] (issue 18): the selected job, or every job in turn.
+    let mut configs = jobs::select(cli.job.as_deref(), &cli.command, config)?;
+    if configs.len() == 1 {
+        return run_one(cli, configs.remove(0)).await;
+    }
+    let mut worst = 0;
+    for config in configs {
+        let name = config.job_name.clone().unwrap_or_default();
+        if !cli.json {
+            output::say!("== job {name} ==");
+        }
+        let code = match Box::pin(run_one(cli.clone(), config)).await {
+            Ok(code) => code,
+            Err(f) => {
+                output::err(&format!(
+                    "wst: job {name}: {}\n",
+                    output::escape_lines(&f.message)
+                ));
+                f.code
+            }
+        };
+        worst = jobs::worse(worst, code);
+    }
+    Ok(worst)
+}
+
+/// One job's (one repository's) run of the command.
+async fn run_one(cli: Cli, config: wst::config::Config) -> Out<u8> {
     if let Command::Config {
         command: ConfigCommand::Check,
     } = &cli.command

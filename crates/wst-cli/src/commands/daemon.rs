@@ -275,6 +275,7 @@ pub(crate) async fn daemon(config_path: PathBuf, json: bool) -> Out<u8> {
             let cli = Cli {
                 config: config_path.clone(),
                 json,
+                job: None,
                 command: command_of(ticket.job),
             };
             tokio::select! {
@@ -301,6 +302,7 @@ pub(crate) async fn daemon(config_path: PathBuf, json: bool) -> Out<u8> {
                 let cli = Cli {
                     config: config_path.clone(),
                     json,
+                    job: None,
                     command: command_of(Job::Drill),
                 };
                 let t0 = Instant::now();

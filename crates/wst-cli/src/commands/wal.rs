@@ -121,6 +121,20 @@ impl Ops {
         let archive = self.wal_archive()?;
         match archive.fetch(&name, dest).await {
             Ok(report) => {
+                // Access audit (issue 18): one record per WAL file handed to PostgreSQL. A
+                // read that cannot be recorded is removed and fails fatally (126: recovery
+                // stops rather than going on unaudited or promoting early).
+                if let Err(e) = self.audit.append(wst::core::AuditEvent::ContentRead {
+                    artifact: name.to_string(),
+                    sink: report.sink.clone(),
+                    purpose: "wal-fetch".to_owned(),
+                }) {
+                    let _ = std::fs::remove_file(dest);
+                    return Err(crate::Failure {
+                        code: RESTORE_COMMAND_FATAL,
+                        message: format!("cannot audit the read of WAL {name}, not restored: {e}"),
+                    });
+                }
                 for s in &report.skipped {
                     warn_line!(
                         "wst: WAL {name}: skipped {s}; restored from sink `{}`",
