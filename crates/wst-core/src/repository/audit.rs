@@ -978,6 +978,31 @@ mod tests {
     }
 
     #[test]
+    fn records_name_their_job_inside_the_hashed_body() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        // Without a job the line has no `job` member (older logs hash as before).
+        AuditLog::new(&path, "ops").append(event(0)).unwrap();
+        assert!(!std::fs::read_to_string(&path).unwrap().contains("\"job\""));
+        let log = AuditLog::new(&path, "ops").with_job("billing");
+        assert_eq!(log.job(), Some("billing"));
+        let r = log.append(event(1)).unwrap();
+        assert_eq!(r.job.as_deref(), Some("billing"));
+        let records = log.records().unwrap();
+        assert_eq!(records[0].job, None);
+        assert_eq!(records[1].job.as_deref(), Some("billing"));
+        assert!(log.verify().unwrap().intact());
+        // The job is covered by the hash: renaming it breaks the chain.
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(
+            &path,
+            text.replace("\"job\":\"billing\"", "\"job\":\"crm\""),
+        )
+        .unwrap();
+        assert_eq!(log.verify().unwrap().first_broken, Some(1));
+    }
+
+    #[test]
     fn appends_chain_and_verify() {
         let dir = tempfile::tempdir().unwrap();
         let log = AuditLog::new(dir.path().join("audit/wst-audit.jsonl"), "ops@host");
