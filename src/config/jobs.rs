@@ -127,14 +127,11 @@ fn merged(
 /// The result is the first job's configuration with [`Config::jobs`] holding every job's
 /// (the first included), each with its [`Config::job_name`].
 pub(super) fn parse(mut table: toml::Table, path: Option<&Path>) -> Result<Config, ConfigError> {
-    let jobs = match table.remove("job") {
-        Some(toml::Value::Array(a)) => a,
-        _ => {
-            return Err(parse_error(
-                path,
-                "`job` must be [[job]] tables (an array of tables)".into(),
-            ));
-        }
+    let Some(toml::Value::Array(jobs)) = table.remove("job") else {
+        return Err(parse_error(
+            path,
+            "`job` must be [[job]] tables (an array of tables)".into(),
+        ));
     };
     if jobs.is_empty() {
         return Err(parse_error(

@@ -552,7 +552,7 @@ async fn run(cli: Cli) -> Out<u8> {
     // One repository per [[job]] (issue 18): the selected job, or every job in turn.
     let mut configs = jobs::select(cli.job.as_deref(), &cli.command, config)?;
     if configs.len() == 1 {
-        return run_one(cli, configs.remove(0)).await;
+        return Box::pin(run_one(cli, configs.remove(0))).await;
     }
     let mut worst = 0;
     for config in configs {
