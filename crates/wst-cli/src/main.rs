@@ -4,6 +4,7 @@
 //!
 //! ```text
 //! wst --config wst.toml <COMMAND>        (from a checkout: cargo run --release -p wst-cli -- …)
+//! wst --config wst.toml --job NAME <COMMAND>   one [[job]]'s repository (issue 18; see `jobs`)
 //!   keygen --out FILE          generate an encryption key file (0600)
 //!   backup                     backup → verify → replicate catch-up → prune (when configured)
 //!   verify [ARTIFACT]          deep-verify an artifact (default: the newest) on every sink
@@ -33,6 +34,16 @@
 //!   schedule print --systemd | --windows-task [--out DIR]
 //!                              the same schedules as systemd units or Task Scheduler XML
 //! ```
+//!
+//! `[[job]]` (issue 18, "Services"): several repositories in one file. `--job NAME` selects
+//! one; without it `init`, `backup`, `verify`, `prune`, `replicate`, `status`, `report`, `audit
+//! verify` and `config check` run every job in turn (a `== job NAME ==` section each, or one
+//! JSON document each with `--json`; the exit status is the worst: 2 > 1 > 4 > 3 > 0) and the
+//! commands that need one repository are bad usage naming the jobs (`jobs`).
+//!
+//! Access audit (issue 18): every read of artifact content is an audit record naming the
+//! actor — `restore`, `verify` and `drill` through their own events, `ls` (entries or
+//! manifest) and `wal-fetch` (one per file) as `content_read` (`docs/EVIDENCE.md` §5).
 //!
 //! After every operation (issue 17) the signal state beside the audit log is updated, alerts
 //! and recovery notices go to `[alerts]` (each audited), and `[metrics] textfile` is
