@@ -889,7 +889,14 @@ async fn main() -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
-    let result = if matches!(cli.command, Command::Daemon) {
+    let result = if matches!(cli.command, Command::Daemon) && cli.job.is_some() {
+        // The daemon runs its schedules for every job (issue 18); one job is scheduled with
+        // the host's scheduler.
+        Err(usage(
+            "daemon runs its [[schedule]] entries for every [[job]]: leave out --job, or schedule \
+             one job with cron or a systemd timer running `wst --job NAME backup`",
+        ))
+    } else if matches!(cli.command, Command::Daemon) {
         Box::pin(commands::daemon::daemon(cli.config, cli.json)).await
     } else {
         run(cli).await

@@ -200,6 +200,9 @@ fn two_jobs_are_two_repositories_and_every_read_is_audited() {
     let r = wst(&config, &["--job", "c", "status"]);
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("no [[job]] named `c`; configured: a, b"));
+    let r = wst(&config, &["--job", "a", "daemon"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("for every [[job]]"), "{}", r.stderr);
 
     // `--job a ls` lists a's artifact only, from a's sinks.
     let r = wst(&config, &["--job", "a", "--json", "ls"]);
