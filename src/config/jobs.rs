@@ -9,9 +9,10 @@
 //! before.
 //!
 //! The audit log is keyed under the repository key (issue 14), so two repositories cannot
-//! share one: a job without its own `audit_log` gets the top-level one with the job's name
-//! before the extension (`/var/lib/wst/audit.jsonl` → `/var/lib/wst/audit.billing.jsonl`);
-//! the prune state, signal state and WAL queue beside it follow.
+//! share one: a job without its own `audit_log` gets the top-level one in a directory named
+//! after the job (`/var/lib/wst/audit.jsonl` → `/var/lib/wst/billing/audit.jsonl`), and the
+//! state kept beside the log (prune state, signal state `wst-signals.json`, the WAL queue
+//! `wal-queue`) is the job's own.
 //!
 //! Checked across jobs ([`Config::problems`]): names unique and made of ASCII letters, digits,
 //! `-` and `_`; no two jobs with one sink location (a sink holds one repository marker,
@@ -19,7 +20,7 @@
 //! one job's `init` refuse the other's marker, and one job's listing see the other's
 //! objects); no sink URL inside another job's; no key file (nor old key, nor recovery
 //! passphrase file) used by two jobs (refused: one key would open both jobs' artifacts); no
-//! audit log shared.
+//! two audit logs in one directory (the state beside them would be shared).
 
 use std::path::{Path, PathBuf};
 
@@ -55,18 +56,12 @@ fn parse_error(path: Option<&Path>, message: String) -> ConfigError {
     }
 }
 
-/// The default audit log of job `job`: the top-level `audit_log` with `.job` before its
-/// extension (`audit.jsonl` → `audit.billing.jsonl`; `audit` → `audit.billing`).
+/// The default audit log of job `job`: the top-level `audit_log`'s file in a directory named
+/// after the job beside it (`/var/lib/wst/audit.jsonl` → `/var/lib/wst/billing/audit.jsonl`),
+/// so the state files kept beside the log are the job's own.
 pub fn job_audit_log(shared: &Path, job: &str) -> PathBuf {
-    let stem = shared
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let name = match shared.extension() {
-        Some(ext) => format!("{stem}.{job}.{}", ext.to_string_lossy()),
-        None => format!("{stem}.{job}"),
-    };
-    shared.with_file_name(name)
+    let file = shared.file_name().unwrap_or(shared.as_os_str());
+    shared.with_file_name(job).join(file)
 }
 
 /// One job's merged table: the top-level table without `job`, each key the job sets
@@ -275,14 +270,16 @@ fn across(config: &Config, p: &mut Vec<Problem>) {
                     ),
                 ));
             }
-            if a.audit_log == b.audit_log {
+            if a.audit_log.parent() == b.audit_log.parent() {
                 p.push(Problem::new(
                     format!("job[{j}].audit_log"),
                     format!(
-                        "`{}` is also job `{name}`'s audit log: a log is keyed under one \
-                         repository key, so each job needs its own (leave audit_log out of \
-                         the [[job]] to get `{}`)",
+                        "`{}` is in the directory of job `{name}`'s audit log `{}`: a log is \
+                         keyed under one repository key and the state beside it (signals, WAL \
+                         queue) is one repository's, so each job needs its own directory (leave \
+                         audit_log out of the [[job]] to get `{}`)",
                         b.audit_log.display(),
+                        a.audit_log.display(),
                         job_audit_log(&b.audit_log, &other).display()
                     ),
                 ));
@@ -366,7 +363,7 @@ mod tests {
         // Shared: actor, retention; derived: the audit log.
         assert_eq!(crm.actor.as_deref(), Some("ops"));
         assert_eq!(crm.retention.as_ref().unwrap().policy.keep_daily, 7);
-        assert_eq!(crm.audit_log, PathBuf::from("/var/lib/wst/audit.crm.jsonl"));
+        assert_eq!(crm.audit_log, PathBuf::from("/var/lib/wst/crm/audit.jsonl"));
         let billing = Config::from_toml_str(TWO)
             .unwrap()
             .into_job("billing")
@@ -426,7 +423,7 @@ mod tests {
         );
         let shared_log = TWO.replace(
             "name = \"crm\"\n",
-            "name = \"crm\"\naudit_log = \"/var/lib/wst/audit.billing.jsonl\"\n",
+            "name = \"crm\"\naudit_log = \"/var/lib/wst/billing/audit-crm.jsonl\"\n",
         );
         let p = problems_of(&shared_log);
         assert!(p.iter().any(|p| p.starts_with("job[1].audit_log")), "{p:?}");
@@ -455,11 +452,11 @@ mod tests {
     fn the_job_audit_log_is_named_after_the_job() {
         assert_eq!(
             job_audit_log(Path::new("/var/audit.jsonl"), "a"),
-            PathBuf::from("/var/audit.a.jsonl")
+            PathBuf::from("/var/a/audit.jsonl")
         );
         assert_eq!(
             job_audit_log(Path::new("audit"), "a"),
-            PathBuf::from("audit.a")
+            PathBuf::from("a/audit")
         );
     }
 }

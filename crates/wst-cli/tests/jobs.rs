@@ -177,7 +177,7 @@ fn two_jobs_are_two_repositories_and_every_read_is_audited() {
     assert_eq!(b_names.len(), 1, "{b_names:?}");
     assert!(a_names[0].starts_with("a-") && b_names[0].starts_with("b-"));
     let a_artifact = a_names[0].trim_end_matches(".tar.zst.wst").to_owned();
-    let (a_log, b_log) = (t.join("state/audit.a.jsonl"), t.join("state/audit.b.jsonl"));
+    let (a_log, b_log) = (t.join("state/a/audit.jsonl"), t.join("state/b/audit.jsonl"));
     assert!(!t.join("state/audit.jsonl").exists(), "no shared log");
     for (log, job) in [(&a_log, "a"), (&b_log, "b")] {
         let recs = records(log);
@@ -186,6 +186,8 @@ fn two_jobs_are_two_repositories_and_every_read_is_audited() {
                 .any(|r| r["event"]["type"] == "backup_completed")
         );
         assert!(recs.iter().all(|r| r["job"] == job), "{recs:?}");
+        // The signal state beside each job's log is the job's own.
+        assert!(t.join("state").join(job).join("wst-signals.json").exists());
     }
 
     // One repository per command that needs one.
@@ -321,7 +323,7 @@ fn two_jobs_are_two_repositories_and_every_read_is_audited() {
 
     // The log rotated away by hand while a's artifact is still on its sinks: the rule fails
     // and names the artifact; put back, it passes again.
-    let rotated = t.join("state/audit.a.jsonl.1");
+    let rotated = t.join("state/a/audit.jsonl.1");
     fs::rename(&a_log, &rotated).unwrap();
     let a = status("a");
     let retention = rule(&a, "audit retention");
