@@ -94,6 +94,14 @@ pub enum ConfigError {
         /// The option's name (its value is never shown).
         option: String,
     },
+    /// No `[[job]]` has the name asked for (`--job`, issue 18).
+    #[error("{}", unknown_job(name, configured))]
+    UnknownJob {
+        /// The name asked for.
+        name: String,
+        /// The configured job names, in file order (empty: no `[[job]]`).
+        configured: Vec<String>,
+    },
     /// An `options_env` entry names an environment variable that is not set.
     #[error(
         "{section}: options_env names the environment variable `{var}` for \
@@ -156,6 +164,19 @@ impl Problem {
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {}", self.key, self.message)
+    }
+}
+
+fn unknown_job(name: &str, configured: &[String]) -> String {
+    if configured.is_empty() {
+        format!(
+            "no [[job]] named `{name}`: the configuration has no [[job]] sections (leave out --job)"
+        )
+    } else {
+        format!(
+            "no [[job]] named `{name}`; configured: {}",
+            configured.join(", ")
+        )
     }
 }
 
@@ -236,6 +257,18 @@ pub struct Config {
     /// `[tenant]`: the tenant key per source, for `restore --tenant ID` (issue 18,
     /// `docs/TENANTS.md`). Absent: `--tenant` is refused.
     pub tenant: Option<TenantConfig>,
+    /// This configuration's `[[job]]` name (issue 18, "Services"; [`jobs`]); `None` for a
+    /// file without `[[job]]`.
+    #[serde(skip)]
+    pub job_name: Option<String>,
+    /// Every `[[job]]`'s configuration in file order (each with its [`Config::job_name`]);
+    /// empty without `[[job]]`. With jobs, the other fields are the first job's: select one
+    /// with [`Config::into_job`] or take all with [`Config::into_jobs`].
+    #[serde(skip)]
+    pub jobs: Vec<Config>,
+    /// The top-level keys this job sets itself (for problem key paths).
+    #[serde(skip)]
+    job_keys: Vec<String>,
 }
 
 fn default_project() -> String {
@@ -275,6 +308,12 @@ impl Config {
     }
 
     fn parse(text: &str, path: Option<&Path>) -> Result<Self, ConfigError> {
+        // `[[job]]` tables: one repository per job (issue 18; `jobs`).
+        if let Ok(table) = toml::from_str::<toml::Table>(text)
+            && table.contains_key("job")
+        {
+            return jobs::parse(table, path);
+        }
         let config: Self = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: path.map(Path::to_owned),
             message: e.to_string(),
@@ -340,6 +379,10 @@ impl Config {
     /// Files are not opened (a key file may not exist before `wst keygen`); environment
     /// variables are not read.
     pub fn problems(&self) -> Vec<Problem> {
+        if !self.jobs.is_empty() {
+            // Each job's problems and the checks across jobs (issue 18, `jobs`).
+            return jobs::problems(self);
+        }
         let mut p = Vec::new();
         check_top(self, &mut p);
         check_files(self, &mut p);
@@ -897,6 +940,13 @@ pub struct ComplianceConfig {
     /// `jurisdiction` in this list (seeds/002 anti-pattern 6). Default: not judged.
     #[serde(default)]
     pub allowed_jurisdictions: Vec<String>,
+    /// Years the audit log must cover (issue 18; seeds/003 HIPAA mode: audit logs retained
+    /// per regulation, 6 years). wst never deletes or rotates audit records; with this set,
+    /// status has the rule *audit retention*, which fails when an artifact taken within
+    /// these years (still on a sink) is older than the log's first record and the log names
+    /// no run that made it: the log was truncated or rotated away (`docs/EVIDENCE.md`).
+    /// 1–100. Default: not judged.
+    pub audit_retention_years: Option<u32>,
 }
 
 impl Default for ComplianceConfig {
@@ -907,6 +957,7 @@ impl Default for ComplianceConfig {
             production_region: None,
             production_jurisdiction: None,
             allowed_jurisdictions: Vec::new(),
+            audit_retention_years: None,
         }
     }
 }
@@ -1455,6 +1506,14 @@ fn check_compliance(c: &ComplianceConfig, p: &mut Vec<Problem>) {
             "must be at least 1 (doctrine 026 R3: 3-2-1 wants 3)",
         ));
     }
+    if let Some(y) = c.audit_retention_years
+        && !(1..=100).contains(&y)
+    {
+        p.push(Problem::new(
+            "compliance.audit_retention_years",
+            format!("{y} is outside 1..=100 years (seeds/003 HIPAA mode: 6)"),
+        ));
+    }
 }
 
 /// The largest `max_backup_age_hours` accepted: one leap year.
@@ -1500,6 +1559,9 @@ fn check_roots(c: &Config, p: &mut Vec<Problem>) {
         }
     }
 }
+
+// ---- [[job]]: several repositories in one file (issue 18) -----------------------------------
+pub mod jobs;
 
 // ---- [metrics], [alerts], [[schedule]]: signals (issue 17) --------------------------------
 mod signals;
@@ -2099,6 +2161,7 @@ impl Config {
             retention_min_age: min_age,
             three_two_one: t321,
             placement: self.placement(),
+            audit_retention_years: self.compliance.audit_retention_years,
             ..crate::core::ComplianceOptions::default()
         })
     }

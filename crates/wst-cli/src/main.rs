@@ -4,6 +4,7 @@
 //!
 //! ```text
 //! wst --config wst.toml <COMMAND>        (from a checkout: cargo run --release -p wst-cli -- …)
+//! wst --config wst.toml --job NAME <COMMAND>   one [[job]]'s repository (issue 18; see `jobs`)
 //!   keygen --out FILE          generate an encryption key file (0600)
 //!   backup                     backup → verify → replicate catch-up → prune (when configured)
 //!   verify [ARTIFACT]          deep-verify an artifact (default: the newest) on every sink
@@ -33,6 +34,16 @@
 //!   schedule print --systemd | --windows-task [--out DIR]
 //!                              the same schedules as systemd units or Task Scheduler XML
 //! ```
+//!
+//! `[[job]]` (issue 18, "Services"): several repositories in one file. `--job NAME` selects
+//! one; without it `init`, `backup`, `verify`, `prune`, `replicate`, `status`, `report`, `audit
+//! verify` and `config check` run every job in turn (a `== job NAME ==` section each, or one
+//! JSON document each with `--json`; the exit status is the worst: 2 > 1 > 4 > 3 > 0) and the
+//! commands that need one repository are bad usage naming the jobs (`jobs`).
+//!
+//! Access audit (issue 18): every read of artifact content is an audit record naming the
+//! actor — `restore`, `verify` and `drill` through their own events, `ls` (entries or
+//! manifest) and `wal-fetch` (one per file) as `content_read` (`docs/EVIDENCE.md` §5).
 //!
 //! After every operation (issue 17) the signal state beside the audit log is updated, alerts
 //! and recovery notices go to `[alerts]` (each audited), and `[metrics] textfile` is
@@ -75,11 +86,12 @@ use crate::config::load_config;
 
 mod commands;
 mod config;
+mod jobs;
 mod output;
 mod progress;
 mod signals;
 
-#[derive(Parser, Debug)]
+#[derive(Parser, Debug, Clone)]
 #[command(
     name = "wst",
     about = "Encrypted, verified 3-2-1 backups of PostgreSQL, file trees and buckets",
@@ -97,13 +109,18 @@ struct Cli {
     /// Print machine-readable JSON on standard output.
     #[arg(long, global = true)]
     json: bool,
+    /// The `[[job]]` to work on (issue 18). Without it, a configuration with jobs runs init,
+    /// backup, verify, prune, replicate, status, report, audit verify and config check for
+    /// every job in turn (the worst exit status wins) and refuses the other commands.
+    #[arg(long, global = true, value_name = "NAME")]
+    job: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
 
 // Parsed once per process: the size of the largest variant (`restore`'s flags) costs nothing.
 #[allow(clippy::large_enum_variant)]
-#[derive(Subcommand, Debug)]
+#[derive(Subcommand, Debug, Clone)]
 enum Command {
     /// Generate an encryption key file (mode 0600, never overwritten).
     Keygen {
@@ -391,7 +408,7 @@ enum Command {
     },
 }
 
-#[derive(Subcommand, Debug)]
+#[derive(Subcommand, Debug, Clone)]
 enum ReportCommand {
     /// The business continuity plan (seeds/002 template) as Markdown: scope, recovery
     /// objectives with the measured RTO/RPO, backup inventory, recovery procedures, contacts
@@ -416,7 +433,7 @@ enum ReportCommand {
     },
 }
 
-#[derive(Subcommand, Debug)]
+#[derive(Subcommand, Debug, Clone)]
 enum ScheduleCommand {
     /// Render the [[schedule]] entries for the host's scheduler instead of `wst daemon`.
     Print {
@@ -460,7 +477,7 @@ impl Command {
     }
 }
 
-#[derive(Subcommand, Debug)]
+#[derive(Subcommand, Debug, Clone)]
 enum ErasureCommand {
     /// Record an erasure request: the [erasure] templates resolved for the subject, encrypted
     /// and sealed, on every sink. Erase the subject in production yourself; wst makes sure
@@ -484,14 +501,14 @@ enum ErasureCommand {
     List,
 }
 
-#[derive(Subcommand, Debug)]
+#[derive(Subcommand, Debug, Clone)]
 enum ConfigCommand {
     /// Check the whole configuration without doing anything: exit 0 and a one-line summary
     /// when it is valid, exit 2 with every problem (each naming its TOML key) when not.
     Check,
 }
 
-#[derive(Subcommand, Debug)]
+#[derive(Subcommand, Debug, Clone)]
 enum AuditCommand {
     /// Verify the hash chain; names the first broken record.
     Verify,
@@ -562,10 +579,43 @@ pub(crate) type Out<T = ()> = Result<T, Failure>;
 
 async fn run(cli: Cli) -> Out<u8> {
     if let Command::Keygen { out } = &cli.command {
+        // With [[job]], the configured key is the selected job's (issue 18).
+        if out.is_none() && (cli.job.is_some() || !load_config(&cli.config)?.jobs.is_empty()) {
+            let config = jobs::select(cli.job.as_deref(), &cli.command, load_config(&cli.config)?)?;
+            return commands::keygen::keygen(&cli.config, Some(&config[0].encryption.key_file));
+        }
         return commands::keygen::keygen(&cli.config, out.as_ref());
     }
     // The whole configuration is checked before any command does work (issue 15).
     let config = load_config(&cli.config)?;
+    // One repository per [[job]] (issue 18): the selected job, or every job in turn.
+    let mut configs = jobs::select(cli.job.as_deref(), &cli.command, config)?;
+    if configs.len() == 1 {
+        return Box::pin(run_one(cli, configs.remove(0))).await;
+    }
+    let mut worst = 0;
+    for config in configs {
+        let name = config.job_name.clone().unwrap_or_default();
+        if !cli.json {
+            output::say!("== job {name} ==");
+        }
+        let code = match Box::pin(run_one(cli.clone(), config)).await {
+            Ok(code) => code,
+            Err(f) => {
+                output::err(&format!(
+                    "wst: job {name}: {}\n",
+                    output::escape_lines(&f.message)
+                ));
+                f.code
+            }
+        };
+        worst = jobs::worse(worst, code);
+    }
+    Ok(worst)
+}
+
+/// One job's (one repository's) run of the command.
+async fn run_one(cli: Cli, config: wst::config::Config) -> Out<u8> {
     if let Command::Config {
         command: ConfigCommand::Check,
     } = &cli.command
@@ -912,7 +962,14 @@ async fn main() -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
-    let result = if matches!(cli.command, Command::Daemon) {
+    let result = if matches!(cli.command, Command::Daemon) && cli.job.is_some() {
+        // The daemon runs its schedules for every job (issue 18); one job is scheduled with
+        // the host's scheduler.
+        Err(usage(
+            "daemon runs its [[schedule]] entries for every [[job]]: leave out --job, or schedule \
+             one job with cron or a systemd timer running `wst --job NAME backup`",
+        ))
+    } else if matches!(cli.command, Command::Daemon) {
         Box::pin(commands::daemon::daemon(cli.config, cli.json)).await
     } else {
         Box::pin(run(cli)).await

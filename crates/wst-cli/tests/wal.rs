@@ -355,6 +355,25 @@ queue_max_bytes = 1073741824
     assert!(audit.contains("wal_same_content"), "{audit}");
     assert!(audit.contains("wal_copy_authentic"), "{audit}");
     assert!(!audit.contains("dropped"), "nothing was dropped: {audit}");
+    // Access audit (issue 18): one `content_read` record per WAL file handed out (every
+    // archived file once, the re-fetched one after the flipped byte again), naming the actor;
+    // none for the files that were not there.
+    let reads: Vec<serde_json::Value> = audit
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|r| r["event"]["type"] == "content_read")
+        .collect();
+    assert_eq!(reads.len(), archived.len() + 1, "{reads:?}");
+    assert!(
+        reads
+            .iter()
+            .all(|r| r["actor"] == "postgres@test" && r["event"]["purpose"] == "wal-fetch")
+    );
+    assert!(
+        reads
+            .iter()
+            .any(|r| r["event"]["artifact"] == name.as_str() && r["event"]["sink"] == "offsite-s3")
+    );
 }
 
 /// A free TCP port on the loopback (for a recovered server's port; it listens on its socket).

@@ -29,6 +29,19 @@ impl Ops {
         // The repository reads the first good copy (the named sink's only, with --sink): the
         // content must be the artifact its name and sidecar say.
         let listing = self.repo.list(&name, from).await?;
+        // Access audit (issue 18; seeds/003 "Access is logged and auditable"): the read is
+        // recorded before anything of it is shown; a read that cannot be recorded shows nothing.
+        self.audit
+            .append(wst::core::AuditEvent::ContentRead {
+                artifact: listing.artifact.to_string(),
+                sink: listing.sink.clone(),
+                purpose: if manifest { "ls --manifest" } else { "ls" }.to_owned(),
+            })
+            .map_err(|e| {
+                failed(format!(
+                    "cannot audit the read of {name}, nothing shown: {e}"
+                ))
+            })?;
         if manifest {
             print_json(&listing.manifest)?;
             return Ok(0);

@@ -70,7 +70,11 @@ impl Ops {
             .actor
             .clone()
             .unwrap_or_else(|| std::env::var("USER").unwrap_or_else(|_| "wst".into()));
-        let audit = AuditLog::new(&config.audit_log, actor);
+        let mut audit = AuditLog::new(&config.audit_log, actor);
+        if let Some(job) = &config.job_name {
+            // Every record names its [[job]] (issue 18, "Services").
+            audit = audit.with_job(job);
+        }
         let cipher = build_cipher(&config.encryption)?;
         let mut sinks = Vec::new();
         for s in &config.sinks {

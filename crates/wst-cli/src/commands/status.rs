@@ -116,6 +116,10 @@ impl Ops {
         let mut value = serde_json::to_value(&report)?;
         value["sources"] = serde_json::to_value(&sources)?;
         value["warnings"] = serde_json::to_value(&warnings)?;
+        if let Some(job) = &self.config.job_name {
+            // The [[job]] this status is of (issue 18, "Services").
+            value["job"] = serde_json::to_value(job)?;
+        }
         self.print(&value, || {
             say!("sources backed up:");
             for s in &sources {

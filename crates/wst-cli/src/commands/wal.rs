@@ -136,7 +136,12 @@ pub(crate) async fn wal_push_async(
         let now = Instant::now();
         if now >= next_check {
             if !spool.worker_running().map_err(|e| wal_failure(&e))? {
-                spawn_wst(config_path, &["wal-push", "--worker"], Some(&pg_wal));
+                spawn_wst(
+                    config_path,
+                    config.job_name.as_deref(),
+                    &["wal-push", "--worker"],
+                    Some(&pg_wal),
+                );
             }
             next_check = now + WORKER_CHECK;
         }
@@ -228,7 +233,7 @@ impl Ops {
             .iter()
             .any(|q| q.objects > 0);
         if backlog {
-            spawn_drainer(config);
+            spawn_drainer(config, self.config.job_name.as_deref());
         }
         self.print(&report, || {});
         Ok(0)
@@ -295,6 +300,20 @@ impl Ops {
         let archive = self.wal_archive()?;
         match archive.fetch(&name, dest).await {
             Ok(report) => {
+                // Access audit (issue 18): one record per WAL file handed to PostgreSQL. A
+                // read that cannot be recorded is removed and fails fatally (126: recovery
+                // stops rather than going on unaudited or promoting early).
+                if let Err(e) = self.audit.append(wst::core::AuditEvent::ContentRead {
+                    artifact: name.to_string(),
+                    sink: report.sink.clone(),
+                    purpose: "wal-fetch".to_owned(),
+                }) {
+                    let _ = std::fs::remove_file(dest);
+                    return Err(crate::Failure {
+                        code: RESTORE_COMMAND_FATAL,
+                        message: format!("cannot audit the read of WAL {name}, not restored: {e}"),
+                    });
+                }
                 for s in &report.skipped {
                     warn_line!(
                         "wst: WAL {name}: skipped {s}; restored from sink `{}`",
@@ -354,16 +373,16 @@ impl Ops {
     }
 }
 
-/// Starts `wst --config CONFIG wal-drain` in the background (see [`spawn_wst`]).
-fn spawn_drainer(config: &Path) {
-    spawn_wst(config, &["wal-drain"], None);
+/// Starts `wst --config CONFIG [--job JOB] wal-drain` in the background (see [`spawn_wst`]).
+fn spawn_drainer(config: &Path, job: Option<&str>) {
+    spawn_wst(config, job, &["wal-drain"], None);
 }
 
-/// Starts `wst --config CONFIG ARGS… [PATH]` in the background (its own process group on
+/// Starts `wst --config CONFIG [--job JOB] ARGS… [PATH]` in the background (its own process group on
 /// Unix, so a signal to the archiver's group does not stop it mid-upload). It is not waited
 /// for: it outlives this process and is reaped by init. Its standard error stays ours, so
 /// its errors reach the server log.
-fn spawn_wst(config: &Path, args: &[&str], path: Option<&Path>) {
+fn spawn_wst(config: &Path, job: Option<&str>, args: &[&str], path: Option<&Path>) {
     let what = args.join(" ");
     let exe = match std::env::current_exe() {
         Ok(e) => e,
@@ -373,7 +392,11 @@ fn spawn_wst(config: &Path, args: &[&str], path: Option<&Path>) {
         }
     };
     let mut cmd = std::process::Command::new(exe);
-    cmd.arg("--config").arg(config).args(args);
+    cmd.arg("--config").arg(config);
+    if let Some(j) = job {
+        cmd.arg("--job").arg(j);
+    }
+    cmd.args(args);
     if let Some(p) = path {
         cmd.arg(p);
     }

@@ -33,6 +33,10 @@ pub struct ComplianceOptions {
     /// adds the rule `retention ceiling`, which fails while any copy on any sink was taken
     /// before it. Default `None` (no ceiling).
     pub retention_ceiling: Option<Timestamp>,
+    /// Years the audit log must cover (issue 18; seeds/003 HIPAA mode: 6). With it,
+    /// [`Repository::status`](crate::Repository::status) adds the rule `audit retention`.
+    /// Default `None` (not judged).
+    pub audit_retention_years: Option<u32>,
 }
 
 impl Default for ComplianceOptions {
@@ -45,6 +49,7 @@ impl Default for ComplianceOptions {
             three_two_one: ThreeTwoOneOptions::default(),
             placement: crate::placement::Placement::default(),
             retention_ceiling: None,
+            audit_retention_years: None,
         }
     }
 }

@@ -269,6 +269,18 @@ pub enum AuditEvent {
         /// The break-glass authorization that let the restore go on despite `failed`.
         break_glass: Option<BreakGlass>,
     },
+    /// Artifact content was read for someone, by a read no other event records (issue 18,
+    /// "Access audit"; seeds/003 "Access is logged and auditable"): `ls` of an artifact's
+    /// entries or manifest, `wal-fetch` of one archived WAL file. Restores, verifications and
+    /// drills are recorded by their own events. The record's `actor` names who read it.
+    ContentRead {
+        /// The artifact name, or the WAL object's name.
+        artifact: String,
+        /// The sink it was read from.
+        sink: String,
+        /// Why: `ls`, `ls --manifest`, `wal-fetch`.
+        purpose: String,
+    },
 }
 
 /// The record body that is hashed: everything but `hash`.
@@ -277,6 +289,10 @@ struct Body {
     seq: u64,
     time: jiff::Timestamp,
     actor: String,
+    /// The `[[job]]` (issue 18); absent for a configuration without jobs, so older records
+    /// hash exactly as before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    job: Option<String>,
     prev: String,
     event: AuditEvent,
 }
@@ -291,6 +307,10 @@ pub struct AuditRecord {
     pub time: jiff::Timestamp,
     /// Who or what wrote it (user, host, or a configured operator name).
     pub actor: String,
+    /// The `[[job]]` (repository) it was written for (issue 18, "Services"), when the
+    /// configuration has jobs ([`AuditLog::with_job`]); covered by `hash` and `mac`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<String>,
     /// The previous record's `hash`, or [`GENESIS`] for the first.
     pub prev: String,
     /// The event.
@@ -376,6 +396,7 @@ pub struct AuditLog {
     actor: String,
     clock: Clock,
     keys: Vec<EvidenceKey>,
+    job: Option<String>,
 }
 
 impl AuditLog {
@@ -387,7 +408,21 @@ impl AuditLog {
             actor: actor.into(),
             clock: Clock::system(),
             keys: Vec::new(),
+            job: None,
         }
+    }
+
+    /// Names the `[[job]]` in every record appended (issue 18, "Services": status and
+    /// evidence per job). The name is part of the hashed, MAC'd body.
+    #[must_use]
+    pub fn with_job(mut self, job: impl Into<String>) -> Self {
+        self.job = Some(job.into());
+        self
+    }
+
+    /// The `[[job]]` its records name, if any.
+    pub fn job(&self) -> Option<&str> {
+        self.job.as_deref()
     }
 
     /// Keys the chain (issue 14): every record appended carries an HMAC under the first of
@@ -486,6 +521,7 @@ impl AuditLog {
                 seq,
                 time: self.clock.now(),
                 actor: self.actor.clone(),
+                job: self.job.clone(),
                 prev,
                 event,
             };
@@ -497,6 +533,7 @@ impl AuditLog {
                 seq: body.seq,
                 time: body.time,
                 actor: body.actor,
+                job: body.job,
                 prev: body.prev,
                 event: body.event,
                 hash,
@@ -908,6 +945,7 @@ mod tests {
             seq: 1,
             time: jiff::Timestamp::UNIX_EPOCH,
             actor: "ops".into(),
+            job: None,
             prev: r.hash.clone(),
             event: AuditEvent::BackupFailed {
                 duration_seconds: 1.0,
@@ -937,6 +975,31 @@ mod tests {
         assert_eq!(copied.len(), AUDIT_MAX_LIST_ITEMS + 1);
         assert_eq!(copied.last().unwrap(), "… 744 more");
         assert!(log.verify().unwrap().intact());
+    }
+
+    #[test]
+    fn records_name_their_job_inside_the_hashed_body() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.jsonl");
+        // Without a job the line has no `job` member (older logs hash as before).
+        AuditLog::new(&path, "ops").append(event(0)).unwrap();
+        assert!(!std::fs::read_to_string(&path).unwrap().contains("\"job\""));
+        let log = AuditLog::new(&path, "ops").with_job("billing");
+        assert_eq!(log.job(), Some("billing"));
+        let r = log.append(event(1)).unwrap();
+        assert_eq!(r.job.as_deref(), Some("billing"));
+        let records = log.records().unwrap();
+        assert_eq!(records[0].job, None);
+        assert_eq!(records[1].job.as_deref(), Some("billing"));
+        assert!(log.verify().unwrap().intact());
+        // The job is covered by the hash: renaming it breaks the chain.
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::write(
+            &path,
+            text.replace("\"job\":\"billing\"", "\"job\":\"crm\""),
+        )
+        .unwrap();
+        assert_eq!(log.verify().unwrap().first_broken, Some(1));
     }
 
     #[test]
@@ -1000,6 +1063,7 @@ mod tests {
                 seq: rec.seq,
                 time: rec.time,
                 actor: rec.actor,
+                job: None,
                 prev: rec.prev,
                 event: rec.event,
             };
@@ -1073,6 +1137,7 @@ mod tests {
                 seq: r.seq,
                 time: r.time,
                 actor: r.actor.clone(),
+                job: None,
                 prev: prev.clone(),
                 event: r.event.clone(),
             };
@@ -1104,6 +1169,7 @@ mod tests {
             seq: 3,
             time: last.time,
             actor: "mallory".into(),
+            job: None,
             prev: last.hash,
             event: event(3),
         };

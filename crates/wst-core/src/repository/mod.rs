@@ -25,6 +25,7 @@ pub(crate) mod lock;
 pub(crate) mod marker;
 pub(crate) mod unavailable;
 
+mod audit_retention;
 mod ceiling;
 mod copies;
 pub(crate) mod drill_due;

@@ -115,6 +115,13 @@ impl Repository {
                 .rules
                 .push(super::ceiling::ceiling_rule(&catalogs, cutoff));
         }
+        if let Some(years) = options.audit_retention_years {
+            report
+                .rules
+                .push(super::audit_retention::audit_retention_rule(
+                    &catalogs, &records, years, now,
+                ));
+        }
         let audit = self.check_audit_with(&catalogs).await?;
         report.rules.push(RuleStatus {
             rule: "audit log anchored".into(),
