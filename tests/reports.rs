@@ -555,6 +555,28 @@ escalation = "immediate"
     assert!(e.to_string().contains("is not empty"), "{e}");
     assert_eq!(fs::read_dir(&out).unwrap().count(), before);
 
+    // A bundle that fails half-way (the audit log cannot be read) leaves nothing behind:
+    // neither the directory nor its staging.
+    let log = config.audit_log.clone();
+    let aside = t.join("audit.aside");
+    fs::rename(&log, &aside).unwrap();
+    fs::create_dir(&log).unwrap();
+    let failed = t.join("failed");
+    assert!(
+        write_evidence(&repo, &config, &EvidenceOptions::new(since, now, &failed))
+            .await
+            .is_err()
+    );
+    fs::remove_dir(&log).unwrap();
+    fs::rename(&aside, &log).unwrap();
+    assert!(!failed.exists(), "no partial bundle");
+    let staging: Vec<_> = fs::read_dir(t)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().contains("wst-staging"))
+        .collect();
+    assert!(staging.is_empty(), "{staging:?}");
+
     // A shorter period: the last half hour holds the drill and the prune, no backup.
     let recent = (now - SignedDuration::from_mins(30)).to_string();
     let short = write_evidence(

@@ -92,7 +92,61 @@ fn json_error(e: &serde_json::Error) -> Error {
     )
 }
 
-/// Creates `out`, or refuses it when it exists and is not an empty directory.
+/// A staging directory beside the bundle's directory, removed unless promoted: the bundle
+/// appears complete under its name, or not at all (a failed write leaves nothing that looks
+/// like evidence).
+struct Staging {
+    dir: PathBuf,
+    promoted: bool,
+}
+
+impl Staging {
+    /// Creates `.{name}.wst-staging-{pid}-{nanoseconds of now}` beside `out`.
+    fn beside(out: &Path, now: Timestamp) -> Result<Self> {
+        let abs = std::path::absolute(out)
+            .map_err(|e| io(&format!("resolving `{}`", out.display()), e))?;
+        let (Some(parent), Some(name)) = (abs.parent(), abs.file_name()) else {
+            return Err(Error::Config(format!(
+                "`{}` cannot hold an evidence bundle: give a new directory",
+                out.display()
+            )));
+        };
+        fs::create_dir_all(parent)
+            .map_err(|e| io(&format!("creating `{}`", parent.display()), e))?;
+        let dir = parent.join(format!(
+            ".{}.wst-staging-{}-{}",
+            name.to_string_lossy(),
+            std::process::id(),
+            now.as_nanosecond()
+        ));
+        fs::create_dir(&dir).map_err(|e| io(&format!("creating `{}`", dir.display()), e))?;
+        Ok(Self {
+            dir,
+            promoted: false,
+        })
+    }
+
+    /// Renames the staging directory to `out` (replacing `out` when it is an empty directory).
+    fn promote(mut self, out: &Path) -> Result<()> {
+        if out.is_dir() {
+            fs::remove_dir(out).map_err(|e| io(&format!("replacing `{}`", out.display()), e))?;
+        }
+        fs::rename(&self.dir, out)
+            .map_err(|e| io(&format!("moving the bundle to `{}`", out.display()), e))?;
+        self.promoted = true;
+        Ok(())
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        if !self.promoted {
+            let _ = fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// Refuses `out` when it exists and is not an empty directory (nothing is created).
 fn prepare_dir(out: &Path) -> Result<()> {
     match fs::read_dir(out) {
         Ok(mut entries) => {
@@ -105,9 +159,7 @@ fn prepare_dir(out: &Path) -> Result<()> {
             }
             Ok(())
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            fs::create_dir_all(out).map_err(|e| io(&format!("creating `{}`", out.display()), e))
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) if out.is_file() => Err(Error::Config(format!(
             "`{}` is a file, not a directory ({e}): give a new directory",
             out.display()
@@ -532,7 +584,9 @@ fn records_markdown(records: &[AuditRecord], since: Timestamp, now: Timestamp) -
 ///   drill record's restore target, each matched with its audit record in the index.
 ///
 /// Reads the sinks (catalogs, audit anchors) and the audit log; writes only into `out` and
-/// the audit log.
+/// the audit log. The files are written into a staging directory beside `out`
+/// (`.{name}.wst-staging-…`), which is renamed to `out` once every file is written: a failed
+/// write leaves no partial bundle, and the staging directory is removed.
 ///
 /// # Errors
 /// [`Error::Config`] when `out` exists and is not an empty directory, or the retention
@@ -548,8 +602,9 @@ pub async fn write_evidence(
         .compliance_options()
         .map_err(|e| Error::Config(e.to_string()))?;
     prepare_dir(&options.out)?;
+    let staging = Staging::beside(&options.out, now)?;
     let mut w = Writer {
-        dir: &options.out,
+        dir: &staging.dir,
         files: Vec::new(),
     };
     let audit_path = repo.audit().path().to_owned();
@@ -837,24 +892,26 @@ pub async fn write_evidence(
             );
         }
     }
-    fs::write(options.out.join("INDEX.md"), x.as_bytes()).map_err(|e| {
+    fs::write(staging.dir.join("INDEX.md"), x.as_bytes()).map_err(|e| {
         io(
-            &format!("writing `{}`", options.out.join("INDEX.md").display()),
+            &format!("writing `{}`", staging.dir.join("INDEX.md").display()),
             e,
         )
     })?;
+    let files = w.files;
+    staging.promote(&options.out)?;
 
     repo.record(AuditEvent::ReportWritten {
         report: "evidence".into(),
         since: Some(since),
         until: now,
         destination: options.out.display().to_string(),
-        files: w.files.clone(),
+        files: files.clone(),
     })
     .await?;
     Ok(EvidenceBundle {
         dir: options.out.clone(),
-        files: w.files,
+        files,
         since,
         until: now,
         records: records.len() as u64,
