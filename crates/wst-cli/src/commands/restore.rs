@@ -149,8 +149,12 @@ impl Ops {
         // size and SHA-256, its manifest's name) before anything is promoted; it audits the
         // file restore itself.
         let from = sink_name.as_deref();
-        // This command applies the erasure register itself (below, with its report lines).
-        options.erasures = Some(Vec::new());
+        // The erasure register (issue 18; seeds/003 "Erased data must not be restored
+        // unintentionally"): the repository re-applies its paths and objects to the staged
+        // files before promotion, and audits it; its SQL goes to the scratch database below.
+        let (erasures, anomalies) = self.erasures_for_restore().await?;
+        options.erasures = Some(erasures.clone());
+        options.erasure_anomalies = anomalies;
         let report = match self.repo.restore(&name, &options, from).await {
             Ok(r) => r,
             Err(e) => return Err(failed(format!("restore failed, target untouched: {e}"))),
@@ -166,36 +170,12 @@ impl Ops {
                 "restore --tenant: the artifact holds no file or object of this tenant under the [tenant] paths and bucket_prefixes; nothing restored",
             ));
         }
-        // The erasure register, re-applied to what was restored before it is handed over
-        // (issue 18; seeds/003 "Erased data must not be restored unintentionally").
-        let (erasures, anomalies) = self.erasures_for_restore().await?;
-        let files_target = format!("files {}", target.display());
-        let mut re_erasures = match wst::core::erase_tree(target, &erasures) {
-            Ok(done) => done,
-            Err(e) => vec![ReErasure {
-                target: files_target.clone(),
-                error: Some(e.to_string()),
-                ..ReErasure::default()
-            }],
-        };
-        let tree_entries = erasures
-            .iter()
-            .filter(|e| !e.paths.is_empty() || !e.objects.is_empty())
-            .count();
-        if !self.settle_erasures(
-            &name.to_string(),
-            &files_target,
-            tree_entries,
-            &re_erasures,
-            &anomalies,
-            break_glass.as_ref(),
-        )? {
-            // Without break-glass the target was new or empty: nothing of it is handed over.
-            std::fs::remove_dir_all(target).ok();
-            return Err(failed(format!(
-                "restore failed: the erasure register could not be applied to the restored files,                  so they were removed ({}); fix the register or the entry, or go on with                  --break-glass-by WHO --reason WHY",
+        let mut re_erasures = report.re_erasures.clone();
+        for f in &report.erasure_failures {
+            warn_line!(
+                "erasure not applied to files {} (break-glass): {f}",
                 target.display()
-            )));
+            );
         }
         let mut database_usable = true;
         let audit_restore = |passed: bool, seconds: f64, target: String, error: Option<String>| {
@@ -701,8 +681,10 @@ impl Ops {
         let root = f.root.trim_end_matches('/');
         let mut options = RestoreOptions::isolated(&staging).include([format!("{root}/")]);
         options.break_glass = Some(bg.clone());
-        // Applied by this command in staging, below.
-        options.erasures = Some(Vec::new());
+        // The erasure register, applied by the repository in its staging before the tree
+        // reaches ours (issue 18); audited there, with the break-glass that lets a failure go.
+        options.erasures = Some(erasures.to_vec());
+        options.erasure_anomalies = anomalies.to_vec();
         let report = match self.repo.restore(name, &options, sink).await {
             Ok(r) => r,
             Err(e) => {
@@ -725,29 +707,11 @@ impl Ops {
                 path.display()
             )));
         }
-        // The erasure register, applied in staging before the swap (issue 18).
-        let staged_target = format!("staging of {}", path.display());
-        let done = match wst::core::erase_tree(&staging, erasures) {
-            Ok(done) => done,
-            Err(e) => vec![ReErasure {
-                target: staged_target.clone(),
-                error: Some(e.to_string()),
-                ..ReErasure::default()
-            }],
-        };
-        if !self.settle_erasures(
-            &name.to_string(),
-            &staged_target,
-            erasures.len(),
-            &done,
-            anomalies,
-            Some(bg),
-        )? {
-            cleanup();
-            return Err(failed(format!(
-                "the erasure register could not be applied to `{root}/`; `{}` untouched",
+        for f in &report.erasure_failures {
+            warn_line!(
+                "erasure not applied to `{}` (break-glass): {f}",
                 path.display()
-            )));
+            );
         }
         let staged = staging.join(root);
         match std::fs::symlink_metadata(&staged) {

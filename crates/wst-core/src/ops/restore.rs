@@ -374,7 +374,11 @@ pub async fn restore(
                     .await
                     .map_err(|e| crate::bridge::join_error(&e))?;
             let (done, mut failures) = match done {
-                Ok(d) => {
+                Ok(mut d) => {
+                    // Named after the target the tree is promoted to, not its staging.
+                    for r in &mut d {
+                        r.target = format!("files {}", options.target.display());
+                    }
                     let f: Vec<String> = d
                         .iter()
                         .filter_map(|r| {
