@@ -1191,14 +1191,8 @@ impl Ops {
                     None
                 }
             };
-        let state_file = self
-            .config
-            .metrics
-            .as_ref()
-            .and_then(|m| m.state_file.clone())
-            .unwrap_or_else(|| wst::signals::state_path(&self.config.audit_log));
         let push_latency_seconds =
-            wst::signals::SignalState::load(&state_file)
+            wst::signals::SignalState::load(crate::signals::Signals::of(&self.config).state_path())
                 .ok()
                 .and_then(|st| {
                     st.operations

@@ -30,22 +30,14 @@ use super::Ops;
 use crate::output::{say, warn_line};
 use crate::{Out, failed, usage};
 
-/// The queue directory when `[wal] queue_dir` is not set: `wal-queue` beside the audit log.
-fn default_queue_dir(audit_log: &Path) -> PathBuf {
+/// `name` in the audit log's directory: where the WAL queue (`wal-queue`, `[wal] queue_dir`
+/// unset) and the asynchronous archiving spool (`wal-spool`, `[wal] spool_dir` unset) live.
+fn beside_audit_log(audit_log: &Path, name: &str) -> PathBuf {
     audit_log
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or_else(|| Path::new("."))
-        .join("wal-queue")
-}
-
-/// The spool directory when `[wal] spool_dir` is not set: `wal-spool` beside the audit log.
-fn default_spool_dir(audit_log: &Path) -> PathBuf {
-    audit_log
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or_else(|| Path::new("."))
-        .join("wal-spool")
+        .join(name)
 }
 
 /// The spool of asynchronous archiving of this configuration.
@@ -53,7 +45,7 @@ fn spool_of(config: &Config, wal: &WalConfig) -> WalSpool {
     WalSpool::new(
         wal.spool_dir
             .clone()
-            .unwrap_or_else(|| default_spool_dir(&config.audit_log)),
+            .unwrap_or_else(|| beside_audit_log(&config.audit_log, "wal-spool")),
     )
 }
 
@@ -147,7 +139,9 @@ pub(crate) async fn wal_push_async(
         }
         if now.duration_since(started) >= timeout {
             return Err(failed(format!(
-                "wal-push {name}: no acknowledgement from the asynchronous worker within {} s                  (spool `{}`); PostgreSQL retries the file. Run `wst wal-push --worker {}` by                  hand to see why, or set [wal] archive_async = false",
+                "wal-push {name}: no acknowledgement from the asynchronous worker within {} s \
+                 (spool `{}`); PostgreSQL retries the file. Run `wst wal-push --worker {}` by \
+                 hand to see why, or set [wal] archive_async = false",
                 timeout.as_secs(),
                 spool.dir().display(),
                 pg_wal.display()
@@ -191,7 +185,7 @@ impl Ops {
         }
         let queue_dir = wal
             .and_then(|w| w.queue_dir.clone())
-            .unwrap_or_else(|| default_queue_dir(&self.config.audit_log));
+            .unwrap_or_else(|| beside_audit_log(&self.config.audit_log, "wal-queue"));
         let max = wal
             .and_then(|w| w.queue_max_bytes)
             .unwrap_or(DEFAULT_QUEUE_MAX_BYTES);
