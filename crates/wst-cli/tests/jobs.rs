@@ -9,36 +9,14 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use wst::objstore::testing::MotoServer;
 
-/// The operator binary, built by Cargo for this test.
-const WST: &str = env!("CARGO_BIN_EXE_wst");
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
+mod common;
+use common::{MOTO_ENV, Run, run};
 
 fn wst(config: &Path, args: &[&str]) -> Run {
-    let out = Command::new(WST)
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .env("AWS_ACCESS_KEY_ID", "wst-test-key-id")
-        .env("AWS_SECRET_ACCESS_KEY", "wst-test-secret-key")
-        .output()
-        .unwrap();
-    let run = Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    };
-    eprintln!("$ wst {}\n{}{}", args.join(" "), run.stdout, run.stderr);
-    run
+    run(config, args, &MOTO_ENV)
 }
 
 /// moto's sink options without the credentials (given as `AWS_*` variables).

@@ -15,7 +15,6 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs;
 use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 
 use futures::TryStreamExt;
@@ -24,37 +23,11 @@ use wst::objstore::ObjectStoreTarget;
 use wst::objstore::testing::MotoServer;
 use wst::pg::TestCluster;
 
-/// The operator binary, built by Cargo for this test (never a stale copy).
-const WST: &str = env!("CARGO_BIN_EXE_wst");
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
+mod common;
+use common::{MOTO_ENV, Run, run};
 
 fn wst(config: &Path, args: &[&str]) -> Run {
-    let out = Command::new(WST)
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .env("RUST_LOG", "warn")
-        // The bucket's credentials, named by its `options_env` (moto accepts any).
-        .env("WST_TEST_PROOFS_KEY_ID", "wst-test-key-id")
-        .env("WST_TEST_PROOFS_SECRET", "wst-test-secret-key")
-        // The S3 sink's credentials come from the environment: a credential in a [[sinks]]
-        // options table is refused like one in [[bucket]] (issue 15).
-        .env("AWS_ACCESS_KEY_ID", "wst-test-key-id")
-        .env("AWS_SECRET_ACCESS_KEY", "wst-test-secret-key")
-        .output()
-        .unwrap();
-    let run = Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    };
-    eprintln!("$ wst {}\n{}{}", args.join(" "), run.stdout, run.stderr);
-    run
+    run(config, args, &MOTO_ENV)
 }
 
 #[test]

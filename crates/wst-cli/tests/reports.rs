@@ -5,32 +5,12 @@
 
 use std::fs;
 use std::path::Path;
-use std::process::Command;
 
-/// The operator binary, built by Cargo for this test.
-const WST: &str = env!("CARGO_BIN_EXE_wst");
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
+mod common;
+use common::{Run, run};
 
 fn wst(config: &Path, args: &[&str]) -> Run {
-    let out = Command::new(WST)
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap();
-    let run = Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    };
-    eprintln!("$ wst {}\n{}{}", args.join(" "), run.stdout, run.stderr);
-    run
+    run(config, args, &[])
 }
 
 /// The configuration: one tree, `local-c` in production's region, `offsite-d` declared by

@@ -23,29 +23,11 @@ use hyper_util::rt::TokioIo;
 use serde_json::Value;
 use wst::pg::TestCluster;
 
-const WST: &str = env!("CARGO_BIN_EXE_wst");
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
+mod common;
+use common::{Run, WST, run};
 
 fn wst(config: &Path, args: &[&str]) -> Run {
-    let out = Command::new(WST)
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .output()
-        .unwrap();
-    let run = Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    };
-    eprintln!("$ wst {}\n{}{}", args.join(" "), run.stdout, run.stderr);
-    run
+    run(config, args, &[])
 }
 
 /// A webhook receiver on loopback: records every JSON body; answers 500 to the first

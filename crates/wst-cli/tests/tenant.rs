@@ -11,7 +11,6 @@
 
 use std::fs;
 use std::path::Path;
-use std::process::Command;
 use std::sync::Arc;
 
 use futures::TryStreamExt;
@@ -20,36 +19,11 @@ use wst::objstore::ObjectStoreTarget;
 use wst::objstore::testing::MotoServer;
 use wst::pg::TestCluster;
 
-/// The operator binary, built by Cargo for this test.
-const WST: &str = env!("CARGO_BIN_EXE_wst");
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
+mod common;
+use common::{MOTO_ENV, Run, json, run};
 
 fn wst(config: &Path, args: &[&str]) -> Run {
-    let out = Command::new(WST)
-        .arg("--config")
-        .arg(config)
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .env("WST_TEST_KEY_ID", "wst-test-key-id")
-        .env("WST_TEST_SECRET", "wst-test-secret-key")
-        .output()
-        .unwrap();
-    let run = Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    };
-    eprintln!("$ wst {}\n{}{}", args.join(" "), run.stdout, run.stderr);
-    run
-}
-
-fn json(r: &Run) -> serde_json::Value {
-    serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}: {}", r.stdout))
+    run(config, args, &MOTO_ENV)
 }
 
 fn store(moto: &MotoServer, url: &str) -> Arc<dyn ObjectStore> {
