@@ -513,7 +513,7 @@ proofs = ["tenants/{tenant}/"]
     assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
     assert!(
         r.stderr
-            .contains("`app.notes` (not tenant-owned) references `app.customers`")
+            .contains("`app.notes` references `app.customers` with an ON DELETE action")
             && r.stderr.contains("NOT copied into production"),
         "{}",
         r.stderr

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use tokio_postgres::types::Type;
 
 use crate::config::{ConnectionConfig, Password};
-use crate::connect::{Session, connect, query_error};
+use crate::connect::{Session, connect, query_error, quote_ident as quote};
 use crate::error::{Error, Result};
 
 /// One table of a tenant restore and its row counts.
@@ -59,10 +59,16 @@ impl TenantRestore {
     }
 }
 
-/// `"ident"` with `"` doubled: a name from the catalog or the configuration as an SQL
-/// identifier.
-fn quote(ident: &str) -> String {
-    format!("\"{}\"", ident.replace('"', "\"\""))
+/// `e` with `note` added to what it says (a query error keeps its variant).
+fn with_context(e: Error, note: &str) -> Error {
+    match e {
+        Error::Query { context, detail } => Error::Query {
+            context: format!("{context} ({note})"),
+            detail,
+        },
+        Error::Config(m) => Error::Config(format!("{m} ({note})")),
+        other => other,
+    }
 }
 
 /// `schema.table` split and quoted: `"schema"."table"`.
@@ -379,8 +385,10 @@ async fn copy_columns(db: &Db, table: &str) -> Result<Vec<String>> {
 ///
 /// # Errors
 /// The connection errors of [`crate::erase_database`] for either database; [`Error::Config`]
-/// for a refusal above; [`Error::Query`] when a delete or copy fails (the production
-/// transaction is rolled back: nothing changed).
+/// for a refusal above, or when the deletes changed other tenants' rows (rolled back);
+/// [`Error::Query`] when a delete or copy fails (the production transaction is rolled back:
+/// nothing changed, and the message says so) or when `COMMIT` fails (the outcome is unknown,
+/// and the message says so).
 pub async fn copy_tenant(
     scratch: &ConnectionConfig,
     production: &ConnectionConfig,
@@ -423,19 +431,35 @@ pub async fn copy_tenant(
     }
     let owned_set: BTreeSet<&str> = owned.iter().copied().collect();
     for (child, parent, action) in into.foreign_keys().await? {
-        if owned_set.contains(parent.as_str())
-            && !owned_set.contains(child.as_str())
-            && matches!(action.as_str(), "c" | "n" | "d")
-        {
+        // A cascade from a shared table, or SET NULL / SET DEFAULT anywhere, would change rows
+        // the tenant does not own; a cascade between tenant-owned tables is checked by the
+        // counts below.
+        let refused = owned_set.contains(parent.as_str())
+            && (matches!(action.as_str(), "n" | "d")
+                || (action == "c" && !owned_set.contains(child.as_str())));
+        if refused {
             return Err(Error::Config(format!(
-                "`{child}` (not tenant-owned) references `{parent}` with an ON DELETE action: \
-                 replacing the tenant's rows would change it; add it to [tenant] tables \
-                 (with the tenant column) or restore it by hand; nothing copied"
+                "`{child}` references `{parent}` with an ON DELETE action that replacing the \
+                 tenant's rows would apply to rows it does not own; add `{child}` to [tenant] \
+                 tables (with the tenant column) or restore it by hand; nothing copied"
             )));
         }
     }
+    let others_sql = |t: &str| {
+        format!(
+            "SELECT count(*) FROM {} WHERE {}::text IS DISTINCT FROM $1",
+            qualified(t),
+            quote(column)
+        )
+    };
     into.batch("BEGIN").await?;
     let done = async {
+        // Other tenants' rows per table, before and after: an ON DELETE CASCADE between
+        // tenants' rows must not go unnoticed.
+        let mut others = BTreeMap::new();
+        for t in &owned {
+            others.insert(*t, into.count(&others_sql(t), Some(tenant)).await?);
+        }
         let mut removed = BTreeMap::new();
         for t in &owned {
             let n = into
@@ -483,17 +507,39 @@ pub async fn copy_tenant(
                 .map_err(|e| into.err(format!("writing `{t}` into production"), &e))?;
             copied.insert(*t, n);
         }
+        for t in &owned {
+            let after = into.count(&others_sql(t), Some(tenant)).await?;
+            if after != others[t] {
+                return Err(Error::Config(format!(
+                    "replacing the tenant's rows changed other tenants' rows in `{t}` ({} \
+                     before, {after} after: an ON DELETE CASCADE across tenants); rolled back, \
+                     nothing changed",
+                    others[t]
+                )));
+            }
+        }
         Ok::<_, Error>((removed, copied))
     }
     .await;
     let (removed, copied) = match done {
         Ok(r) => {
-            into.batch("COMMIT").await?;
+            if let Err(e) = into.batch("COMMIT").await {
+                return Err(with_context(
+                    e,
+                    "COMMIT of the tenant's rows into production failed, so its outcome is \
+                     unknown: check the production tables before anything else",
+                ));
+            }
             r
         }
         Err(e) => {
-            into.batch("ROLLBACK").await.ok();
-            return Err(e);
+            if let Err(re) = into.batch("ROLLBACK").await {
+                tracing::error!(error = %re, "ROLLBACK of the tenant copy failed; the server rolls back when the session ends");
+            }
+            return Err(with_context(
+                e,
+                "the production transaction was rolled back: nothing changed there",
+            ));
         }
     };
     Ok(TenantRestore {

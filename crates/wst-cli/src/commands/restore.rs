@@ -292,8 +292,10 @@ impl Ops {
             // Tenant restore: the scratch database reduced to the tenant's rows (after the
             // proof against the manifest and the erasure register), then, with break-glass,
             // those rows copied into production (issue 18).
+            // Only a scratch database that passed its proof is reduced or copied.
             if let Some(t) = &tenant
                 && database_usable
+                && proof.passed()
             {
                 let (value, ok) = self
                     .tenant_rows(

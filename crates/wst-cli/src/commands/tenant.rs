@@ -44,8 +44,8 @@ pub(crate) fn tenant_bucket_prefixes(ops: &Ops, tenant: &str, bucket: &str) -> O
 
 impl Ops {
     /// The tenant selection of a `restore --tenant ID`, checked against the other flags:
-    /// `--database` needs `[tenant] column`; `--into-production` needs a scratch `--database`
-    /// that is not the source database's name.
+    /// `--database` needs `[tenant] column` and must not name the source database (the
+    /// scratch is reduced to one tenant); `--into-production` needs a `[database]` section.
     pub(super) fn tenant_plan(
         &self,
         tenant: Option<&str>,
@@ -61,22 +61,22 @@ impl Ops {
                 "--tenant with --database needs [tenant] column (the column naming the tenant)",
             ));
         }
-        if into_production {
-            let db = self
-                .config
-                .database
-                .as_ref()
-                .ok_or_else(|| usage("--into-production needs a [database] section"))?;
+        // The scratch database is reduced to one tenant's rows: it is never the production
+        // database, with or without --into-production.
+        if let Some(db) = &self.config.database
+            && database.is_some()
+        {
             let source = ConnectionConfig::from_url(&db.url)
                 .map_err(|e| usage(e.to_string()))?
                 .database;
             if database == Some(source.as_str()) {
                 return Err(usage(format!(
-                    "--tenant --into-production: --database must be a scratch database, not the \
-                     production database `{source}` (the tenant's rows are copied from it into \
-                     production)"
+                    "--tenant: --database must be a scratch database, not the production \
+                     database `{source}` (every other tenant's rows are deleted from it)"
                 )));
             }
+        } else if into_production {
+            return Err(usage("--into-production needs a [database] section"));
         }
         Ok(Some(sel))
     }
@@ -137,8 +137,8 @@ impl Ops {
                 Ok((out, true))
             }
             Err(e) => Err(failed(format!(
-                "tenant rows NOT copied into production (its transaction rolled back, nothing \
-                 changed there): {e}; the scratch database `{}` holds the restored rows",
+                "tenant rows NOT copied into production: {e}; the scratch database `{}` holds \
+                 the restored rows",
                 scratch.database
             ))),
         }
