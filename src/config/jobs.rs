@@ -232,21 +232,22 @@ fn across(config: &Config, p: &mut Vec<Problem>) {
                         p.push(Problem::new(
                             format!("job[{j}].sinks[{sj}].url"),
                             format!(
-                                "`{}` is also job `{name}`'s sink `{}` (sinks[{si}]): two jobs \
-                                 must not share a sink location, whatever their prefixes (one \
-                                 repository marker per location; one job's listing and prune \
-                                 would see the other's artifacts): give each job its own \
-                                 directory or bucket path, e.g. `{}/{other}`",
-                                sb.url, sa.name, la
+                                "sink `{}` has the location of job `{name}`'s sink `{}` \
+                                 (sinks[{si}]): two jobs must not share a sink location, \
+                                 whatever their prefixes (one repository marker per location; \
+                                 one job's listing and prune would see the other's artifacts): \
+                                 give each job its own directory or bucket path, e.g. ending in \
+                                 `/{other}`",
+                                sb.name, sa.name
                             ),
                         ));
                     } else if nested(&la, &lb) || nested(&lb, &la) {
                         p.push(Problem::new(
                             format!("job[{j}].sinks[{sj}].url"),
                             format!(
-                                "`{}` and job `{name}`'s sink `{}` (`{}`) are one inside the \
+                                "sink `{}` and job `{name}`'s sink `{}` are one inside the \
                                  other: give each job a location of its own, side by side",
-                                sb.url, sa.name, sa.url
+                                sb.name, sa.name
                             ),
                         ));
                     }
@@ -270,6 +271,43 @@ fn across(config: &Config, p: &mut Vec<Problem>) {
                         k.display()
                     ),
                 ));
+            }
+            // The state a job keeps beside its audit log unless told otherwise: set in the
+            // configuration once for every job, it would be shared.
+            let state = |c: &Config| -> [(&'static str, Option<PathBuf>); 4] {
+                [
+                    (
+                        "wal.queue_dir",
+                        c.wal.as_ref().and_then(|w| w.queue_dir.clone()),
+                    ),
+                    (
+                        "wal.spool_dir",
+                        c.wal.as_ref().and_then(|w| w.spool_dir.clone()),
+                    ),
+                    (
+                        "metrics.state_file",
+                        c.metrics.as_ref().and_then(|m| m.state_file.clone()),
+                    ),
+                    (
+                        "metrics.textfile",
+                        c.metrics.as_ref().and_then(|m| m.textfile.clone()),
+                    ),
+                ]
+            };
+            for ((key, pa), (_, pb)) in state(a).into_iter().zip(state(b)) {
+                if let (Some(pa), Some(pb)) = (pa, pb)
+                    && pa == pb
+                {
+                    p.push(Problem::new(
+                        format!("job[{j}].{key}"),
+                        format!(
+                            "`{}` is also job `{name}`'s {key}: each job's WAL queue, spool, \
+                             signal state and metrics are its own (set it in each [[job]], or \
+                             leave it out to get a place beside the job's audit log)",
+                            pb.display()
+                        ),
+                    ));
+                }
             }
             if a.audit_log.parent() == b.audit_log.parent() {
                 p.push(Problem::new(
@@ -401,10 +439,11 @@ mod tests {
         assert_eq!(p.len(), 1, "{p:?}");
         assert!(
             p[0].starts_with(
-                "job[1].sinks[0].url: `file:///srv/wst/billing/` is also job `billing`'s sink `c`"
+                "job[1].sinks[0].url: sink `c` has the location of job `billing`'s sink `c`"
             ),
             "{p:?}"
         );
+        assert!(!p[0].contains("/srv/wst"), "names, never a URL: {p:?}");
         let nested = TWO.replace("/srv/wst/crm", "/srv/wst/billing/crm");
         let p = problems_of(&nested);
         assert!(p[0].contains("one inside the other"), "{p:?}");
@@ -428,6 +467,15 @@ mod tests {
         );
         let p = problems_of(&shared_log);
         assert!(p.iter().any(|p| p.starts_with("job[1].audit_log")), "{p:?}");
+        // A WAL queue or signal state set once for every job would be shared.
+        let shared_state = format!(
+            "{TWO}\n[wal]\nqueue_dir = \"/var/lib/wst/wal-queue\"\n\
+             [metrics]\nstate_file = \"/var/lib/wst/signals.json\"\n"
+        );
+        let p = problems_of(&shared_state);
+        for key in ["job[1].wal.queue_dir", "job[1].metrics.state_file"] {
+            assert!(p.iter().any(|p| p.starts_with(key)), "{key}: {p:?}");
+        }
     }
 
     #[test]

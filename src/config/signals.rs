@@ -30,7 +30,7 @@ pub struct MetricsConfig {
 
 /// `[alerts]`: where alerts and recovery notices go (a command and/or a webhook; both when
 /// both are set). Without a channel nothing is sent; the metrics still show every failure.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct AlertsConfig {
@@ -57,6 +57,21 @@ pub struct AlertsConfig {
     /// `PostgreSQL` pages once an hour, not every few seconds; Prometheus Alertmanager calls
     /// this `repeat_interval`).
     pub repeat_minutes: Option<u64>,
+}
+
+/// Never prints the webhook URL (it may carry a token): only that one is set.
+impl std::fmt::Debug for AlertsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AlertsConfig")
+            .field("command", &self.command)
+            .field("webhook", &self.webhook.as_ref().map(|_| "[REDACTED]"))
+            .field("retries", &self.retries)
+            .field("backoff_seconds", &self.backoff_seconds)
+            .field("timeout_seconds", &self.timeout_seconds)
+            .field("lock_contention_limit", &self.lock_contention_limit)
+            .field("repeat_minutes", &self.repeat_minutes)
+            .finish()
+    }
 }
 
 /// One `[[schedule]]`: a job run by `wst daemon` (and rendered by `wst schedule print`).
@@ -269,6 +284,14 @@ mod tests {
             assert!(joined.contains(key), "{key} missing in:\n{joined}");
         }
         assert!(!joined.contains("hunter2"), "never the secret: {joined}");
+        let c = Config::from_toml_str(&format!(
+            "{BASE}[alerts]\nwebhook = \"https://hooks.example/T0K3N\"\n"
+        ))
+        .unwrap();
+        assert!(
+            !format!("{c:?}").contains("T0K3N"),
+            "Debug never prints the webhook"
+        );
         assert!(
             problems("[metrics]\nlisten = \"0.0.0.0:9187\"\nallow_non_loopback = true\n")
                 .is_empty()

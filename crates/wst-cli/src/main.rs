@@ -593,6 +593,20 @@ async fn run(cli: Cli) -> Out<u8> {
     if configs.len() == 1 {
         return Box::pin(run_one(cli, configs.remove(0))).await;
     }
+    // A report written to one new file or directory is one job's.
+    if let Command::Report {
+        command: ReportCommand::Bcp { out: Some(_) } | ReportCommand::Evidence { .. },
+    } = &cli.command
+    {
+        return Err(usage(format!(
+            "several jobs: a report written with --out is one job's; pass --job NAME (one of {})",
+            configs
+                .iter()
+                .filter_map(|c| c.job_name.clone())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
     let mut worst = 0;
     for config in configs {
         let name = config.job_name.clone().unwrap_or_default();
@@ -705,6 +719,9 @@ async fn run_one(cli: Cli, config: wst::config::Config) -> Out<u8> {
         }
     };
     let head = ops.audit_head();
+    // A `wal-fetch` runs once per WAL file during recovery: its `content_read` record is
+    // anchored by the next command that anchors, not by a round trip to every sink per file.
+    let anchors = !matches!(cli.command, Command::WalFetch { .. });
     let code = dispatch(cli, &ops).await;
     if let Some(op) = operation {
         let (c, message) = match &code {
@@ -725,7 +742,7 @@ async fn run_one(cli: Cli, config: wst::config::Config) -> Out<u8> {
             .await;
     }
     // Whatever the command recorded is anchored on the sinks (issue 14).
-    if ops.audit_head() != head {
+    if anchors && ops.audit_head() != head {
         ops.anchor().await;
     }
     code

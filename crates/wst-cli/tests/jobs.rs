@@ -113,7 +113,8 @@ fn two_jobs_are_two_repositories_and_every_read_is_audited() {
     let r = wst(&shared, &["config", "check"]);
     assert_eq!(r.code, 2, "{}", r.stderr);
     assert!(
-        r.stderr.contains("job[1].sinks[0].url") && r.stderr.contains("is also job `a`'s sink `c`"),
+        r.stderr.contains("job[1].sinks[0].url")
+            && r.stderr.contains("has the location of job `a`'s sink `c`"),
         "{}",
         r.stderr
     );

@@ -156,22 +156,27 @@ impl RecoveryConfig {
     }
 }
 
-/// The `restore_command` that runs `wst wal-fetch` with the configuration file `config`:
-/// `'<wst>' --config '<config>' wal-fetch %f %p`, quoted for `/bin/sh` (on Windows, for
-/// `cmd.exe`: double quotes). Both paths should be absolute: `PostgreSQL` runs the command in
-/// the data directory.
-pub fn wal_fetch_command(wst: &Path, config: &Path) -> String {
+/// The `restore_command` that runs `wst wal-fetch` with the configuration file `config`
+/// (and, for a configuration with `[[job]]`, `--job JOB`: without it `wal-fetch` refuses, and
+/// `PostgreSQL` would take the refusal for the end of the archive):
+/// `'<wst>' --config '<config>' [--job '<job>'] wal-fetch %f %p`, quoted for `/bin/sh` (on
+/// Windows, for `cmd.exe`: double quotes). Both paths should be absolute: `PostgreSQL` runs
+/// the command in the data directory.
+pub fn wal_fetch_command(wst: &Path, config: &Path, job: Option<&str>) -> String {
     if cfg!(windows) {
         format!(
-            "\"{}\" --config \"{}\" wal-fetch \"%f\" \"%p\"",
+            "\"{}\" --config \"{}\"{} wal-fetch \"%f\" \"%p\"",
             wst.display(),
-            config.display()
+            config.display(),
+            job.map(|j| format!(" --job \"{j}\"")).unwrap_or_default()
         )
     } else {
         format!(
-            "{} --config {} wal-fetch %f %p",
+            "{} --config {}{} wal-fetch %f %p",
             sh_quote(&wst.display().to_string()),
-            sh_quote(&config.display().to_string())
+            sh_quote(&config.display().to_string()),
+            job.map(|j| format!(" --job {}", sh_quote(j)))
+                .unwrap_or_default()
         )
     }
 }
@@ -653,7 +658,17 @@ mod tests {
         std::fs::write(pgdata.join("PG_VERSION"), "15\n").unwrap();
         std::fs::write(pgdata.join("backup_label"), "START TIMELINE: 1\n").unwrap();
         std::fs::write(pgdata.join("postgresql.auto.conf"), "work_mem = '8MB'\n").unwrap();
-        let cmd = wal_fetch_command(Path::new("/opt/it's/wst"), Path::new("/etc/wst/wst.toml"));
+        let cmd = wal_fetch_command(
+            Path::new("/opt/it's/wst"),
+            Path::new("/etc/wst/wst.toml"),
+            None,
+        );
+        if cfg!(unix) {
+            assert_eq!(
+                wal_fetch_command(Path::new("/w"), Path::new("/c"), Some("billing")),
+                "'/w' --config '/c' --job 'billing' wal-fetch %f %p"
+            );
+        }
         let target = RecoveryTarget::Time("2026-11-30T12:34:56.5Z".parse().unwrap());
         configure_recovery(pgdata, &RecoveryConfig::new(cmd, target).port(55432)).unwrap();
         let auto = std::fs::read_to_string(pgdata.join("postgresql.auto.conf")).unwrap();

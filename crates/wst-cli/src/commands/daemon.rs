@@ -183,6 +183,21 @@ impl Ops {
 pub(crate) async fn daemon(config_path: PathBuf, json: bool) -> Out<u8> {
     let config = load_config(&config_path)?;
     let schedules = schedules_of(&config)?;
+    // With [[job]], a scheduled run is every job's; these jobs need one repository.
+    if !config.jobs.is_empty()
+        && let Some(s) = config
+            .schedules
+            .iter()
+            .find(|s| matches!(s.job.as_str(), "drill" | "drill-pitr" | "base-backup"))
+    {
+        return Err(usage(format!(
+            "[[schedule]] job = \"{}\" runs for one repository, and this configuration has \
+             several [[job]]s: schedule it per job with cron or a systemd timer running \
+             `wst --job NAME {}`",
+            s.job,
+            s.job.replace("drill-pitr", "drill --pitr")
+        )));
+    }
     if schedules.is_empty() {
         return Err(usage(
             "no [[schedule]] in the configuration: add one (e.g. job = \"backup\", cron = \"0 */4 * * *\")",

@@ -359,9 +359,12 @@ impl Ops {
                 "cannot name the running wst binary for restore_command: {e}"
             ))
         })?;
-        let mut rc = RecoveryConfig::new(wal_fetch_command(&exe, &config_path), req.target.clone())
-            .action(req.action)
-            .keep_archiving(keep_archiving);
+        let mut rc = RecoveryConfig::new(
+            wal_fetch_command(&exe, &config_path, self.config.job_name.as_deref()),
+            req.target.clone(),
+        )
+        .action(req.action)
+        .keep_archiving(keep_archiving);
         let socket_dir = pgdata.parent().map(Path::to_path_buf);
         if let Some(port) = req.start_port {
             rc = rc.port(port);
@@ -1306,7 +1309,7 @@ impl Ops {
         let exe = std::env::current_exe()?;
         let config_path = self.config_path.clone();
         let rc = RecoveryConfig::new(
-            wal_fetch_command(&exe, &config_path),
+            wal_fetch_command(&exe, &config_path, self.config.job_name.as_deref()),
             RecoveryTarget::Time(target),
         )
         .port(port)
